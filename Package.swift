@@ -1,0 +1,63 @@
+// swift-tools-version: 6.0
+import PackageDescription
+
+/// A built-in plugin bundle: a dynamic library loaded by the host through the C ABI, exactly as a
+/// third-party plugin is. Its manifest lives in plugins/.
+func pluginBundle(_ name: String, dependencies: [Target.Dependency] = []) -> (Product, Target) {
+    (.library(name: "Quac\(name)", type: .dynamic, targets: [name]),
+     .target(name: name, dependencies: ["QuacPluginKit"] + dependencies, path: "Sources/Plugins/\(name)"))
+}
+
+let bundles = [
+    pluginBundle("BasicModels"),
+    pluginBundle("Attributions"),
+    pluginBundle("Scorers"),
+]
+
+let package = Package(
+    name: "quac-host",
+    products: [
+        .executable(name: "quac-host", targets: ["quac-host"]),
+        .library(name: "QuacHost", targets: ["QuacHost"]),
+        .library(name: "QuacPluginKit", targets: ["QuacPluginKit"]),
+        .library(name: "Engine", targets: ["Engine"]),
+    ] + bundles.map(\.0),
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+    ],
+    targets: [
+        // The ABI: the one header host and plugins share.
+        .target(name: "QuacPluginAPI", path: "Sources/PluginAPI"),
+
+        // System libraries.
+        .systemLibrary(name: "CFFI", path: "Sources/Shims/CFFI", pkgConfig: "libffi",
+                       providers: [.apt(["libffi-dev"])]),
+        .systemLibrary(name: "CJSONC", path: "Sources/Shims/CJSONC", pkgConfig: "json-c",
+                       providers: [.apt(["libjson-c-dev"])]),
+        .systemLibrary(name: "COpenBLAS", path: "Sources/Shims/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+
+        // The host library and its CLI.
+        .target(name: "QuacHost",
+                dependencies: ["QuacPluginAPI", "CFFI", .product(name: "Logging", package: "swift-log")],
+                path: "Sources/Host"),
+        .executableTarget(name: "quac-host",
+                          dependencies: ["QuacHost",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                          path: "Sources/quac-host"),
+
+        // The SDK: a Swift helper for plugins written in Swift, and the C helper library (also built
+        // by SDK/Makefile outside SwiftPM; compiled here so every build checks it).
+        .target(name: "QuacPluginKit", dependencies: ["QuacPluginAPI"], path: "SDK/swift/QuacPluginKit"),
+        .target(name: "QuacSDK", dependencies: ["QuacPluginAPI", "CJSONC"], path: "SDK/lib"),
+
+        // The compute engine the built-in classifiers, converters and learned explainers run on.
+        .target(name: "Engine", dependencies: ["COpenBLAS", "QuacPluginAPI"], path: "Sources/Plugins/Engine"),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests"),
+
+        .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",
+                    resources: [.copy("Fixtures")]),
+    ] + bundles.map(\.1),
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,1 @@
+../../Sources/PluginAPI/include/quac_plugin.h

@@ -1,0 +1,1 @@
+#include "quac_sdk.h"

@@ -1,0 +1,3 @@
+import COpenBLAS
+/// Engine placeholder (issue 3).
+public enum EngineInfo { public static let name = "engine" }
