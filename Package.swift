@@ -19,6 +19,7 @@ let package = Package(
     products: [
         .executable(name: "quac-host", targets: ["quac-host"]),
         .library(name: "QuacHost", targets: ["QuacHost"]),
+        .library(name: "QuacCore", targets: ["QuacCore"]),
         .library(name: "QuacPluginKit", targets: ["QuacPluginKit"]),
         .library(name: "Engine", targets: ["Engine"]),
     ] + bundles.map(\.0),
@@ -38,9 +39,14 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", path: "Sources/Shims/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
 
+        // What host, engine and Swift plugins share: JSON, tensors and their ABI bridge, tensor files
+        // (safetensors, NPY), atomic writes, SHA-256.
+        .target(name: "QuacCore", dependencies: ["QuacPluginAPI"], path: "Sources/Core"),
+        .testTarget(name: "QuacCoreTests", dependencies: ["QuacCore"], path: "Tests/QuacCoreTests"),
+
         // The host library and its CLI.
         .target(name: "QuacHost",
-                dependencies: ["QuacPluginAPI", "CFFI", .product(name: "Logging", package: "swift-log")],
+                dependencies: ["QuacCore", "QuacPluginAPI", "CFFI", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/Host"),
         .executableTarget(name: "quac-host",
                           dependencies: ["QuacHost",
@@ -49,11 +55,11 @@ let package = Package(
 
         // The SDK: a Swift helper for plugins written in Swift, and the C helper library (also built
         // by SDK/Makefile outside SwiftPM; compiled here so every build checks it).
-        .target(name: "QuacPluginKit", dependencies: ["QuacPluginAPI"], path: "SDK/swift/QuacPluginKit"),
+        .target(name: "QuacPluginKit", dependencies: ["QuacCore", "QuacPluginAPI"], path: "SDK/swift/QuacPluginKit"),
         .target(name: "QuacSDK", dependencies: ["QuacPluginAPI", "CJSONC"], path: "SDK/lib"),
 
         // The compute engine the built-in classifiers, converters and learned explainers run on.
-        .target(name: "Engine", dependencies: ["COpenBLAS", "QuacPluginAPI"], path: "Sources/Plugins/Engine"),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "QuacCore", "QuacPluginAPI"], path: "Sources/Plugins/Engine"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests"),
 
         .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",

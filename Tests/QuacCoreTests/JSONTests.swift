@@ -1,5 +1,5 @@
 import XCTest
-@testable import QuacHost
+@testable import QuacCore
 
 final class JSONTests: XCTestCase {
     func testRoundTripKeepsOrderAndExactIntegers() throws {
