@@ -47,7 +47,8 @@ let package = Package(
         // The host library and its CLI.
         .target(name: "QuacHost",
                 dependencies: ["QuacCore", "QuacPluginAPI", "CFFI", .product(name: "Logging", package: "swift-log")],
-                path: "Sources/Host"),
+                path: "Sources/Host",
+                resources: [.copy("Resources/schemas")]),
         .executableTarget(name: "quac-host",
                           dependencies: ["QuacHost",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],

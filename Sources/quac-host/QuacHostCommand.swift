@@ -1,8 +1,43 @@
 import ArgumentParser
+import Foundation
 import QuacHost
 
 @main
 struct QuacHostCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "quac-host", abstract: "Explain classifiers with plugins.")
-    func run() throws { print("quac-host") }
+    static let configuration = CommandConfiguration(
+        commandName: "quac-host",
+        abstract: "Explain image and concept classifiers with plugins: attribution methods, counterfactuals, scorers.",
+        discussion: """
+        Exit codes: 0 success; 1 bad input (a manifest, a data file, a plugin that refused or misbehaved), \
+        with a one-line message naming the file and field; 2 an internal error of quac-host.
+        Plugins are found in ./plugins, $QUAC_PLUGIN_PATH (colon-separated) and \
+        ~/.local/share/quac-host/plugins (or $XDG_DATA_HOME/quac-host/plugins).
+        """,
+        version: PipelineRunner.toolVersion,
+        subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self])
+
+    /// Runs a command body with the CLI's error contract: one line on stderr, exit code 1 or 2.
+    static func guarded(_ body: () throws -> Void) throws {
+        do { try body() } catch let e as ExitCode {
+            throw e
+        } catch {
+            let q = QuacError.wrap(error)
+            FileHandle.standardError.write(Data("error: \(q.message)\n".utf8))
+            throw ExitCode(q.exitCode)
+        }
+    }
+}
+
+/// Options every command that looks up plugins shares.
+struct PluginPathOptions: ParsableArguments {
+    @Option(name: .customLong("plugin-path"), help: "An extra folder of plugin manifests (searched first; repeatable).")
+    var pluginPaths: [String] = []
+
+    var urls: [URL] { pluginPaths.map { URL(fileURLWithPath: $0) } }
+    var registry: PluginRegistry { PluginRegistry(searchPath: PluginRegistry.defaultSearchPath(extra: urls)) }
+}
+
+/// Writes machine output as JSON on stdout.
+func printJSON(_ value: JSONValue) {
+    print(value.serialized(pretty: true))
 }

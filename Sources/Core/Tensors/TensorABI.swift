@@ -91,3 +91,50 @@ public enum TensorError: Error, CustomStringConvertible {
         switch self { case .invalid(let s): return s }
     }
 }
+
+extension Tensor {
+    /// A view of a borrowed ABI tensor, valid only while the borrowed memory is (the duration of a
+    /// plugin call). Compact tensors are not copied; strided ones are.
+    public init(borrowing t: quac_tensor) throws {
+        if let p = Tensor.problem(with: t) { throw TensorError.invalid(p) }
+        let shape = (0..<Int(t.ndim)).map { Int(t.shape[$0]) }
+        guard t.strides == nil || Tensor.isCompact(shape: shape, strides: t.strides) else {
+            try self.init(copying: t)
+            return
+        }
+        let dtype = DType(abi: t.dtype)!
+        let bytes = shape.reduce(1, *) * dtype.byteSize
+        if bytes == 0 {
+            self.init(zeros: shape, dtype: dtype)
+            return
+        }
+        self.init(dtype: dtype, shape: shape,
+                  storage: TensorStorage(base: t.data! + Int(t.byte_offset), byteCount: bytes, release: nil))
+    }
+
+    /// A heap-held ABI view of this tensor, for building structs that point at several tensors.
+    public func abiView() -> ABITensorView { ABITensorView(self) }
+}
+
+/// A quac_tensor describing a Tensor, alive as long as this object (which keeps the Tensor alive).
+public final class ABITensorView {
+    public let tensor: Tensor
+    public let pointer: UnsafeMutablePointer<quac_tensor>
+    private let dims: UnsafeMutablePointer<Int64>
+
+    public init(_ tensor: Tensor) {
+        self.tensor = tensor
+        dims = .allocate(capacity: max(tensor.rank, 1))
+        for (i, d) in tensor.shape.enumerated() { dims[i] = Int64(d) }
+        pointer = .allocate(capacity: 1)
+        pointer.initialize(to: quac_tensor(
+            data: tensor.storage.base, device: quac_device(device_type: Int32(QUAC_DEVICE_CPU), device_id: 0),
+            ndim: Int32(tensor.rank), dtype: tensor.dtype.abi, shape: dims, strides: nil,
+            byte_offset: UInt64(tensor.offset)))
+    }
+
+    deinit {
+        pointer.deallocate()
+        dims.deallocate()
+    }
+}

@@ -275,6 +275,8 @@ typedef struct quac_batch {
     const quac_tensor *target;      /* counterfactual target class */
     const quac_tensor *x_cf;        /* counterfactuals of x towards target */
     const quac_tensor *attribution; /* scorers only: the map being scored, in [0,1] */
+    const quac_tensor *reference;   /* converters only: target-class images for reference style, or
+                                     * NULL for latent style */
     uint64_t seed;                  /* seed for every random choice of this call */
 } quac_batch;
 

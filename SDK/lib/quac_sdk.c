@@ -1,1 +1,0 @@
-#include "quac_sdk.h"

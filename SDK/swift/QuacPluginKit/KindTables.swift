@@ -1,0 +1,137 @@
+import Foundation
+
+/// The kind tables every Swift plugin shares: each thunk finds its instance through plugin_data and
+/// calls the protocol method, converting tensors at the boundary.
+enum KindTables {
+    static let classifier: UnsafeMutablePointer<quac_classifier> = make(quac_classifier(
+        struct_size: UInt32(MemoryLayout<quac_classifier>.size), get_info: classifierGetInfo,
+        forward: classifierForward, vjp: classifierVJP))
+    static let modifiedBackward: UnsafeMutablePointer<quac_modified_backward> = make(quac_modified_backward(
+        struct_size: UInt32(MemoryLayout<quac_modified_backward>.size), vjp_rule: classifierVJPRule))
+    static let attributor: UnsafeMutablePointer<quac_attributor> = make(quac_attributor(
+        struct_size: UInt32(MemoryLayout<quac_attributor>.size), attribute: attributorAttribute))
+    static let scorer: UnsafeMutablePointer<quac_scorer> = make(quac_scorer(
+        struct_size: UInt32(MemoryLayout<quac_scorer>.size), score: scorerScore))
+    static let converter: UnsafeMutablePointer<quac_converter> = make(quac_converter(
+        struct_size: UInt32(MemoryLayout<quac_converter>.size), convert: converterConvert))
+
+    private static func make<T>(_ value: T) -> UnsafeMutablePointer<T> {
+        let p = UnsafeMutablePointer<T>.allocate(capacity: 1)
+        p.initialize(to: value)
+        return p
+    }
+}
+
+private func borrow(_ t: UnsafePointer<quac_tensor>?, _ name: String) throws -> Tensor {
+    guard let t else { throw PluginError.invalid("\(name) is NULL") }
+    do { return try Tensor(borrowing: t.pointee) } catch { throw PluginError.invalid("\(name): \(error)") }
+}
+
+private func plugin<P>(_ p: UnsafePointer<quac_plugin>?, as: P.Type) throws -> (P, HostServices) {
+    guard let box = InstanceBox.from(p), let typed = box.plugin as? P else {
+        throw PluginError(quac_status(QUAC_ERR_INTERNAL), "instance is not a \(P.self)")
+    }
+    return (typed, box.host)
+}
+
+private func host(_ p: UnsafePointer<quac_plugin>?) -> HostServices? { InstanceBox.from(p)?.host }
+
+private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
+    guard let b else { throw PluginError.invalid("batch is NULL") }
+    let r = b.pointee
+    func opt(_ t: UnsafePointer<quac_tensor>?, _ n: String) throws -> Tensor? { try t.map { try borrow($0, n) } }
+    let hasReference = Int(r.struct_size) >= MemoryLayout<quac_batch>.size
+    return Batch(x: try borrow(r.x, "x"), source: try opt(r.source, "source"), target: try opt(r.target, "target"),
+                 xCF: try opt(r.x_cf, "x_cf"), attribution: try opt(r.attribution, "attribution"),
+                 reference: hasReference ? try opt(r.reference, "reference") : nil, seed: r.seed)
+}
+
+private func put(_ outputs: Outputs, _ sink: UnsafePointer<quac_output_sink>?, _ host: HostServices) throws {
+    guard let sink else { throw PluginError.invalid("output sink is NULL") }
+    for (name, t) in outputs.tensors {
+        let m = try host.managedCopy(t)
+        let s = name.withCString { sink.pointee.put_tensor!(sink, $0, m) }
+        guard s == quac_status(QUAC_OK) else { throw PluginError(s, "the host refused output \"\(name)\"") }
+    }
+    if let json = outputs.json {
+        let text = json.serialized()
+        let s = text.withCString { sink.pointee.put_json!(sink, $0, strlen($0)) }
+        guard s == quac_status(QUAC_OK) else { throw PluginError(s, "the host refused the JSON output") }
+    }
+}
+
+private func give(_ t: Tensor, _ out: UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?, _ host: HostServices) throws {
+    guard let out else { throw PluginError.invalid("output pointer is NULL") }
+    out.pointee = try host.managedCopy(t)
+}
+
+private let classifierGetInfo: @convention(c) (UnsafePointer<quac_plugin>?, UnsafeMutablePointer<quac_classifier_info>?) -> quac_status = { p, out in
+    guarded(host(p)) {
+        let (c, _) = try plugin(p, as: ClassifierPlugin.self)
+        guard let out else { throw PluginError.invalid("info is NULL") }
+        let spec = c.spec
+        guard spec.sampleShape.count <= 4 else { throw PluginError.invalid("sample rank above 4") }
+        out.pointee.num_classes = Int32(spec.numClasses)
+        out.pointee.input_ndim = Int32(spec.sampleShape.count)
+        withUnsafeMutableBytes(of: &out.pointee.input_shape) { raw in
+            let d = raw.bindMemory(to: Int64.self)
+            for i in 0..<4 { d[i] = i < spec.sampleShape.count ? Int64(spec.sampleShape[i]) : 0 }
+        }
+        out.pointee.has_vjp = c.supportsVJP
+    }
+}
+
+private let classifierForward: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_tensor>?, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?) -> quac_status = { p, x, out in
+    guarded(host(p)) {
+        let (c, h) = try plugin(p, as: ClassifierPlugin.self)
+        try give(try c.forward(try borrow(x, "x")), out, h)
+    }
+}
+
+private let classifierVJP: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_tensor>?, UnsafePointer<quac_tensor>?, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?) -> quac_status = { p, x, g, logits, gradX in
+    guarded(host(p)) {
+        let (c, h) = try plugin(p, as: ClassifierPlugin.self)
+        guard let r = try c.vjp(try borrow(x, "x"), gradLogits: try borrow(g, "grad_logits")) else {
+            throw PluginError.unsupported("this classifier is forward-only")
+        }
+        try give(r.gradX, gradX, h)
+        if let logits {
+            do { try give(r.logits, logits, h) } catch {
+                gradX?.pointee.map { $0.pointee.deleter?($0) }
+                throw error
+            }
+        }
+    }
+}
+
+private let classifierVJPRule: @convention(c) (UnsafePointer<quac_plugin>?, quac_backward_rule, UnsafePointer<quac_tensor>?, UnsafePointer<quac_tensor>?, UnsafePointer<quac_tensor>?, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?) -> quac_status = { p, rule, x, baseline, g, out in
+    guarded(host(p)) {
+        let (c, h) = try plugin(p, as: ClassifierPlugin.self)
+        let b = try baseline.map { try borrow($0, "baseline") }
+        guard let r = try c.vjpRule(rule, x: try borrow(x, "x"), baseline: b, gradLogits: try borrow(g, "grad_logits")) else {
+            throw PluginError.unsupported("backward rule \(rule.rawValue) is not supported")
+        }
+        try give(r, out, h)
+    }
+}
+
+private let attributorAttribute: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_batch>?, UnsafePointer<quac_output_sink>?) -> quac_status = { p, b, sink in
+    guarded(host(p)) {
+        let (a, h) = try plugin(p, as: AttributorPlugin.self)
+        try put(try a.attribute(try batch(b)), sink, h)
+    }
+}
+
+private let scorerScore: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_batch>?, UnsafePointer<quac_output_sink>?) -> quac_status = { p, b, sink in
+    guarded(host(p)) {
+        let (s, h) = try plugin(p, as: ScorerPlugin.self)
+        try put(try s.score(try batch(b)), sink, h)
+    }
+}
+
+private let converterConvert: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_batch>?, UnsafePointer<quac_output_sink>?) -> quac_status = { p, b, sink in
+    guarded(host(p)) {
+        let (c, h) = try plugin(p, as: ConverterPlugin.self)
+        try put(try c.convert(try batch(b)), sink, h)
+    }
+}

@@ -1,0 +1,334 @@
+import Foundation
+import QuacPluginAPI
+
+/// `quac-host plugins check`: a conformance validator in the spirit of clap-validator. It loads a
+/// plugin, negotiates, creates and destroys it repeatedly, calls every function of its kind with valid
+/// and invalid input, and checks outputs, determinism, batch invariance and leaks. One result per check.
+public struct ConformanceChecker {
+    public struct Result {
+        public let name: String
+        public let passed: Bool
+        public let detail: String
+    }
+
+    let manifest: PluginManifest
+    let parameters: JSONValue
+    let registry: PluginRegistry
+    let classifierID: String
+
+    public init(manifest: PluginManifest, parameters: JSONValue, registry: PluginRegistry, classifierID: String) {
+        self.manifest = manifest
+        self.parameters = parameters
+        self.registry = registry
+        self.classifierID = classifierID
+    }
+
+    /// The manifests a check target names: a plugin id, a manifest file, or a library (every plugin
+    /// of the library that has a manifest on the search path or beside the library).
+    public static func manifests(for target: String, registry: PluginRegistry) throws -> [PluginManifest] {
+        let url = URL(fileURLWithPath: target)
+        if target.hasSuffix(".json") { return [try PluginManifest.load(url)] }
+        if target.hasSuffix(".so") || target.hasSuffix(".dylib") || target.contains(".so.") {
+            let lib = try PluginLibrary.load(url)
+            let besides = PluginRegistry(searchPath: [url.deletingLastPathComponent()] + registry.searchPath)
+            return try lib.descriptors.map { d in
+                guard let m = besides.entries.compactMap(\.manifest).first(where: { $0.id == d.id }) else {
+                    throw QuacError("\(target): plugin \(d.id) has no manifest on the search path or beside the library")
+                }
+                return m
+            }
+        }
+        return [try registry.manifest(id: target)]
+    }
+
+    public func run(onResult: (Result) -> Void = { _ in }) -> [Result] {
+        var results: [Result] = []
+        func record(_ name: String, _ passed: Bool, _ detail: String = "") {
+            let r = Result(name: name, passed: passed, detail: detail)
+            results.append(r)
+            onResult(r)
+        }
+        /// A check whose body throws a failure reason; returns whether it passed.
+        @discardableResult
+        func check(_ name: String, _ body: () throws -> String) -> Bool {
+            do { record(name, true, try body()); return true } catch {
+                record(name, false, QuacError.wrap(error).message)
+                return false
+            }
+        }
+
+        let liveBefore = HostAllocator.liveCount
+        // Loading and self-description.
+        var library: PluginLibrary?
+        guard check("library found", {
+            guard let u = manifest.resolvedLibraryURL() else { throw QuacError("\(manifest.library) not found") }
+            return u.path
+        }) else { return results }
+        guard check("load and negotiate ABI", {
+            let lib = try PluginLibrary.load(manifest.resolvedLibraryURL()!)
+            library = lib
+            return "library ABI \(lib.abiMajor).\(lib.abiMinor), host \(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"
+        }) else { return results }
+        check("self-description matches manifest") {
+            guard let d = library!.descriptor(id: manifest.id) else { throw QuacError("the library offers no plugin \(manifest.id)") }
+            var problems: [String] = []
+            if d.kind != manifest.kind { problems.append("kind \(d.kind?.rawValue ?? "\(d.rawKind)") vs manifest \(manifest.kind.rawValue)") }
+            if "\(library!.abiMajor).\(library!.abiMinor)" != manifest.abiVersion { problems.append("ABI \(library!.abiMajor).\(library!.abiMinor) vs manifest \(manifest.abiVersion)") }
+            if d.version != manifest.version { problems.append("version \(d.version) vs manifest \(manifest.version)") }
+            if d.name.isEmpty { problems.append("empty name") }
+            guard problems.isEmpty else { throw QuacError(problems.joined(separator: "; ")) }
+            return "\(d.id) \(d.version) \(d.kind!.rawValue)"
+        }
+        check("sha256 pin") {
+            guard let pin = manifest.sha256 else { return "no pin in the manifest" }
+            let actual = try SHA256.hex(fileAt: manifest.resolvedLibraryURL()!)
+            guard actual == pin else { throw QuacError("library sha256 \(actual) differs from the pinned \(pin)") }
+            return "matches"
+        }
+        check("parameters validate against the schema") {
+            let v = try manifest.parameterSchema().validate(parameters)
+            if let first = v.first { throw QuacError("\(first.pointer.isEmpty ? "/" : first.pointer): \(first.message)") }
+            return parameters.serialized()
+        }
+
+        // The run's classifier for non-classifier kinds.
+        let context = RunContext()
+        var helperClassifier: PluginInstance?
+        if manifest.kind != .classifier {
+            guard check("helper classifier \(classifierID)", {
+                let m = try registry.manifest(id: classifierID)
+                helperClassifier = try PluginInstance(manifest: m, run: context)
+                context.classifier = helperClassifier
+                return "\(try helperClassifier!.info().sampleShape)"
+            }) else { return results }
+        }
+
+        check("create and destroy 5 times") {
+            for _ in 0..<5 { _ = try PluginInstance(manifest: manifest, params: parameters, run: context) }
+            return "ok"
+        }
+        var instance: PluginInstance?
+        guard check("create", {
+            instance = try PluginInstance(manifest: manifest, params: parameters, run: context)
+            return "ok"
+        }) else { return results }
+        let plugin = instance!
+        check("kind table and unknown extension") {
+            guard plugin.hasExtension(manifest.kind.tableID) else { throw QuacError("get_extension(\"\(manifest.kind.tableID)\") returned NULL") }
+            guard !plugin.hasExtension("org.quac.check.no-such-extension/1") else { throw QuacError("an unknown extension id did not return NULL") }
+            return manifest.kind.tableID
+        }
+
+        switch manifest.kind {
+        case .classifier: checkClassifier(plugin, check)
+        default: checkBatchKind(plugin, classifier: helperClassifier!, check)
+        }
+
+        instance = nil
+        helperClassifier = nil
+        context.classifier = nil
+        check("no leaked host tensors") {
+            let leaked = HostAllocator.liveCount - liveBefore
+            guard leaked <= 0 else { throw QuacError("\(leaked) host-allocated tensors were never released") }
+            return "0 outstanding"
+        }
+        return results
+    }
+
+    // MARK: Classifiers
+
+    private func checkClassifier(_ c: PluginInstance, _ check: (String, () throws -> String) -> Bool) {
+        var info: ClassifierInfo?
+        guard check("get_info", {
+            info = try c.info()
+            return "\(info!.numClasses) classes, sample \(info!.sampleShape), vjp \(info!.hasVJP), modified backward \(info!.hasModifiedBackward)"
+        }) else { return }
+        let i = info!
+        let shape = [4] + i.concreteSampleShape()
+        let x = Inputs.uniform(shape, seed: 1)
+        _ = check("forward: shape, dtype, finite") {
+            let l = try c.forward(x)
+            guard l.isFinite else { throw QuacError("logits contain NaN or infinity") }
+            return "\(l.shape)"
+        }
+        _ = check("forward: deterministic") {
+            guard try c.forward(x).bitwiseEqual(try c.forward(x)) else { throw QuacError("two forward passes on the same input differ") }
+            return "bitwise equal"
+        }
+        _ = check("forward: batch of 4 equals 4 batches of 1") {
+            let whole = try c.forward(x)
+            let singles = Tensor.concatenate(try (0..<4).map { try c.forward(x.rows($0..<$0 + 1)) })
+            return try Inputs.close(whole, singles, what: "logits")
+        }
+        badInputs(i, check) { try c.rawForward($0) }
+        if i.hasVJP {
+            let g = Inputs.uniform([4, i.numClasses], seed: 2)
+            _ = check("vjp: shape and agreement with finite differences") {
+                let (logits, gx) = try c.vjp(x, gradLogits: g, wantLogits: true)
+                guard let logits else { throw QuacError("vjp returned no logits though asked for them") }
+                _ = try Inputs.close(logits, try c.forward(x), what: "vjp's logits vs forward's")
+                // <g, f(x + eps v) - f(x - eps v)> / 2 eps  ==  <vjp(g), v>
+                let v = Inputs.uniform(x.shape, seed: 3)
+                let eps: Float = 1e-2
+                let plus = x.copy(), minus = x.copy()
+                for k in 0..<x.count { plus.floats[k] += eps * v.floats[k]; minus.floats[k] -= eps * v.floats[k] }
+                let fp = try c.forward(plus), fm = try c.forward(minus)
+                var numeric = 0.0, analytic = 0.0
+                for k in 0..<g.count { numeric += Double(g.floats[k]) * Double(fp.floats[k] - fm.floats[k]) / Double(2 * eps) }
+                for k in 0..<x.count { analytic += Double(gx.floats[k]) * Double(v.floats[k]) }
+                let err = abs(numeric - analytic) / max(abs(numeric), abs(analytic), 1e-3)
+                guard err < 5e-2 else { throw QuacError(String(format: "directional derivative %.6g by finite differences, %.6g by vjp (relative error %.2g)", numeric, analytic, err)) }
+                return String(format: "relative error %.2g", err)
+            }
+            _ = check("vjp: batch of 4 equals 4 batches of 1") {
+                let whole = try c.vjp(x, gradLogits: g).gradX
+                let singles = Tensor.concatenate(try (0..<4).map { try c.vjp(x.rows($0..<$0 + 1), gradLogits: g.rows($0..<$0 + 1)).gradX })
+                return try Inputs.close(whole, singles, what: "grad_x")
+            }
+            badInputs(i, check) { try c.rawVJP($0, gradLogits: Inputs.uniform([$0.shape.first ?? 0, i.numClasses], seed: 4), wantLogits: false).gradX }
+        }
+        if i.hasModifiedBackward {
+            let g = Inputs.oneHot([0, 1, 0, 1].map { Int64($0 % i.numClasses) }, classes: i.numClasses)
+            let baseline = Tensor(zeros: x.shape)
+            for (rule, label) in [(QUAC_RULE_DEEPLIFT_RESCALE, "DeepLift rescale"), (QUAC_RULE_GUIDED_BACKPROP, "guided backprop")] {
+                _ = check("vjp_rule \(label): shape, finite, batch invariant") {
+                    let whole = try c.vjpRule(rule, x: x, baseline: baseline, gradLogits: g)
+                    guard whole.isFinite else { throw QuacError("gradient contains NaN or infinity") }
+                    let singles = Tensor.concatenate(try (0..<4).map {
+                        try c.vjpRule(rule, x: x.rows($0..<$0 + 1), baseline: baseline.rows($0..<$0 + 1), gradLogits: g.rows($0..<$0 + 1))
+                    })
+                    return try Inputs.close(whole, singles, what: "grad_x")
+                }
+            }
+        }
+    }
+
+    /// Wrong rank, wrong dtype, NaN and an empty batch, sent straight to the plugin (bypassing the host's
+    /// own checks): each must be refused with an error, or (NaN, empty) handled without a bad output.
+    private func badInputs(_ info: ClassifierInfo, _ check: (String, () throws -> String) -> Bool, _ call: @escaping (Tensor) throws -> Tensor) {
+        let sample = info.concreteSampleShape()
+        _ = check("refuses wrong rank") {
+            do { _ = try call(Inputs.uniform([2, sample.reduce(1, *) + 1], seed: 5)) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            throw QuacError("accepted a [2, \(sample.reduce(1, *) + 1)] input for sample shape \(sample)")
+        }
+        _ = check("refuses wrong dtype") {
+            do { _ = try call(Tensor(zeros: [2] + sample, dtype: .float64)) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            throw QuacError("accepted a float64 input")
+        }
+        _ = check("NaN input: refused or handled") {
+            let x = Inputs.uniform([2] + sample, seed: 6)
+            x.floats[0] = .nan
+            do { _ = try call(x) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            return "accepted (outputs were checked)"
+        }
+        _ = check("empty batch: refused or empty output") {
+            do {
+                let out = try call(Tensor(zeros: [0] + sample))
+                guard out.shape.first == 0 else { throw QuacError("an empty batch gave an output of shape \(out.shape)") }
+                return "empty output \(out.shape)"
+            } catch let e as QuacError where e.message.contains("empty batch gave") { throw e } catch {
+                return "refused: \(QuacError.wrap(error).message)"
+            }
+        }
+    }
+
+    // MARK: Attributors, scorers, converters
+
+    private func checkBatchKind(_ p: PluginInstance, classifier: PluginInstance, _ check: (String, () throws -> String) -> Bool) {
+        guard let info = try? classifier.info() else { return }
+        let sample = info.concreteSampleShape()
+        func batch(_ n: Int, seed: UInt64 = 7) -> BatchInputs {
+            let labels = (0..<n).map { Int64($0 % info.numClasses) }
+            return BatchInputs(x: Inputs.uniform([n] + sample, seed: 10), source: Tensor(labels, shape: [n]),
+                               target: Tensor(labels.map { ($0 + 1) % Int64(info.numClasses) }, shape: [n]),
+                               xCF: Inputs.uniform([n] + sample, seed: 11),
+                               attribution: p.kind == .scorer ? Inputs.uniform([n] + sample, seed: 12, low: 0, high: 1) : nil,
+                               seed: seed)
+        }
+        let output: String
+        let callFn: (BatchInputs, Bool) throws -> PluginOutputs
+        switch p.kind {
+        case .attributor: output = "attribution"; callFn = { try p.attribute($0, checkInputs: $1) }
+        case .scorer: output = "score"; callFn = { try p.score($0, checkInputs: $1) }
+        default: output = "counterfactual"; callFn = { try p.convert($0, checkInputs: $1) }
+        }
+        let full = batch(4)
+        _ = check("\(p.kind.rawValue): \"\(output)\" shape, dtype, finite") {
+            let out = try callFn(full, true)
+            return "\(out.tensors[output]!.shape)" + (out.json != nil ? " + JSON \(out.json!.keys.joined(separator: ","))" : "")
+        }
+        _ = check("deterministic under a fixed seed") {
+            let a = try callFn(full, true).tensors[output]!, b = try callFn(full, true).tensors[output]!
+            guard a.bitwiseEqual(b) else { throw QuacError("two calls with seed \(full.seed) differ") }
+            return "bitwise equal"
+        }
+        _ = check("batch of 4 equals 4 batches of 1") {
+            let whole = try callFn(full, true).tensors[output]!
+            let singles = Tensor.concatenate(try (0..<4).map { i -> Tensor in
+                var b = full
+                b.x = full.x.rows(i..<i + 1); b.source = full.source!.rows(i..<i + 1); b.target = full.target!.rows(i..<i + 1)
+                b.xCF = full.xCF!.rows(i..<i + 1); b.attribution = full.attribution?.rows(i..<i + 1)
+                return try callFn(b, true).tensors[output]!
+            })
+            return try Inputs.close(whole, singles, what: output)
+        }
+        _ = check("refuses wrong rank") {
+            var b = full
+            b.x = full.x.reshaped([4, full.x.count / 4])
+            b.xCF = full.xCF!.reshaped(b.x.shape)
+            b.attribution = full.attribution?.reshaped(b.x.shape)
+            do { _ = try callFn(b, false) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            throw QuacError("accepted x of shape \(b.x.shape) for a classifier of sample shape \(sample)")
+        }
+        _ = check("refuses wrong dtype") {
+            var b = full
+            b.x = Tensor(zeros: full.x.shape, dtype: .float64)
+            do { _ = try callFn(b, false) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            throw QuacError("accepted a float64 x")
+        }
+        _ = check("NaN input: refused or handled") {
+            var b = full
+            b.x = full.x.copy()
+            b.x.floats[0] = .nan
+            do { _ = try callFn(b, false) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            return "accepted (outputs were checked)"
+        }
+        _ = check("empty batch: refused or empty output") {
+            var b = batch(0)
+            b.seed = 7
+            do {
+                let out = try callFn(b, false)
+                guard out.tensors[output]?.shape.first == 0 else { throw QuacError("an empty batch gave \(output) of shape \(out.tensors[output]?.shape ?? [])") }
+                return "empty output"
+            } catch let e as QuacError where e.message.contains("empty batch gave") { throw e } catch {
+                return "refused: \(QuacError.wrap(error).message)"
+            }
+        }
+    }
+}
+
+/// Inputs the checks make, and comparisons they use.
+enum Inputs {
+    static func uniform(_ shape: [Int], seed: UInt64, low: Float = -1, high: Float = 1) -> Tensor {
+        var rng = SeededRandom(seed: seed)
+        let t = Tensor(zeros: shape)
+        for i in 0..<t.count { t.floats[i] = low + (high - low) * rng.uniform() }
+        return t
+    }
+
+    static func oneHot(_ labels: [Int64], classes: Int) -> Tensor {
+        let t = Tensor(zeros: [labels.count, classes])
+        for (i, y) in labels.enumerated() { t.floats[i * classes + Int(y)] = 1 }
+        return t
+    }
+
+    /// Equal within 1e-5 relative to the largest magnitude (float sums may be ordered differently).
+    static func close(_ a: Tensor, _ b: Tensor, what: String) throws -> String {
+        guard a.shape == b.shape else { throw QuacError("\(what): shapes \(a.shape) and \(b.shape) differ") }
+        let scale = max(a.floats.map(abs).max() ?? 0, b.floats.map(abs).max() ?? 0, 1e-12)
+        var worst: Float = 0
+        for i in 0..<a.count { worst = max(worst, abs(a.floats[i] - b.floats[i])) }
+        guard worst <= 1e-5 * scale else { throw QuacError(String(format: "%@: max difference %.3g (relative %.3g)", what, worst, worst / scale)) }
+        return String(format: "max relative difference %.2g", worst / scale)
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import QuacPluginAPI
+
+/// A plugin's manifest: everything the host knows about a plugin without loading its code.
+public struct PluginManifest: Sendable {
+    public let url: URL
+    public let id: String
+    public let name: String
+    public let version: String
+    public let kind: PluginKind
+    public let abiMajor: UInt32
+    public let abiMinor: UInt32
+    /// As written in the manifest.
+    public let library: String
+    public let sha256: String?
+    public let description: String
+    public let requires: [PluginRequirement]
+    public let trainable: Bool
+    /// JSON Schema of the plugin's parameters.
+    public let parameters: JSONValue
+
+    public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
+
+    /// Reads and validates a manifest. Errors name the file and the JSON pointer.
+    public static func load(_ url: URL) throws -> PluginManifest {
+        let file = url.path
+        let value = try ManifestFile.readJSON(url)
+        for v in ManifestSchemas.pluginManifest.validate(value) {
+            throw QuacError.at(file, v.pointer, v.message)
+        }
+        return try PluginManifest(url: url, value: value)
+    }
+
+    init(url: URL, value: JSONValue) throws {
+        let file = url.path
+        guard let o = value.objectValue else { throw QuacError.at(file, "", "expected a JSON object") }
+        func string(_ key: String, required: Bool = true) throws -> String? {
+            guard let v = o[key] else {
+                if required { throw QuacError.at(file, "", "missing required property \"\(key)\"") }
+                return nil
+            }
+            guard let s = v.stringValue else { throw QuacError.at(file, "/\(key)", "expected string, found \(v.typeName)") }
+            return s
+        }
+        self.url = url
+        id = try string("id")!
+        name = try string("name")!
+        version = try string("version")!
+        let kindText = try string("kind")!
+        guard let kind = PluginKind(rawValue: kindText) else {
+            throw QuacError.at(file, "/kind", "must be one of classifier, converter, attributor, scorer, found \"\(kindText)\"")
+        }
+        self.kind = kind
+        let abi = try string("abi_version")!
+        let parts = abi.split(separator: ".").compactMap { UInt32($0) }
+        guard parts.count == 2 else { throw QuacError.at(file, "/abi_version", "expected \"MAJOR.MINOR\", found \"\(abi)\"") }
+        abiMajor = parts[0]
+        abiMinor = parts[1]
+        library = try string("library")!
+        sha256 = try string("sha256", required: false)?.lowercased()
+        description = try string("description", required: false) ?? ""
+        var reqs: [PluginRequirement] = []
+        for (i, r) in (o["requires"]?.arrayValue ?? []).enumerated() {
+            guard let s = r.stringValue, let req = PluginRequirement(rawValue: s) else {
+                throw QuacError.at(file, "/requires/\(i)", "unknown requirement \(r.serialized()) (known: \(PluginRequirement.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            reqs.append(req)
+        }
+        requires = reqs
+        trainable = o["trainable"]?.boolValue ?? false
+        parameters = o["parameters"] ?? ["type": "object"]
+        do {
+            _ = try JSONSchema(parameters, source: "\(file)#/parameters")
+        } catch {
+            throw QuacError.at(file, "/parameters", "not a usable JSON Schema: \(error)")
+        }
+    }
+
+    /// Where the library is: relative to the manifest's folder, or, for a bare file name not found
+    /// there, next to the quac-host executable (where SwiftPM puts the built-in bundles).
+    public func resolvedLibraryURL() -> URL? {
+        let dir = url.deletingLastPathComponent()
+        let candidate = library.hasPrefix("/") ? URL(fileURLWithPath: library) : dir.appendingPathComponent(library)
+        if FileManager.default.fileExists(atPath: candidate.path) { return candidate.standardizedFileURL }
+        if !library.contains("/") {
+            for d in LibrarySearch.fallbackDirectories {
+                let u = d.appendingPathComponent(library)
+                if FileManager.default.fileExists(atPath: u.path) { return u.standardizedFileURL }
+            }
+        }
+        return nil
+    }
+
+    /// The parameters' schema, compiled.
+    public func parameterSchema() throws -> JSONSchema {
+        try JSONSchema(parameters, source: "\(url.path)#/parameters")
+    }
+}
+
+/// Folders searched for a library named by a bare file name.
+public enum LibrarySearch {
+    /// $QUAC_PLUGIN_LIB_PATH (colon-separated), then the folder of the running executable.
+    public static var fallbackDirectories: [URL] {
+        var dirs: [URL] = []
+        if let env = ProcessInfo.processInfo.environment["QUAC_PLUGIN_LIB_PATH"] {
+            dirs += env.split(separator: ":").map { URL(fileURLWithPath: String($0)) }
+        }
+        if let exe = executableDirectory { dirs.append(exe) }
+        return dirs
+    }
+
+    public static var executableDirectory: URL? {
+        guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
+            return Bundle.main.executableURL?.deletingLastPathComponent()
+        }
+        return URL(fileURLWithPath: path).deletingLastPathComponent()
+    }
+}
+
+/// Reading JSON files with errors that say which file and where.
+public enum ManifestFile {
+    public static func readJSON(_ url: URL) throws -> JSONValue {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw QuacError("\(url.path): cannot read: \((error as NSError).localizedDescription)")
+        }
+        do { return try JSONParser.parse([UInt8](data)) } catch let e as JSONParseError {
+            throw QuacError("\(url.path): malformed JSON at \(e)")
+        }
+    }
+}

@@ -1,0 +1,44 @@
+import Foundation
+
+/// The results folder of a run (DESIGN.md "The results store"). Every file is written atomically and
+/// carries the fingerprint of everything it was computed from, so a rerun reuses exactly the work
+/// whose inputs did not change.
+public struct ResultsStore {
+    public let root: URL
+    static let fingerprintKey = "quac.fingerprint"
+
+    public init(root: URL) { self.root = root }
+
+    public func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
+
+    /// The tensors of a finished unit, if its file exists with this fingerprint.
+    public func finished(_ relative: String, fingerprint: String) -> SafetensorsFile? {
+        let u = url(relative)
+        guard FileManager.default.fileExists(atPath: u.path),
+              let f = try? Safetensors.read(u), f.metadata[Self.fingerprintKey] == fingerprint else { return nil }
+        return f
+    }
+
+    public func writeTensors(_ relative: String, _ tensors: [(String, Tensor)], fingerprint: String,
+                             metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta[Self.fingerprintKey] = fingerprint
+        try Safetensors.write(tensors, metadata: meta, to: url(relative))
+    }
+
+    public func writeJSON(_ relative: String, _ value: JSONValue) throws {
+        try AtomicFile.write(value.serialized(pretty: true) + "\n", to: url(relative))
+    }
+
+    public func readJSON(_ relative: String) -> JSONValue? {
+        guard let data = try? Data(contentsOf: url(relative)) else { return nil }
+        return try? JSONParser.parse([UInt8](data))
+    }
+}
+
+/// Fingerprints: SHA-256 of a canonical JSON description of a unit of work and its inputs.
+public enum Fingerprint {
+    public static func of(_ value: JSONValue) -> String {
+        SHA256.hex(Data(value.serialized(sortKeys: true).utf8))
+    }
+}

@@ -1,0 +1,138 @@
+import Foundation
+
+/// Builds a network from its JSON description, so a model file carries its own architecture.
+///
+/// A description is a layer object with a "type"; containers nest:
+///   {"type": "sequential", "layers": [
+///     {"type": "conv2d", "in": 3, "out": 8, "kernel": 3, "padding": 1},
+///     {"type": "batch_norm", "channels": 8}, {"type": "relu"},
+///     {"type": "residual", "body": {...}, "shortcut": {...}, "scale": 1.4142135},
+///     {"type": "adaptive_avg_pool2d", "size": [1, 1]}, {"type": "flatten"},
+///     {"type": "linear", "in": 8, "out": 4}]}
+/// Parameter names follow PyTorch's nn.Sequential ("0.weight", "1.running_mean").
+/// An optional top-level "init": "kaiming_normal" draws conv and linear weights He-normal (fan-in)
+/// with zero biases, as StarGAN v2 does; otherwise PyTorch's default initialization is used.
+public enum ModelBuilder {
+    public static func build(_ spec: JSONValue, seed: UInt64 = 0) throws -> Module {
+        var rng = RandomGenerator(seed: seed)
+        let kaiming = spec["init"]?.stringValue == "kaiming_normal"
+        return try layer(spec, path: "", rng: &rng, kaiming: kaiming)
+    }
+
+    static func layer(_ spec: JSONValue, path: String, rng: inout RandomGenerator, kaiming: Bool) throws -> Module {
+        guard let type = spec["type"]?.stringValue else { throw EngineError.badArchitecture("\(path): layer without a \"type\"") }
+        func int(_ key: String, _ def: Int? = nil) throws -> Int {
+            if let v = spec[key]?.intValue { return Int(v) }
+            if let def { return def }
+            throw EngineError.badArchitecture("\(path): \(type) needs an integer \"\(key)\"")
+        }
+        func float(_ key: String, _ def: Float) -> Float { spec[key]?.doubleValue.map { Float($0) } ?? def }
+        func bool(_ key: String, _ def: Bool) -> Bool { spec[key]?.boolValue ?? def }
+        func reinit(_ w: Var, _ b: Var?) {
+            guard kaiming else { return }
+            w.setData(.kaimingNormal(w.shape, rng: &rng))
+            b?.setData(.zeros(b!.shape))
+        }
+
+        switch type {
+        case "sequential":
+            guard let items = spec["layers"]?.arrayValue else { throw EngineError.badArchitecture("\(path): sequential needs \"layers\"") }
+            return Sequential(try items.enumerated().map { try layer($1, path: "\(path)/layers/\($0)", rng: &rng, kaiming: kaiming) })
+        case "residual":
+            guard let body = spec["body"] else { throw EngineError.badArchitecture("\(path): residual needs a \"body\"") }
+            let b = try layer(body, path: path + "/body", rng: &rng, kaiming: kaiming)
+            let s = try spec["shortcut"].map { try layer($0, path: path + "/shortcut", rng: &rng, kaiming: kaiming) }
+            return Residual(body: b, shortcut: s, scale: float("scale", 1))
+        case "linear":
+            let m = Linear(try int("in"), try int("out"), bias: bool("bias", true), rng: &rng)
+            reinit(m.weight, m.bias)
+            return m
+        case "conv2d":
+            let m = Conv2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride", 1),
+                           padding: try int("padding", 0), dilation: try int("dilation", 1), bias: bool("bias", true), rng: &rng)
+            reinit(m.weight, m.bias)
+            return m
+        case "conv_transpose2d":
+            let m = ConvTranspose2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride", 1),
+                                    padding: try int("padding", 0), outputPadding: try int("output_padding", 0),
+                                    bias: bool("bias", true), rng: &rng)
+            reinit(m.weight, m.bias)
+            return m
+        case "batch_norm":
+            return BatchNorm(try int("channels"), eps: float("eps", 1e-5), momentum: float("momentum", 0.1), affine: bool("affine", true))
+        case "instance_norm":
+            return InstanceNorm(try int("channels"), eps: float("eps", 1e-5), affine: bool("affine", false))
+        case "relu": return Lambda(type) { $0.relu() }
+        case "leaky_relu":
+            let s = float("slope", 0.01)
+            return Lambda(type) { $0.leakyRelu(s) }
+        case "tanh": return Lambda(type) { $0.tanh() }
+        case "sigmoid": return Lambda(type) { $0.sigmoid() }
+        case "softplus":
+            let (b, t) = (float("beta", 1), float("threshold", 20))
+            return Lambda(type) { $0.softplus(beta: b, threshold: t) }
+        case "max_pool2d":
+            let (k, s, p) = (try int("kernel"), try int("stride", try int("kernel")), try int("padding", 0))
+            return Lambda(type) { $0.maxPool2d(kernel: k, stride: s, padding: p) }
+        case "avg_pool2d":
+            let (k, s, p) = (try int("kernel"), try int("stride", try int("kernel")), try int("padding", 0))
+            let inc = bool("count_include_pad", true)
+            return Lambda(type) { $0.avgPool2d(kernel: k, stride: s, padding: p, countIncludePad: inc) }
+        case "adaptive_avg_pool2d":
+            let size = spec["size"]?.arrayValue?.compactMap(\.intValue).map(Int.init) ?? [1, 1]
+            guard size.count == 2 else { throw EngineError.badArchitecture("\(path): \"size\" must be [h, w]") }
+            return Lambda(type) { $0.adaptiveAvgPool2d(size[0], size[1]) }
+        case "upsample":
+            let s = try int("scale", 2)
+            return Lambda(type) { $0.upsampleNearest(s) }
+        case "flatten":
+            let start = try int("start", 1)
+            return Lambda(type) { $0.flatten(from: start) }
+        case "dropout":
+            return Dropout(float("p", 0.5), seed: UInt64(try int("seed", 0)))
+        case "identity":
+            return Lambda(type) { $0 }
+        default:
+            throw EngineError.badArchitecture("\(path): unknown layer type \"\(type)\"")
+        }
+    }
+}
+
+/// Model files: safetensors with the weights (and buffers) by name, and the architecture as JSON under
+/// the `architecture` key of `__metadata__`.
+public enum ModelFile {
+    public static let architectureKey = "architecture"
+
+    public static func save(_ model: Module, architecture: JSONValue, to url: URL,
+                            metadata: [String: String] = [:]) throws {
+        var meta = metadata
+        meta[architectureKey] = architecture.serialized()
+        try Safetensors.write(model.stateDict().map { ($0.0, $0.1.contiguous().copy().tensor) }, metadata: meta, to: url)
+    }
+
+    /// Reads a model file and builds its network (in evaluation mode).
+    public static func load(_ url: URL) throws -> (model: Module, architecture: JSONValue) {
+        let file = try Safetensors.read(url)
+        guard let text = file.metadata[architectureKey] else {
+            throw EngineError.badArchitecture("\(url.path) has no \"\(architectureKey)\" in its metadata")
+        }
+        let arch = try JSONParser.parse(text)
+        let model = try ModelBuilder.build(arch)
+        try model.loadStateDict(floatArrays(file))
+        model.eval()
+        return (model, arch)
+    }
+
+    /// The float tensors of a file as engine arrays (other dtypes, like num_batches_tracked, are skipped).
+    public static func floatArrays(_ file: SafetensorsFile) -> [String: NDArray] {
+        var out: [String: NDArray] = [:]
+        for (name, t) in file.tensors {
+            switch t.dtype {
+            case .float32: out[name] = NDArray(t)
+            case .float64, .float16, .bfloat16: out[name] = NDArray(t.doubleArray().map { Float($0) }, shape: t.shape)
+            default: continue
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+
+/// A network part with named parameters (trainable `Var`s) and buffers (running statistics), named as
+/// PyTorch's state_dict names them ("0.weight", "3.running_mean"), so weights move between the two.
+open class Module: @unchecked Sendable {
+    /// Training mode (batch statistics, dropout) or evaluation mode.
+    public private(set) var training = true
+
+    public init() {}
+
+    open func forward(_ x: Var) -> Var { fatalError("\(type(of: self)) does not implement forward") }
+    public func callAsFunction(_ x: Var) -> Var { forward(x) }
+
+    /// This module's own parameters (not its children's).
+    open var localParameters: [(String, Var)] { [] }
+    /// This module's own buffers: arrays updated in place, saved with the weights, not trained.
+    open var localBuffers: [(String, NDArray)] { [] }
+    open var children: [(String, Module)] { [] }
+
+    public func namedParameters(prefix: String = "") -> [(String, Var)] {
+        localParameters.map { (prefix + $0.0, $0.1) }
+            + children.flatMap { $0.1.namedParameters(prefix: prefix + $0.0 + ".") }
+    }
+
+    public func namedBuffers(prefix: String = "") -> [(String, NDArray)] {
+        localBuffers.map { (prefix + $0.0, $0.1) }
+            + children.flatMap { $0.1.namedBuffers(prefix: prefix + $0.0 + ".") }
+    }
+
+    public var parameters: [Var] { namedParameters().map(\.1) }
+
+    /// Switches this module and its children between training and evaluation.
+    public func train(_ on: Bool = true) {
+        training = on
+        for (_, c) in children { c.train(on) }
+    }
+
+    public func eval() { train(false) }
+
+    public func zeroGrad() { for p in parameters { p.grad = nil } }
+
+    /// Parameters then buffers, by name.
+    public func stateDict() -> [(String, NDArray)] {
+        namedParameters().map { ($0.0, $0.1.data) } + namedBuffers()
+    }
+
+    /// Copies values into the parameters and buffers of the same names. Every parameter and buffer
+    /// must be present with its shape; `num_batches_tracked` (a PyTorch counter) is ignored.
+    public func loadStateDict(_ state: [String: NDArray]) throws {
+        for (name, p) in namedParameters() {
+            guard let v = state[name] else { throw EngineError.missingWeight(name) }
+            guard v.shape == p.shape else { throw EngineError.shapeMismatch(name, expected: p.shape, found: v.shape) }
+            p.setData(v.copy())
+        }
+        for (name, b) in namedBuffers() {
+            guard let v = state[name] else { throw EngineError.missingWeight(name) }
+            guard v.shape == b.shape else { throw EngineError.shapeMismatch(name, expected: b.shape, found: v.shape) }
+            b.assign(from: v)
+        }
+    }
+}
+
+public enum EngineError: Error, CustomStringConvertible, Equatable {
+    case missingWeight(String)
+    case shapeMismatch(String, expected: [Int], found: [Int])
+    case badArchitecture(String)
+    case badCheckpoint(String)
+
+    public var description: String {
+        switch self {
+        case .missingWeight(let n): return "weights: no tensor named \"\(n)\""
+        case .shapeMismatch(let n, let e, let f): return "weights: \"\(n)\" has shape \(f), the network expects \(e)"
+        case .badArchitecture(let s): return "architecture: \(s)"
+        case .badCheckpoint(let s): return "checkpoint: \(s)"
+        }
+    }
+}
+
+// MARK: Layers
+
+public final class Linear: Module, @unchecked Sendable {
+    public let weight: Var
+    public let bias: Var?
+
+    /// PyTorch's default initialization (uniform in +-1/sqrt(in)).
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout RandomGenerator) {
+        weight = Var(.fanInUniform([outFeatures, inFeatures], fanIn: inFeatures, rng: &rng), requiresGrad: true)
+        self.bias = bias ? Var(.fanInUniform([outFeatures], fanIn: inFeatures, rng: &rng), requiresGrad: true) : nil
+    }
+
+    public override func forward(_ x: Var) -> Var { x.linear(weight, bias) }
+    public override var localParameters: [(String, Var)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+}
+
+public final class Conv2d: Module, @unchecked Sendable {
+    public let weight: Var
+    public let bias: Var?
+    public let geometry: ConvGeometry
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                dilation: Int = 1, bias: Bool = true, rng: inout RandomGenerator) {
+        let fanIn = inChannels * kernel * kernel
+        weight = Var(.fanInUniform([outChannels, inChannels, kernel, kernel], fanIn: fanIn, rng: &rng), requiresGrad: true)
+        self.bias = bias ? Var(.fanInUniform([outChannels], fanIn: fanIn, rng: &rng), requiresGrad: true) : nil
+        geometry = ConvGeometry(stride: stride, padding: padding, dilation: dilation)
+    }
+
+    public override func forward(_ x: Var) -> Var { x.conv2d(weight, bias: bias, geometry) }
+    public override var localParameters: [(String, Var)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+}
+
+public final class ConvTranspose2d: Module, @unchecked Sendable {
+    public let weight: Var
+    public let bias: Var?
+    public let geometry: ConvGeometry
+    public let outputPadding: Int
+
+    public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
+        // PyTorch computes fan-in from weight.shape[1] * k * k for transposed convolutions.
+        let fanIn = outChannels * kernel * kernel
+        weight = Var(.fanInUniform([inChannels, outChannels, kernel, kernel], fanIn: fanIn, rng: &rng), requiresGrad: true)
+        self.bias = bias ? Var(.fanInUniform([outChannels], fanIn: fanIn, rng: &rng), requiresGrad: true) : nil
+        geometry = ConvGeometry(stride: stride, padding: padding)
+        self.outputPadding = outputPadding
+    }
+
+    public override func forward(_ x: Var) -> Var {
+        x.convTranspose2d(weight, bias: bias, geometry, outputPadding: (outputPadding, outputPadding))
+    }
+    public override var localParameters: [(String, Var)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+}
+
+/// nn.BatchNorm1d/2d: per-channel (dimension 1) normalization with running statistics.
+public final class BatchNorm: Module, @unchecked Sendable {
+    public let weight: Var?, bias: Var?
+    public let runningMean: NDArray, runningVar: NDArray
+    public let momentum: Float, eps: Float
+
+    public init(_ channels: Int, eps: Float = 1e-5, momentum: Float = 0.1, affine: Bool = true) {
+        weight = affine ? Var(.ones([channels]), requiresGrad: true) : nil
+        bias = affine ? Var(.zeros([channels]), requiresGrad: true) : nil
+        runningMean = .zeros([channels])
+        runningVar = .ones([channels])
+        self.momentum = momentum
+        self.eps = eps
+    }
+
+    public override func forward(_ x: Var) -> Var {
+        x.batchNorm(runningMean: runningMean, runningVar: runningVar, weight: weight, bias: bias,
+                    training: training, momentum: momentum, eps: eps)
+    }
+    public override var localParameters: [(String, Var)] {
+        (weight.map { [("weight", $0)] } ?? []) + (bias.map { [("bias", $0)] } ?? [])
+    }
+    public override var localBuffers: [(String, NDArray)] { [("running_mean", runningMean), ("running_var", runningVar)] }
+}
+
+/// nn.InstanceNorm2d without running statistics (affine optional, off by default as in PyTorch).
+public final class InstanceNorm: Module, @unchecked Sendable {
+    public let weight: Var?, bias: Var?
+    public let eps: Float
+
+    public init(_ channels: Int, eps: Float = 1e-5, affine: Bool = false) {
+        weight = affine ? Var(.ones([channels]), requiresGrad: true) : nil
+        bias = affine ? Var(.zeros([channels]), requiresGrad: true) : nil
+        self.eps = eps
+    }
+
+    public override func forward(_ x: Var) -> Var { x.instanceNorm(weight: weight, bias: bias, eps: eps) }
+    public override var localParameters: [(String, Var)] {
+        (weight.map { [("weight", $0)] } ?? []) + (bias.map { [("bias", $0)] } ?? [])
+    }
+}
+
+/// A parameterless layer given by a function.
+public final class Lambda: Module, @unchecked Sendable {
+    public let name: String
+    let body: (Var) -> Var
+    public init(_ name: String, _ body: @escaping (Var) -> Var) {
+        self.name = name
+        self.body = body
+    }
+    public override func forward(_ x: Var) -> Var { body(x) }
+}
+
+public final class Dropout: Module, @unchecked Sendable {
+    public let p: Float
+    var rng: RandomGenerator
+    public init(_ p: Float, seed: UInt64 = 0) {
+        self.p = p
+        rng = RandomGenerator(seed: seed)
+    }
+    public override func forward(_ x: Var) -> Var { x.dropout(p, training: training, rng: &rng) }
+}
+
+/// Layers applied in order, named "0", "1", ... as in nn.Sequential.
+public final class Sequential: Module, @unchecked Sendable {
+    public let layers: [Module]
+    public init(_ layers: [Module]) { self.layers = layers }
+    public override func forward(_ x: Var) -> Var { layers.reduce(x) { $1($0) } }
+    public override var children: [(String, Module)] { layers.enumerated().map { (String($0.offset), $0.element) } }
+}
+
+/// y = body(x) + shortcut(x) (identity shortcut when none), optionally divided by `scale`
+/// (StarGAN v2's residual blocks divide by sqrt(2)).
+public final class Residual: Module, @unchecked Sendable {
+    public let body: Module
+    public let shortcut: Module?
+    public let scale: Float
+    public init(body: Module, shortcut: Module? = nil, scale: Float = 1) {
+        self.body = body
+        self.shortcut = shortcut
+        self.scale = scale
+    }
+    public override func forward(_ x: Var) -> Var {
+        let y = body(x) + (shortcut.map { $0(x) } ?? x)
+        return scale == 1 ? y : y / scale
+    }
+    public override var children: [(String, Module)] { [("body", body)] + (shortcut.map { [("shortcut", $0)] } ?? []) }
+}

@@ -1,0 +1,7 @@
+import QuacPluginKit
+
+/// The library entry of the Scorers bundle.
+@_cdecl("quac_plugin_entry")
+public func quacPluginEntry(_ hostMajor: UInt32, _ hostMinor: UInt32) -> UnsafeRawPointer? {
+    PluginExport.entry(hostMajor: hostMajor, plugins: [InsertionScorer.self])
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import QuacHost
+
+struct PluginsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins", abstract: "List, describe and check plugins.",
+        subcommands: [List.self, Info.self, Check.self])
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List every plugin manifest on the search path (no plugin code is loaded).")
+        @OptionGroup var paths: PluginPathOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try QuacHostCommand.guarded {
+                let registry = paths.registry
+                if json {
+                    printJSON(["search_path": .array(registry.searchPath.map { .string($0.path) }),
+                               "plugins": .array(registry.entries.map(entryJSON))])
+                    return
+                }
+                if registry.entries.isEmpty {
+                    print("no plugin manifests found in: \(registry.searchPath.map(\.path).joined(separator: ", "))")
+                    return
+                }
+                let rows = registry.entries.map { e -> [String] in
+                    [e.manifest?.id ?? e.url.lastPathComponent, e.manifest?.kind.rawValue ?? "?", e.manifest?.version ?? "?",
+                     e.problem.map { "broken: \($0)" } ?? "ok"]
+                }
+                let widths = (0..<3).map { c in rows.map { $0[c].count }.max() ?? 0 }
+                for r in rows {
+                    print((0..<3).map { r[$0].padding(toLength: widths[$0], withPad: " ", startingAt: 0) }.joined(separator: "  ") + "  " + r[3])
+                }
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Describe one plugin: its manifest and parameters (no code is loaded).")
+        @Argument(help: "Plugin id, e.g. org.quac.saliency.") var id: String
+        @OptionGroup var paths: PluginPathOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            try QuacHostCommand.guarded {
+                let m = try paths.registry.manifest(id: id)
+                if json {
+                    printJSON(entryJSON(PluginRegistry.Entry(url: m.url, manifest: m, problem: nil)))
+                    return
+                }
+                print("\(m.id) \(m.version): \(m.name) (\(m.kind.rawValue))")
+                if !m.description.isEmpty { print(m.description) }
+                print("manifest: \(m.url.path)")
+                print("library:  \(m.resolvedLibraryURL()?.path ?? "\(m.library) (not found)")  ABI \(m.abiVersion)")
+                if !m.requires.isEmpty { print("requires: \(m.requires.map(\.rawValue).joined(separator: ", "))") }
+                if let props = m.parameters["properties"]?.objectValue, !props.isEmpty {
+                    print("parameters:")
+                    for (name, schema) in props {
+                        let type = schema["type"]?.stringValue ?? (schema["anyOf"] != nil ? "one of several" : "any")
+                        let def = schema["default"].map { " = \($0.serialized())" } ?? ""
+                        print("  \(name) (\(type))\(def)  \(schema["description"]?.stringValue ?? "")")
+                    }
+                }
+            }
+        }
+    }
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Conformance check: load, negotiate, create/destroy, call every function with good and bad input.",
+            discussion: "TARGET is a plugin id, a plugin manifest (.json), or a plugin library (.so; all its plugins are checked, each needing a manifest on the search path). Prints one line per check; exit code 1 if any check fails.")
+        @Argument(help: "Plugin id, manifest path or library path.") var target: String
+        @Option(help: "Classifier plugin used by the checks of attributors, scorers and converters.")
+        var classifier: String = "org.quac.mlp-classifier"
+        @Option(help: "JSON parameters for the plugin under test.") var params: String = "{}"
+        @OptionGroup var paths: PluginPathOptions
+        @Flag(help: "Print JSON.") var json = false
+
+        func run() throws {
+            var failed = false
+            try QuacHostCommand.guarded {
+                let registry = paths.registry
+                let manifests = try ConformanceChecker.manifests(for: target, registry: registry)
+                let parameters: JSONValue
+                do { parameters = try JSONParser.parse(params) } catch { throw QuacError("--params: malformed JSON at \(error)") }
+                var reports: [JSONValue] = []
+                for m in manifests {
+                    let checker = ConformanceChecker(manifest: m, parameters: parameters, registry: registry, classifierID: classifier)
+                    let results = checker.run { r in
+                        if !json { print("\(r.passed ? "PASS" : "FAIL")  \(m.id)  \(r.name)\(r.detail.isEmpty ? "" : ": \(r.detail)")") }
+                    }
+                    if results.contains(where: { !$0.passed }) { failed = true }
+                    reports.append(["plugin": .string(m.id), "passed": .bool(!results.contains { !$0.passed }),
+                                    "checks": .array(results.map { ["name": .string($0.name), "passed": .bool($0.passed), "detail": .string($0.detail)] })])
+                    if !json {
+                        let n = results.filter(\.passed).count
+                        print("\(m.id): \(n) passed, \(results.count - n) failed")
+                    }
+                }
+                if json { printJSON(["plugins": .array(reports)]) }
+            }
+            if failed { throw ExitCode(1) }
+        }
+    }
+}
+
+func entryJSON(_ e: PluginRegistry.Entry) -> JSONValue {
+    var o = JSONObject()
+    o["manifest"] = .string(e.url.path)
+    o["status"] = .string(e.problem == nil ? "ok" : "broken")
+    if let p = e.problem { o["problem"] = .string(p) }
+    if let m = e.manifest {
+        o["id"] = .string(m.id)
+        o["name"] = .string(m.name)
+        o["version"] = .string(m.version)
+        o["kind"] = .string(m.kind.rawValue)
+        o["abi_version"] = .string(m.abiVersion)
+        o["library"] = .string(m.resolvedLibraryURL()?.path ?? m.library)
+        o["requires"] = .array(m.requires.map { .string($0.rawValue) })
+        o["parameters"] = m.parameters
+    }
+    return .object(o)
+}

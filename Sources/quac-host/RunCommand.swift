@@ -1,0 +1,39 @@
+import ArgumentParser
+import Foundation
+import QuacHost
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline manifest: classify, make counterfactuals, attribute, score; write the results store.",
+        discussion: "Finished work whose inputs did not change is reused on a rerun; every file is written atomically.")
+    @Argument(help: "Pipeline manifest (JSON).") var manifest: String
+    @OptionGroup var paths: PluginPathOptions
+    @Flag(help: "Print a JSON summary on stdout.") var json = false
+    @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
+
+    func run() throws {
+        try QuacHostCommand.guarded {
+            let m = try PipelineManifest.load(URL(fileURLWithPath: manifest))
+            let progress: RunProgress = quiet || json ? SilentProgress() : TerminalProgress()
+            let context = RunContext()
+            Signals.cancelOnInterrupt(context)
+            let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context).run()
+            if json {
+                var medians = JSONObject()
+                for (method, byScorer) in summary.medians.sorted(by: { $0.key < $1.key }) {
+                    medians[method] = .object(JSONObject(byScorer.sorted { $0.key < $1.key }.map { ($0.key, JSONValue.double($0.value)) }))
+                }
+                printJSON(["output": .string(summary.output.path), "samples": .int(Int64(summary.samples)),
+                           "computed": .array(summary.computed.map { .string($0) }),
+                           "reused": .array(summary.reused.map { .string($0) }), "median_scores": .object(medians)])
+            } else if !quiet {
+                if !summary.reused.isEmpty { print("reused: \(summary.reused.joined(separator: ", "))") }
+                for (method, byScorer) in summary.medians.sorted(by: { $0.key < $1.key }) {
+                    print("\(method): " + byScorer.sorted { $0.key < $1.key }.map { String(format: "%@ median %.4f", $0.key, $0.value) }.joined(separator: ", "))
+                }
+                print("results: \(summary.output.path)")
+            }
+        }
+    }
+}
