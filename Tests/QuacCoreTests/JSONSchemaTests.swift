@@ -106,6 +106,14 @@ final class JSONSchemaTests: XCTestCase {
         }
     }
 
+    func testEqualityIsExact() throws {
+        // Swift's String == calls these equal (canonical equivalence); JSON Schema compares code points.
+        let composed = JSONValue.string("\u{E9}"), decomposed = JSONValue.string("e\u{301}")
+        XCTAssertEqual(try schema(#"{"enum":["\u00e9"]}"#).validate(decomposed).count, 1)
+        XCTAssertEqual(try schema(#"{"enum":["\u00e9"]}"#).validate(composed), [])
+        XCTAssertEqual(try schema(#"{"uniqueItems":true}"#).validate([composed, decomposed]), [])
+    }
+
     func testIntegerBoundsCompareExactly() throws {
         // 2^53 + 1 is not representable as a double; compared as doubles both sides would be equal.
         let s = try schema(#"{"minimum":9007199254740993}"#)

@@ -213,6 +213,67 @@ def cnn(path):
     save_file({k: v.contiguous() for k, v in t.items()}, path, metadata={"architecture": json.dumps(CNN_ARCH)})
 
 
+OPTIMIZERS = {
+    "sgd": ("SGD", dict(lr=0.1)),
+    "sgd_momentum": ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+    "sgd_nesterov": ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.001)),
+    "adam": ("Adam", dict(lr=0.01, betas=(0.9, 0.999), eps=1e-8)),
+    "adam_wd": ("Adam", dict(lr=0.01, betas=(0.0, 0.99), weight_decay=1e-2)),
+    "adamw": ("AdamW", dict(lr=0.01, betas=(0.9, 0.99), weight_decay=0.1)),
+}
+
+
+def optim(path):
+    """Parameter trajectories of torch.optim under a fixed sequence of gradients (float32, as training)."""
+    steps, n = 6, 7
+    t = {"p0": rand(n), "grads": rand(steps, n, low=-2, high=2)}
+    for name, (cls, kw) in OPTIMIZERS.items():
+        p = torch.nn.Parameter(t["p0"].clone())
+        opt = getattr(torch.optim, cls)([p], **kw)
+        traj = []
+        for i in range(steps):
+            p.grad = t["grads"][i].clone()
+            opt.step()
+            traj.append(p.detach().clone())
+        t[f"{name}/trajectory"] = torch.stack(traj)
+    cfg = {k: {"class": c, **{a: (list(b) if isinstance(b, tuple) else b) for a, b in kw.items()}} for k, (c, kw) in OPTIMIZERS.items()}
+    save_file({k: v.contiguous() for k, v in t.items()}, path, metadata={"optimizers": json.dumps(cfg)})
+
+
+ATTR_ARCH = {"type": "sequential", "layers": [
+    {"type": "conv2d", "in": 2, "out": 4, "kernel": 3, "padding": 1},
+    {"type": "batch_norm", "channels": 4},
+    {"type": "relu"},
+    {"type": "max_pool2d", "kernel": 2},
+    {"type": "conv2d", "in": 4, "out": 6, "kernel": 3},
+    {"type": "tanh"},
+    {"type": "flatten"},
+    {"type": "linear", "in": 24, "out": 8},
+    {"type": "leaky_relu", "slope": 0.1},
+    {"type": "linear", "in": 8, "out": 3},
+]}
+
+
+def attributions(path):
+    """Captum's DeepLift (rescale, with a baseline) and guided backpropagation on a small eval-mode CNN."""
+    from captum.attr import DeepLift, GuidedBackprop
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 6, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(24, 8),
+        torch.nn.LeakyReLU(0.1), torch.nn.Linear(8, 3))
+    with torch.no_grad():
+        net[1].running_mean.uniform_(-0.3, 0.3)
+        net[1].running_var.uniform_(0.5, 1.5)
+    t = {f"weights/{k}": v.float().clone() for k, v in net.state_dict().items() if "num_batches" not in k}
+    net = net.double().eval()
+    x, x0 = rand(3, 2, 8, 8), rand(3, 2, 8, 8)
+    target = torch.tensor([2, 0, 1])
+    t["x"], t["baseline"], t["target"] = x, x0, target
+    t["deeplift"] = DeepLift(net).attribute(x.double(), baselines=x0.double(), target=target).detach().float()
+    t["guided"] = GuidedBackprop(net).attribute(x.double(), target=target).detach().float()
+    save_file({k: v.contiguous() for k, v in t.items()}, path, metadata={"architecture": json.dumps(ATTR_ARCH)})
+
+
 def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "Tests/EngineTests/Golden"
     os.makedirs(out, exist_ok=True)
@@ -223,6 +284,8 @@ def main():
     layers(w)
     w.save(os.path.join(out, "engine_layers.safetensors"))
     cnn(os.path.join(out, "engine_cnn.safetensors"))
+    optim(os.path.join(out, "engine_optim.safetensors"))
+    attributions(os.path.join(out, "engine_attributions.safetensors"))
 
 
 if __name__ == "__main__":

@@ -41,9 +41,33 @@ private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
     let r = b.pointee
     func opt(_ t: UnsafePointer<quac_tensor>?, _ n: String) throws -> Tensor? { try t.map { try borrow($0, n) } }
     let hasReference = Int(r.struct_size) >= MemoryLayout<quac_batch>.size
-    return Batch(x: try borrow(r.x, "x"), source: try opt(r.source, "source"), target: try opt(r.target, "target"),
-                 xCF: try opt(r.x_cf, "x_cf"), attribution: try opt(r.attribution, "attribution"),
-                 reference: hasReference ? try opt(r.reference, "reference") : nil, seed: r.seed)
+    let inputs = Batch(x: try borrow(r.x, "x"), source: try opt(r.source, "source"), target: try opt(r.target, "target"),
+                  xCF: try opt(r.x_cf, "x_cf"), attribution: try opt(r.attribution, "attribution"),
+                  reference: hasReference ? try opt(r.reference, "reference") : nil, seed: r.seed)
+    try checkContract(inputs)
+    return inputs
+}
+
+/// quac_batch's documented shapes and dtypes, enforced once here so a Swift plugin can rely on them
+/// (and a host that breaks them gets an error, not a crash).
+private func checkContract(_ b: Batch) throws {
+    guard b.x.dtype == .float32, b.x.rank >= 1 else {
+        throw PluginError.invalid("x: expected float32 [N, ...], got \(b.x.dtype.displayName) \(b.x.shape)")
+    }
+    let n = b.count
+    for (name, t) in [("source", b.source), ("target", b.target)] {
+        if let t, t.dtype != .int64 || t.shape != [n] {
+            throw PluginError.invalid("\(name): expected int64 [\(n)], got \(t.dtype.displayName) \(t.shape)")
+        }
+    }
+    for (name, t) in [("x_cf", b.xCF), ("attribution", b.attribution)] {
+        if let t, t.dtype != .float32 || t.shape != b.x.shape {
+            throw PluginError.invalid("\(name): expected float32 \(b.x.shape) like x, got \(t.dtype.displayName) \(t.shape)")
+        }
+    }
+    if let r = b.reference, r.dtype != .float32 || r.rank != b.x.rank {
+        throw PluginError.invalid("reference: expected float32 images like x, got \(r.dtype.displayName) \(r.shape)")
+    }
 }
 
 private func put(_ outputs: Outputs, _ sink: UnsafePointer<quac_output_sink>?, _ host: HostServices) throws {

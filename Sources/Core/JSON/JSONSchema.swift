@@ -38,7 +38,8 @@ public struct JSONSchemaError: Error, CustomStringConvertible, Sendable {
 /// exclusiveMaximum, multipleOf, minLength, maxLength, pattern, allOf, anyOf, oneOf, not, if/then/else,
 /// local $ref ("#", "#/$defs/...", any "#/..." pointer), $defs, definitions and the annotations
 /// ($schema, $id, $comment, title, description, default, examples, format, deprecated, readOnly,
-/// writeOnly). Keywords starting with "x-" are ignored; any other keyword is an error.
+/// writeOnly). Keywords starting with "x-" are ignored; any other keyword is an error. As in 2020-12, a
+/// $ref applies together with the keywords beside it.
 public struct JSONSchema: @unchecked Sendable {   // NSRegularExpression is immutable and thread-safe
     public let source: String
     let nodes: [SchemaNode]
@@ -157,16 +158,16 @@ struct SchemaNode {
 // MARK: - Compiler
 
 struct SchemaCompiler {
-    static let annotations: Set<String> = ["$schema", "$id", "$comment", "title", "description", "default",
-                                           "examples", "format", "deprecated", "readOnly", "writeOnly"]
-    static let keywords: Set<String> = annotations.union([
-        "$ref", "$defs", "definitions", "type", "enum", "const", "properties", "required",
+    /// For "did you mean" hints only: the switch in compile(_:at:) decides what is accepted.
+    static let keywords: Set<String> = [
+        "$schema", "$id", "$comment", "title", "description", "default", "examples", "format", "deprecated",
+        "readOnly", "writeOnly", "$ref", "$defs", "definitions", "type", "enum", "const", "properties", "required",
         "additionalProperties", "patternProperties", "propertyNames", "minProperties", "maxProperties",
         "dependentRequired", "items", "prefixItems", "additionalItems", "contains", "minContains",
         "maxContains", "minItems", "maxItems", "uniqueItems", "minimum", "maximum", "exclusiveMinimum",
         "exclusiveMaximum", "multipleOf", "minLength", "maxLength", "pattern", "allOf", "anyOf", "oneOf",
         "not", "if", "then", "else",
-    ])
+    ]
     static let typeNames: Set<String> = ["null", "boolean", "object", "array", "number", "integer", "string"]
 
     let document: JSONValue

@@ -62,10 +62,10 @@ extension JSONSchema {
             report("expected \(types.joined(separator: " or ")), found \(SchemaText.describe(value))", .type(types))
         }
         // After a wrong type, "must be one of" would only repeat the problem.
-        if typeMatches && node.hasConst, let constant = node.constValue, value != constant {
+        if typeMatches && node.hasConst, let constant = node.constValue, !Self.same(value, constant) {
             report("must be \(SchemaText.short(constant)), found \(SchemaText.short(value))", .mismatch)
         }
-        if typeMatches, let values = node.enumValues, !values.contains(value) {
+        if typeMatches, let values = node.enumValues, !values.contains(where: { Self.same(value, $0) }) {
             let list = values.map { SchemaText.short($0) }.joined(separator: ", ")
             report(values.count == 1 ? "must be \(list), found \(SchemaText.short(value))" : "must be one of \(list), found \(SchemaText.short(value))",
                    .mismatch)
@@ -111,6 +111,18 @@ extension JSONSchema {
             } else if let otherwise = node.elseSchema {
                 check(otherwise, value, path, into: &out)
             }
+        }
+    }
+
+    /// JSON Schema equality: like JSONValue's (1 == 1.0), but strings compare code point by code point
+    /// where Swift's String equality would call "é" and "e\u{301}" equal.
+    static func same(_ a: JSONValue, _ b: JSONValue) -> Bool {
+        switch (a, b) {
+        case (.string(let x), .string(let y)): return x.unicodeScalars.elementsEqual(y.unicodeScalars)
+        case (.array(let x), .array(let y)): return x.count == y.count && zip(x, y).allSatisfy { same($0, $1) }
+        case (.object(let x), .object(let y)):
+            return x.count == y.count && x.allSatisfy { key, value in y[key].map { same(value, $0) } ?? false }
+        default: return a == b
         }
     }
 
@@ -185,7 +197,7 @@ extension JSONSchema {
         if let max = node.maxItems, items.count > max { report("must have at most \(plural(max, "item")), found \(items.count)") }
         if node.uniqueItems {
             for i in items.indices.dropFirst() {
-                if let j = items[..<i].firstIndex(of: items[i]) {
+                if let j = items[..<i].firstIndex(where: { Self.same($0, items[i]) }) {
                     out.append(SchemaFinding(violation: SchemaViolation(pointer: JSONPointer.appending(path.pointer, i),
                                                                 message: "must be unique, but equals item \(j) (\(SchemaText.short(items[i])))"),
                                      order: path.order + [i], kind: .other))

@@ -141,7 +141,8 @@ typedef struct quac_host {
     void (*set_error)(const struct quac_host *host, const char *message);
 
     /* [thread-safe] Allocates a compact, zero-filled CPU tensor. On QUAC_OK *out is owned by the caller:
-     * hand it back as an output (ownership moves to the host) or release it with its deleter. */
+     * hand it back as an output (ownership moves to the host) or release it with its deleter. On
+     * failure the host has already recorded the reason (as if set_error had been called). */
     quac_status (*tensor_alloc)(const struct quac_host *host, quac_dtype dtype, int32_t ndim,
                                 const int64_t *shape, quac_managed_tensor **out);
 
@@ -190,7 +191,8 @@ typedef struct quac_output_sink {
     void *host_data;
 
     /* [instance] Hands `tensor` to the host under `name` (borrowed). Ownership moves to the host even
-     * when this fails. Putting a name twice is QUAC_ERR_INVALID_ARGUMENT. */
+     * when this fails. Putting a name twice is QUAC_ERR_INVALID_ARGUMENT; the host reports such
+     * violations itself, so the plugin just returns the status. */
     quac_status (*put_tensor)(const struct quac_output_sink *sink, const char *name,
                               quac_managed_tensor *tensor);
 
@@ -230,7 +232,8 @@ typedef struct quac_plugin {
     const quac_plugin_descriptor *descriptor;
     void *plugin_data; /* the plugin's */
 
-    /* [main-thread] Frees the instance and everything it owns. No call on it is in flight. */
+    /* [main-thread] Frees the instance and everything it owns (the struct itself included: cast away
+     * the const). No call on it is in flight. */
     void (*destroy)(const struct quac_plugin *self);
 
     /* [thread-safe] The function table registered under `id`, or NULL when absent. Kind tables
@@ -363,11 +366,11 @@ typedef struct quac_plugin_factory {
 /* What `quac_plugin_entry` returns. Static data owned by the library. */
 typedef struct quac_plugin_entry_v1 {
     uint32_t abi_major, abi_minor; /* the QUAC_ABI_VERSION the library was built with */
-    /* [main-thread] Called once after loading, before anything else. library_path: borrowed, the
-     * absolute path it was loaded from (to find files shipped beside it). Not QUAC_OK: the host
-     * unloads the library without calling deinit. */
+    /* [main-thread] Called once after loading, before anything else; may be NULL. library_path:
+     * borrowed, the absolute path it was loaded from (to find files shipped beside it). Not QUAC_OK:
+     * the host unloads the library without calling deinit. */
     quac_status (*init)(const char *library_path);
-    /* [main-thread] Called once before unloading; every instance has been destroyed. */
+    /* [main-thread] Called once before unloading; every instance has been destroyed. May be NULL. */
     void (*deinit)(void);
     const quac_plugin_factory *factory;
 } quac_plugin_entry_v1;

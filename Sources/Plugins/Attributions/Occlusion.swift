@@ -36,7 +36,9 @@ final class Occlusion: AttributorPlugin {
         guard x.rank == 4 else { throw PluginError.invalid("x: occlusion needs images [N, C, H, W], got \(x.shape)") }
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let (spec, _) = try host.classifierInfo()
-        let base = try host.classifierForward(x).floats
+        // Keep the tensors alive while their float buffers are read.
+        let baseLogits = try host.classifierForward(x)
+        let base = baseLogits.floats
         let out = Tensor(zeros: x.shape)
         let counts = Tensor(zeros: x.shape)
         let positions = windowStarts(h, window.0, stride.0).flatMap { r in windowStarts(w, window.1, stride.1).map { (r, $0) } }
@@ -49,7 +51,8 @@ final class Occlusion: AttributorPlugin {
             for s in 0..<n { for ch in 0..<c { for r in r0..<min(r0 + window.0, h) { for q in c0..<min(c0 + window.1, w) {
                 o[((s * c + ch) * h + r) * w + q] = baseline
             } } } }
-            let logits = try host.classifierForward(occluded).floats
+            let occludedLogits = try host.classifierForward(occluded)
+            let logits = occludedLogits.floats
             let a = out.floats, k = counts.floats
             for s in 0..<n {
                 let y = Int(labels[s])
@@ -61,9 +64,11 @@ final class Occlusion: AttributorPlugin {
                 } } }
             }
             host.progress(done + 1, of: positions.count, "windows")
+            withExtendedLifetime(occludedLogits) {}
         }
         let a = out.floats, k = counts.floats
         for i in a.indices where k[i] > 0 { a[i] /= k[i] }
+        withExtendedLifetime(baseLogits) {}
         return Outputs([("attribution", out)])
     }
 

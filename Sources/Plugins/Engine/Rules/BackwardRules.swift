@@ -65,31 +65,56 @@ extension Var {
 }
 
 extension Var {
-    /// Captum's DeepLift rule for max pooling on a [x; x0] batch: the gradient flows as for the
-    /// difference of the pooled outputs, routed by both halves' argmax positions, divided by x - x0
-    /// (the ordinary gradient where x and x0 coincide).
+    /// Captum's DeepLift rule for max pooling on a [x; x0] batch. With m = max(out, out0), the pooled
+    /// differences (m - out0) and (out - m) are routed back through each half's own argmax, summed,
+    /// and divided by x - x0 (the ordinary gradient where x and x0 coincide); both halves get the result.
     static func deepLiftMaxPool(_ g: Var, _ x: Var, _ out: Var, _ idx: PlaneIndices) -> Var {
         noGrad {
-            let doubled = { (a: NDArray) -> NDArray in
-                // [a_x - a_x0; a_x - a_x0]
-                let c = a.contiguous()
-                let h = c.count / 2
-                let d = NDArray.uninitialized(a.shape)
-                for i in 0..<h { let v = c.pointer[i] - c.pointer[i + h]; d.pointer[i] = v; d.pointer[i + h] = v }
-                return d
+            let o = out.data.contiguous()
+            let ho = o.count / 2
+            let deltaOut = NDArray.uninitialized(o.shape)
+            for i in 0..<ho {
+                let m = Swift.max(o.pointer[i], o.pointer[i + ho])
+                deltaOut.pointer[i] = m - o.pointer[i + ho]
+                deltaOut.pointer[i + ho] = o.pointer[i] - m
             }
-            let deltaOut = doubled(out.data)
             let ordinary = scatterPlanes(g, idx, inputShape: x.shape).data
             let routed = scatterPlanes(Var(Kernels.binary(g.data, deltaOut, *)), idx, inputShape: x.shape).data
+            let xc = x.data.contiguous()
             let h = routed.count / 2
-            let deltaIn = doubled(x.data)
             let result = NDArray.uninitialized(x.shape)
-            let (pr, po, pd, pz) = (routed.pointer, ordinary.pointer, deltaIn.pointer, result.pointer)
+            let (pr, po, px, pz) = (routed.pointer, ordinary.pointer, xc.pointer, result.pointer)
             for i in 0..<h {
-                let s = pr[i] + pr[i + h]
-                for j in [i, i + h] { pz[j] = Swift.abs(pd[j]) < 1e-7 ? po[j] : s / pd[j] }
+                let s = pr[i] + pr[i + h], d = px[i] - px[i + h]
+                let small = Swift.abs(d) < 1e-7
+                pz[i] = small ? po[i] : s / d
+                pz[i + h] = small ? po[i + h] : s / d
             }
             return Var(result)
+        }
+    }
+}
+
+/// Gradients under a modified backward rule, as a classifier's `vjp_rule` answers them.
+public enum ModifiedBackward {
+    /// grad_x of sum(f(x) * gradOutput) under `rule`. For DeepLift, f runs once on [x; baseline] and the
+    /// result is the rescale rule's multipliers for x (attributions are (x - baseline) * multipliers);
+    /// guided backpropagation ignores the baseline.
+    public static func vjp(rule: BackwardRule, _ f: (Var) -> Var, x: NDArray, baseline: NDArray? = nil,
+                           gradOutput: NDArray) -> NDArray {
+        switch rule {
+        case .standard, .guided:
+            let xv = Var(x, requiresGrad: true)
+            let y = withBackwardRule(rule) { f(xv) }
+            return gradients(of: [y], wrt: [xv], seeds: [Var(gradOutput)])[0]?.data ?? .zeros(x.shape)
+        case .deepLiftRescale:
+            let base = baseline ?? .zeros(x.shape)
+            precondition(base.shape == x.shape, "baseline \(base.shape) for input \(x.shape)")
+            let both = Var(Var.concat([Var(x), Var(base)], axis: 0).data, requiresGrad: true)
+            let y = withBackwardRule(.deepLiftRescale) { f(both) }
+            let seed = Var.concat([Var(gradOutput), Var(gradOutput)], axis: 0)
+            guard let g = gradients(of: [y], wrt: [both], seeds: [seed])[0] else { return .zeros(x.shape) }
+            return g.slice(axis: 0, 0..<x.shape[0]).data.contiguous()
         }
     }
 }
