@@ -243,8 +243,8 @@ def optim(path):
 ATTR_ARCH = {"type": "sequential", "layers": [
     {"type": "conv2d", "in": 2, "out": 4, "kernel": 3, "padding": 1},
     {"type": "batch_norm", "channels": 4},
-    {"type": "relu"},
     {"type": "max_pool2d", "kernel": 2},
+    {"type": "relu"},
     {"type": "conv2d", "in": 4, "out": 6, "kernel": 3},
     {"type": "tanh"},
     {"type": "flatten"},
@@ -255,10 +255,15 @@ ATTR_ARCH = {"type": "sequential", "layers": [
 
 
 def attributions(path):
-    """Captum's DeepLift (rescale, with a baseline) and guided backpropagation on a small eval-mode CNN."""
+    """Captum's DeepLift (rescale, with a baseline) and guided backpropagation on a small eval-mode CNN.
+
+    The pooling comes before the ReLU: with a ReLU directly before a MaxPool, Captum 0.7's hooks give
+    results that differ from its own documented max-pool rule (and break summation to delta); the
+    engine implements the rule as documented.
+    """
     from captum.attr import DeepLift, GuidedBackprop
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.MaxPool2d(2), torch.nn.ReLU(),
         torch.nn.Conv2d(4, 6, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(24, 8),
         torch.nn.LeakyReLU(0.1), torch.nn.Linear(8, 3))
     with torch.no_grad():

@@ -72,7 +72,9 @@ public struct PipelineManifest {
             if let f = c["foreign"] {
                 classifier = .foreign(ForeignClassifierSpec(
                     pointer: "/classifier/foreign", library: resolve(f["library"]?.stringValue ?? "").path,
-                    symbol: f["symbol"]?.stringValue ?? "", signature: f["signature"]?.stringValue ?? "",
+                    symbol: f["symbol"]?.stringValue ?? "",
+                    // The documented default shape of a C model's entry point.
+                    signature: f["signature"]?.stringValue ?? "void \(f["symbol"]?.stringValue ?? "predict")(const float *x, int64_t n, float *logits)",
                     numClasses: Int(f["num_classes"]?.intValue ?? 0),
                     inputShape: (f["input_shape"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int.init) }))
             } else {

@@ -1,0 +1,35 @@
+# The two set-up-and-go commands of the README:
+#   make demo   builds in release and runs the demo pipeline on built-in defaults
+#   make test   runs the whole test suite (Swift tests, Python round trips, the C SDK's build)
+# Both install what they need on a fresh Debian machine (scripts/setup.sh).
+
+SWIFT ?= swift
+RELEASE_BIN = .build/release/quac-host
+
+.PHONY: demo test setup setup-test build release sdk-check clean
+
+demo: setup release
+	$(RELEASE_BIN) data toy --output runs/demo-data
+	QUAC_PLUGIN_PATH=$(CURDIR)/plugins $(RELEASE_BIN) run examples/demo/pipeline.json
+	@echo "demo results: $(CURDIR)/runs/demo (run.json, attributions/, scores/)"
+
+test: setup-test build sdk-check
+	QUAC_TEST_PYTHON=$(CURDIR)/.venv-test/bin/python $(SWIFT) test
+
+setup:
+	@bash scripts/setup.sh
+
+setup-test:
+	@bash scripts/setup.sh --test
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release
+
+sdk-check:
+	$(MAKE) -s -C SDK check BUILD_DIR=$(CURDIR)/.build-sdk-check
+
+clean:
+	rm -rf .build .build-sdk-check runs

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
+# package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
+# environment with numpy and safetensors for the round-trip tests (.venv-test). Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  if ! .venv-test/bin/python -c 'import numpy, safetensors' 2>/dev/null; then
+    echo "setup: creating .venv-test (numpy, safetensors)"
+    python3 -m venv .venv-test
+    .venv-test/bin/pip install -q --disable-pip-version-check numpy safetensors
+  fi
+fi
