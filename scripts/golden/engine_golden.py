@@ -243,8 +243,8 @@ def optim(path):
 ATTR_ARCH = {"type": "sequential", "layers": [
     {"type": "conv2d", "in": 2, "out": 4, "kernel": 3, "padding": 1},
     {"type": "batch_norm", "channels": 4},
-    {"type": "max_pool2d", "kernel": 2},
     {"type": "relu"},
+    {"type": "max_pool2d", "kernel": 2},
     {"type": "conv2d", "in": 4, "out": 6, "kernel": 3},
     {"type": "tanh"},
     {"type": "flatten"},
@@ -254,16 +254,82 @@ ATTR_ARCH = {"type": "sequential", "layers": [
 ]}
 
 
-def attributions(path):
-    """Captum's DeepLift (rescale, with a baseline) and guided backpropagation on a small eval-mode CNN.
+SMALL_ATTR_ARCH = {"type": "sequential", "layers": [
+    {"type": "conv2d", "in": 2, "out": 3, "kernel": 3}, {"type": "relu"},
+    {"type": "conv2d", "in": 3, "out": 2, "kernel": 3}, {"type": "sigmoid"}, {"type": "flatten"},
+    {"type": "linear", "in": 32, "out": 3}, {"type": "softplus"}, {"type": "linear", "in": 3, "out": 3},
+]}
 
-    The pooling comes before the ReLU: with a ReLU directly before a MaxPool, Captum 0.7's hooks give
-    results that differ from its own documented max-pool rule (and break summation to delta); the
-    engine implements the rule as documented.
+
+class _Rescale(torch.autograd.Function):
+    """DeepLift's rescale rule for an elementwise nonlinearity on a [x; x0] batch."""
+
+    @staticmethod
+    def forward(ctx, inp, fn):
+        with torch.enable_grad():
+            i = inp.detach().requires_grad_(True)
+            out = fn(i)
+            (ordinary,) = torch.autograd.grad(out.sum(), i)
+        ctx.save_for_backward(inp, out.detach(), ordinary)
+        return out.detach()
+
+    @staticmethod
+    def backward(ctx, g):
+        inp, out, ordinary = ctx.saved_tensors
+        di = torch.cat(2 * [inp.chunk(2)[0] - inp.chunk(2)[1]])
+        do = torch.cat(2 * [out.chunk(2)[0] - out.chunk(2)[1]])
+        return torch.where(di.abs() < 1e-7, g * ordinary, g * do / di), None
+
+
+class _RescaleMaxPool(torch.autograd.Function):
+    """Captum's documented max-pool rule (deep_lift.py, maxpool), on a [x; x0] batch."""
+
+    @staticmethod
+    def forward(ctx, inp, k):
+        out, idx = F.max_pool2d(inp, k, return_indices=True)
+        ctx.save_for_backward(inp, out, idx)
+        ctx.k = k
+        return out
+
+    @staticmethod
+    def backward(ctx, g):
+        inp, out, idx = ctx.saved_tensors
+        o, o0 = out.chunk(2)
+        m = torch.max(o, o0)
+        dout = torch.cat([m - o0, o - m])
+        u = F.max_unpool2d(g * dout, idx, ctx.k, ctx.k, 0, list(inp.shape))
+        s = torch.cat(2 * [u.chunk(2)[0] + u.chunk(2)[1]])
+        di = torch.cat(2 * [inp.chunk(2)[0] - inp.chunk(2)[1]])
+        ordinary = F.max_unpool2d(g, idx, ctx.k, ctx.k, 0, list(inp.shape))
+        return torch.where(di.abs() < 1e-7, ordinary, s / di), None
+
+
+def deeplift_reference(net, x, x0, target):
+    """DeepLift multipliers times (x - x0), rules applied explicitly (no module hooks)."""
+    both = torch.cat([x, x0]).requires_grad_(True)
+    h = both
+    for m in net:
+        if isinstance(m, torch.nn.MaxPool2d):
+            h = _RescaleMaxPool.apply(h, m.kernel_size)
+        elif isinstance(m, (torch.nn.ReLU, torch.nn.Tanh, torch.nn.LeakyReLU, torch.nn.Sigmoid, torch.nn.Softplus)):
+            h = _Rescale.apply(h, m)
+        else:
+            h = m(h)
+    (g,) = torch.autograd.grad(h.gather(1, torch.cat([target, target])[:, None]).sum(), both)
+    return (x - x0) * g[: x.shape[0]]
+
+
+def attributions(path):
+    """DeepLift (rescale rule with a baseline) and guided backpropagation on a small eval-mode CNN.
+
+    Guided backpropagation is Captum's GuidedBackprop. DeepLift is the rule as Captum documents it,
+    applied explicitly (deeplift_reference): Captum 0.7's module hooks deviate from their own rule in
+    networks that pool next to nonlinearities (their attributions then miss summation to delta); its
+    output is stored as `deeplift_captum` for reference and agrees where Captum is self-consistent.
     """
     from captum.attr import DeepLift, GuidedBackprop
     net = torch.nn.Sequential(
-        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.MaxPool2d(2), torch.nn.ReLU(),
+        torch.nn.Conv2d(2, 4, 3, padding=1), torch.nn.BatchNorm2d(4), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         torch.nn.Conv2d(4, 6, 3), torch.nn.Tanh(), torch.nn.Flatten(), torch.nn.Linear(24, 8),
         torch.nn.LeakyReLU(0.1), torch.nn.Linear(8, 3))
     with torch.no_grad():
@@ -274,9 +340,21 @@ def attributions(path):
     x, x0 = rand(3, 2, 8, 8), rand(3, 2, 8, 8)
     target = torch.tensor([2, 0, 1])
     t["x"], t["baseline"], t["target"] = x, x0, target
-    t["deeplift"] = DeepLift(net).attribute(x.double(), baselines=x0.double(), target=target).detach().float()
+    t["deeplift"] = deeplift_reference(net, x.double(), x0.double(), target).detach().float()
+    t["deeplift_captum"] = DeepLift(net).attribute(x.double(), baselines=x0.double(), target=target).detach().float()
     t["guided"] = GuidedBackprop(net).attribute(x.double(), target=target).detach().float()
-    save_file({k: v.contiguous() for k, v in t.items()}, path, metadata={"architecture": json.dumps(ATTR_ARCH)})
+    # A pooling-free network, where Captum's hooks and the rule agree.
+    small = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.ReLU(), torch.nn.Conv2d(3, 2, 3), torch.nn.Sigmoid(),
+                                torch.nn.Flatten(), torch.nn.Linear(32, 3), torch.nn.Softplus(), torch.nn.Linear(3, 3))
+    for k, v in small.state_dict().items():
+        t[f"small/weights/{k}"] = v.float().clone()
+    small = small.double().eval()
+    ref = deeplift_reference(small, x.double(), x0.double(), target)
+    cap = DeepLift(small).attribute(x.double(), baselines=x0.double(), target=target)
+    assert (ref - cap).abs().max() < 1e-10, "Captum and the explicit rule disagree on the pooling-free net"
+    t["small/deeplift"] = cap.detach().float()
+    save_file({k: v.contiguous() for k, v in t.items()}, path,
+              metadata={"architecture": json.dumps(ATTR_ARCH), "small_architecture": json.dumps(SMALL_ATTR_ARCH)})
 
 
 def main():

@@ -70,7 +70,7 @@ private func checkContract(_ b: Batch) throws {
     }
 }
 
-private func put(_ outputs: Outputs, _ sink: UnsafePointer<quac_output_sink>?, _ host: HostServices) throws {
+func putOutputs(_ outputs: Outputs, _ sink: UnsafePointer<quac_output_sink>?, _ host: HostServices) throws {
     guard let sink else { throw PluginError.invalid("output sink is NULL") }
     for (name, t) in outputs.tensors {
         let m = try host.managedCopy(t)
@@ -142,20 +142,20 @@ private let classifierVJPRule: @convention(c) (UnsafePointer<quac_plugin>?, quac
 private let attributorAttribute: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_batch>?, UnsafePointer<quac_output_sink>?) -> quac_status = { p, b, sink in
     guarded(host(p)) {
         let (a, h) = try plugin(p, as: AttributorPlugin.self)
-        try put(try a.attribute(try batch(b)), sink, h)
+        try putOutputs(try a.attribute(try batch(b)), sink, h)
     }
 }
 
 private let scorerScore: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_batch>?, UnsafePointer<quac_output_sink>?) -> quac_status = { p, b, sink in
     guarded(host(p)) {
         let (s, h) = try plugin(p, as: ScorerPlugin.self)
-        try put(try s.score(try batch(b)), sink, h)
+        try putOutputs(try s.score(try batch(b)), sink, h)
     }
 }
 
 private let converterConvert: @convention(c) (UnsafePointer<quac_plugin>?, UnsafePointer<quac_batch>?, UnsafePointer<quac_output_sink>?) -> quac_status = { p, b, sink in
     guarded(host(p)) {
         let (c, h) = try plugin(p, as: ConverterPlugin.self)
-        try put(try c.convert(try batch(b)), sink, h)
+        try putOutputs(try c.convert(try batch(b)), sink, h)
     }
 }

@@ -121,6 +121,7 @@ private let instanceGetExtension: @convention(c) (UnsafePointer<quac_plugin>?, U
     case (is AttributorPlugin, QUAC_KIND_TABLE_ATTRIBUTOR): return UnsafeRawPointer(KindTables.attributor)
     case (is ScorerPlugin, QUAC_KIND_TABLE_SCORER): return UnsafeRawPointer(KindTables.scorer)
     case (is ConverterPlugin, QUAC_KIND_TABLE_CONVERTER): return UnsafeRawPointer(KindTables.converter)
+    case (is TrainablePlugin, QUAC_EXT_TRAINER): return UnsafeRawPointer(TrainerTable.table)
     default: return nil
     }
 }

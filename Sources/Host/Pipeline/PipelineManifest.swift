@@ -9,6 +9,8 @@ public struct PipelineManifest {
         public let plugin: String
         public let name: String
         public let params: JSONValue
+        /// The "train" block, when the plugin is to be trained before the run.
+        public let train: JSONValue?
     }
 
     /// A plain C function used as a forward-only classifier through libffi.
@@ -40,6 +42,8 @@ public struct PipelineManifest {
     public let scorers: [PluginUse]
 
     public var file: String { url.path }
+    /// Makes a manifest-relative path absolute.
+    public let resolve: (String) -> URL
     public var directory: URL { url.deletingLastPathComponent() }
 
     public static func load(_ url: URL) throws -> PipelineManifest {
@@ -61,12 +65,13 @@ public struct PipelineManifest {
         batchSize = Int(value["batch_size"]?.intValue ?? 16)
         pluginPaths = (value["plugin_paths"]?.arrayValue ?? []).compactMap(\.stringValue).map(resolve)
         data = try DataSpec(value["data"] ?? .null, file: file, pointer: "/data", resolve: resolve)
+        self.resolve = resolve
 
         func use(_ v: JSONValue, _ pointer: String, defaultName: Bool) -> PluginUse {
             let plugin = v["plugin"]?.stringValue ?? ""
             let short = plugin.split(separator: ".").last.map(String.init) ?? plugin
             return PluginUse(pointer: pointer, plugin: plugin, name: v["name"]?.stringValue ?? short,
-                             params: v["params"] ?? .object(JSONObject()))
+                             params: v["params"] ?? .object(JSONObject()), train: v["train"])
         }
         if let c = value["classifier"] {
             if let f = c["foreign"] {

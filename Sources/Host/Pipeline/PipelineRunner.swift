@@ -10,6 +10,8 @@ public final class PipelineRunner {
     public let store: ResultsStore
     let progress: RunProgress
     let context: RunContext
+    /// Fingerprints of the trained state of plugins trained before the run, by manifest pointer.
+    var trainedStates: [String: String] = [:]
 
     public static let toolVersion = "0.1.0"
 
@@ -91,6 +93,28 @@ public final class PipelineRunner {
 
     // MARK: Running
 
+    /// `quac-host train`: trains (or reloads) every plugin of the manifest that has a "train" block,
+    /// and nothing else. Returns the names of the trained plugins.
+    public func trainOnly() throws -> [String] {
+        try validate()
+        var trained: [String] = []
+        var info: ClassifierInfo?
+        if let c = manifest.classifier {
+            let (classifier, _) = try makeClassifier(c)
+            context.classifier = classifier
+            info = try classifier.info()
+            if case .plugin(let u) = c, u.train != nil { trained.append(u.name) }
+        }
+        let uses = [manifest.converter].compactMap { $0 } + manifest.attributors + manifest.scorers
+        for u in uses where u.train != nil {
+            guard let info else { throw QuacError.at(manifest.file, u.pointer + "/train", "training needs the pipeline's classifier") }
+            let kind: PluginKind = u.pointer.hasPrefix("/converter") ? .converter : u.pointer.hasPrefix("/attributors") ? .attributor : .scorer
+            _ = try makePlugin(u, kind: kind, info: info)
+            trained.append(u.name)
+        }
+        return trained
+    }
+
     public func run() throws -> Summary {
         try validate()
         let data = try Dataset.load(manifest.data)
@@ -163,7 +187,11 @@ public final class PipelineRunner {
         case .plugin(let u):
             let m = try manifestFor(u, kind: .classifier)
             let instance = try create(m, u)
-            return (instance, try pluginRecord(instance))
+            var record = try pluginRecord(instance)
+            if let trained = try trainIfRequested(instance, u, numClasses: nil) {
+                record = .object({ var o = record.objectValue!; o["trained_model"] = .string(trained); return o }())
+            }
+            return (instance, record)
         case .foreign(let spec):
             let c = try ForeignClassifier(spec: spec, manifestFile: manifest.file)
             return (c, c.record)
@@ -173,7 +201,9 @@ public final class PipelineRunner {
     private func makePlugin(_ use: PipelineManifest.PluginUse, kind: PluginKind, info: ClassifierInfo) throws -> PluginInstance {
         let m = try manifestFor(use, kind: kind)
         try checkRequirements(m, use: use, classifierInfo: info)
-        return try create(m, use)
+        let instance = try create(m, use)
+        if let trained = try trainIfRequested(instance, use, numClasses: info.numClasses) { trainedStates[use.pointer] = trained }
+        return instance
     }
 
     private func create(_ m: PluginManifest, _ use: PipelineManifest.PluginUse) throws -> PluginInstance {
@@ -188,12 +218,19 @@ public final class PipelineRunner {
     }
 
     private func pluginRecord(_ p: PluginInstance) throws -> JSONValue {
-        [
+        let trained = manifestPointer(of: p).flatMap { trainedStates[$0] }
+        return [
             "name": .string(p.name), "plugin": .string(p.id), "kind": .string(p.kind.rawValue),
             "version": .string(p.descriptor.version), "library": .string(p.library.url.path),
             "library_sha256": .string(try SHA256.hex(fileAt: p.library.url)),
             "abi_version": .string("\(p.library.abiMajor).\(p.library.abiMinor)"), "params": p.parameters,
+            "trained_model": trained.map { .string($0) } ?? .null,
         ]
+    }
+
+    private func manifestPointer(of p: PluginInstance) -> String? {
+        let uses = [manifest.converter].compactMap { $0 } + manifest.attributors + manifest.scorers
+        return uses.first { $0.name == p.name && $0.plugin == p.id }?.pointer
     }
 
     private func dataFingerprint() throws -> String {

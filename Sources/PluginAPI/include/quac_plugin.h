@@ -336,12 +336,16 @@ typedef struct quac_trainer {
     /* [main-thread] Trains the instance on `train` (validating on `val`, which may be NULL). Writes its
      * checkpoints under checkpoint_dir (borrowed path, exists) and resumes from the newest one found
      * there. Reports progress, polls cancellation, and may put JSON (history, metrics) and tensors. On
-     * success the instance is the trained model; `save` persists it. Deterministic under `seed`. */
+     * success the instance is the trained model; `save` persists it. Deterministic under `seed`. The
+     * host sets the manifest's "trainable": true only for plugins that offer this table. */
     quac_status (*train)(const quac_plugin *self, const quac_dataset *train, const quac_dataset *val,
                          const char *checkpoint_dir, uint64_t seed, const quac_output_sink *out);
     /* [main-thread] Writes the trained model to `path` (borrowed; a safetensors file the instance can be
      * created from again through its parameters). The host renames it into place. */
     quac_status (*save)(const quac_plugin *self, const char *path);
+    /* [main-thread] Replaces the instance's model by one `save` wrote (path borrowed), so a trained
+     * model is reused without training again. */
+    quac_status (*load)(const quac_plugin *self, const char *path);
 } quac_trainer;
 
 /* ---------------------------------------------------------------------------------------------- */

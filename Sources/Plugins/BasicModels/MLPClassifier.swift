@@ -14,9 +14,13 @@ final class MLPClassifier: ClassifierPlugin {
     let inputSize: Int
     let hidden: Int
     /// Row-major weights: w1 [hidden, D], w2 [classes, hidden] (or w2 [classes, D] when hidden == 0).
-    let w1: [Float], b1: [Float], w2: [Float], b2: [Float]
+    var w1: [Float], b1: [Float], w2: [Float], b2: [Float]
+    let parameters: JSONValue
+    let host: HostServices
 
     init(host: HostServices, parameters: JSONValue) throws {
+        self.parameters = parameters
+        self.host = host
         let classes = Int(parameters["num_classes"]?.intValue ?? 2)
         let shape = (parameters["input_shape"]?.arrayValue ?? [1, 8, 8]).compactMap { $0.intValue.map(Int.init) }
         guard classes >= 1, !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
@@ -27,19 +31,7 @@ final class MLPClassifier: ClassifierPlugin {
         hidden = Int(parameters["hidden"]?.intValue ?? 16)
         let hiddenOrInput = hidden > 0 ? hidden : inputSize
         if let path = parameters["weights"]?.stringValue {
-            let file: SafetensorsFile
-            do { file = try Safetensors.read(URL(fileURLWithPath: path)) } catch { throw PluginError.io("weights: \(error)") }
-            func load(_ name: String, _ shape: [Int]) throws -> [Float] {
-                guard let t = file.tensors[name] else { throw PluginError.io("\(path): no tensor \"\(name)\"") }
-                guard t.dtype == .float32, t.shape == shape else {
-                    throw PluginError.io("\(path): tensor \"\(name)\" is \(t.dtype.displayName) \(t.shape), expected float32 \(shape)")
-                }
-                return t.floatArray()
-            }
-            if hidden > 0 {
-                w1 = try load("fc1.weight", [hidden, inputSize]); b1 = try load("fc1.bias", [hidden])
-            } else { w1 = []; b1 = [] }
-            w2 = try load("fc2.weight", [classes, hiddenOrInput]); b2 = try load("fc2.bias", [classes])
+            (w1, b1, w2, b2) = try MLPClassifier.loadWeights(URL(fileURLWithPath: path), hidden: hidden, inputSize: inputSize, classes: classes)
         } else {
             // Kaiming-uniform-like initialisation from the seed, so a parameter set is a model.
             var rng = SeededRandom(seed: UInt64(parameters["seed"]?.intValue ?? 0))
@@ -55,6 +47,23 @@ final class MLPClassifier: ClassifierPlugin {
     }
 
     var supportsModifiedBackward: Bool { true }
+
+    /// Weights from a safetensors file: fc1.* (absent when hidden == 0) and fc2.*.
+    static func loadWeights(_ url: URL, hidden: Int, inputSize: Int, classes: Int) throws -> ([Float], [Float], [Float], [Float]) {
+        let file: SafetensorsFile
+        do { file = try Safetensors.read(url) } catch { throw PluginError.io("weights: \(error)") }
+        func load(_ name: String, _ shape: [Int]) throws -> [Float] {
+            guard let t = file.tensors[name] else { throw PluginError.io("\(url.path): no tensor \"\(name)\"") }
+            guard t.dtype == .float32, t.shape == shape else {
+                throw PluginError.io("\(url.path): tensor \"\(name)\" is \(t.dtype.displayName) \(t.shape), expected float32 \(shape)")
+            }
+            return t.floatArray()
+        }
+        let width = hidden > 0 ? hidden : inputSize
+        let w1 = hidden > 0 ? try load("fc1.weight", [hidden, inputSize]) : []
+        let b1 = hidden > 0 ? try load("fc1.bias", [hidden]) : []
+        return (w1, b1, try load("fc2.weight", [classes, width]), try load("fc2.bias", [classes]))
+    }
 
     private func check(_ x: Tensor) throws -> Int {
         guard x.dtype == .float32 else { throw PluginError.invalid("x: expected float32, got \(x.dtype.displayName)") }

@@ -1,6 +1,6 @@
 import Foundation
 @_exported import QuacCore
-import QuacPluginAPI
+@_exported import QuacPluginAPI
 
 /// Float32 values with a shape and element strides over shared storage. Views (transpose, permute,
 /// expand, reshape of compact data) share storage; kernels that need compact input call `contiguous()`,
