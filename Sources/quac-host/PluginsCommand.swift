@@ -69,13 +69,20 @@ struct PluginsCommand: ParsableCommand {
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Conformance check: load, negotiate, create/destroy, call every function with good and bad input.",
-            discussion: "TARGET is a plugin id, a plugin manifest (.json), or a plugin library (.so; all its plugins are checked, each needing a manifest on the search path). Prints one line per check; exit code 1 if any check fails.")
+            discussion: """
+            TARGET is a plugin id, a plugin manifest (.json), or a plugin library (.so; all its plugins are checked, \
+            each needing a manifest on the search path or beside the library). Each plugin is checked in a child \
+            process, so a plugin that crashes is reported as a failed check. Prints one line per check; exit code 1 \
+            if any check fails.
+            """)
         @Argument(help: "Plugin id, manifest path or library path.") var target: String
         @Option(help: "Classifier plugin used by the checks of attributors, scorers and converters.")
         var classifier: String = "org.quac.mlp-classifier"
         @Option(help: "JSON parameters for the plugin under test.") var params: String = "{}"
         @OptionGroup var paths: PluginPathOptions
         @Flag(help: "Print JSON.") var json = false
+        @Flag(name: .customLong("in-process"), help: .hidden) var inProcess = false
+        @Flag(name: .customLong("jsonl"), help: .hidden) var jsonLines = false
 
         func run() throws {
             var failed = false
@@ -86,14 +93,17 @@ struct PluginsCommand: ParsableCommand {
                 do { parameters = try JSONParser.parse(params) } catch { throw QuacError("--params: malformed JSON at \(error)") }
                 var reports: [JSONValue] = []
                 for m in manifests {
-                    let checker = ConformanceChecker(manifest: m, parameters: parameters, registry: registry, classifierID: classifier)
-                    let results = checker.run { r in
-                        if !json { print("\(r.passed ? "PASS" : "FAIL")  \(m.id)  \(r.name)\(r.detail.isEmpty ? "" : ": \(r.detail)")") }
+                    let show: (ConformanceChecker.Result) -> Void = { r in
+                        if jsonLines { print(resultJSON(r).serialized()); fflush(stdout) }
+                        else if !json { print("\(r.passed ? "PASS" : "FAIL")  \(m.id)  \(r.name)\(r.detail.isEmpty ? "" : ": \(r.detail)")"); fflush(stdout) }
                     }
+                    let results = inProcess
+                        ? ConformanceChecker(manifest: m, parameters: parameters, registry: registry, classifierID: classifier).run(onResult: show)
+                        : try IsolatedCheck.run(manifest: m, options: childOptions(), onResult: show)
                     if results.contains(where: { !$0.passed }) { failed = true }
                     reports.append(["plugin": .string(m.id), "passed": .bool(!results.contains { !$0.passed }),
-                                    "checks": .array(results.map { ["name": .string($0.name), "passed": .bool($0.passed), "detail": .string($0.detail)] })])
-                    if !json {
+                                    "checks": .array(results.map(resultJSON))])
+                    if !json && !jsonLines {
                         let n = results.filter(\.passed).count
                         print("\(m.id): \(n) passed, \(results.count - n) failed")
                     }
@@ -102,6 +112,59 @@ struct PluginsCommand: ParsableCommand {
             }
             if failed { throw ExitCode(1) }
         }
+
+        /// The options a child process needs to check one manifest the same way.
+        func childOptions() -> [String] {
+            ["--classifier", classifier, "--params", params] + paths.pluginPaths.flatMap { ["--plugin-path", $0] }
+        }
+    }
+}
+
+func resultJSON(_ r: ConformanceChecker.Result) -> JSONValue {
+    ["name": .string(r.name), "passed": .bool(r.passed), "detail": .string(r.detail)]
+}
+
+/// Runs the checks of one plugin in a child quac-host, reading its results line by line; a child that
+/// dies (a plugin that segfaults or aborts) becomes a failed check instead of taking the checker down.
+enum IsolatedCheck {
+    static func run(manifest: PluginManifest, options: [String], onResult: (ConformanceChecker.Result) -> Void) throws -> [ConformanceChecker.Result] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        p.arguments = ["plugins", "check", manifest.url.path, "--in-process", "--jsonl"] + options
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        var results: [ConformanceChecker.Result] = []
+        var buffer = Data()
+        let handle = out.fileHandleForReading
+        while true {
+            let chunk = handle.availableData
+            if chunk.isEmpty { break }
+            buffer.append(chunk)
+            while let nl = buffer.firstIndex(of: 0x0A) {
+                let line = buffer[buffer.startIndex..<nl]
+                buffer = Data(buffer[(nl + 1)...])
+                guard let v = try? JSONParser.parse([UInt8](line)), let name = v["name"]?.stringValue else { continue }
+                let r = ConformanceChecker.Result(name: name, passed: v["passed"]?.boolValue ?? false, detail: v["detail"]?.stringValue ?? "")
+                results.append(r)
+                onResult(r)
+            }
+        }
+        let stderrText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        if p.terminationReason == .uncaughtSignal {
+            let r = ConformanceChecker.Result(name: "no crash", passed: false,
+                                              detail: "the plugin crashed the process (signal \(p.terminationStatus)) after check \"\(results.last?.name ?? "start")\"")
+            results.append(r)
+            onResult(r)
+        } else if results.isEmpty {
+            let firstLine = stderrText.split(separator: "\n").first.map(String.init) ?? "exit status \(p.terminationStatus)"
+            let r = ConformanceChecker.Result(name: "run checks", passed: false, detail: firstLine)
+            results.append(r)
+            onResult(r)
+        }
+        return results
     }
 }
 

@@ -165,7 +165,7 @@ final class ModifiedBackwardTests: XCTestCase {
         let plain = try c.vjp(x, gradLogits: g).gradX
         var differs = false
         for s in 0..<n {
-            let xs = x.floats[(s * 16)..<(s * 16 + 16)], gs = g.floats[(s * 2)..<(s * 2 + 2)]
+            let xs = x.floatArray()[(s * 16)..<(s * 16 + 16)], gs = g.floatArray()[(s * 2)..<(s * 2 + 2)]
             let expectedGuided = weights.backward(xs, gs) { z, gh in z > 0 && gh > 0 }
             let expectedPlain = weights.backward(xs, gs) { z, _ in z > 0 }
             for i in 0..<16 {

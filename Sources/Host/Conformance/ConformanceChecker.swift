@@ -9,6 +9,7 @@ public struct ConformanceChecker {
         public let name: String
         public let passed: Bool
         public let detail: String
+        public init(name: String, passed: Bool, detail: String) { self.name = name; self.passed = passed; self.detail = detail }
     }
 
     let manifest: PluginManifest

@@ -1,0 +1,27 @@
+import Foundation
+import XCTest
+@testable import QuacHost
+
+/// `plugins check` survives plugins that crash, and checks every plugin of a library given by path.
+final class ConformanceIsolationTests: XCTestCase {
+    func testACrashingPluginIsAFailedCheckNotACrashedChecker() throws {
+        let fixtures = try TestSupport.buildFixtures()
+        let r = try TestSupport.quacHost(["plugins", "check", fixtures.appendingPathComponent("crashy.json").path])
+        XCTAssertEqual(r.status, 1, "a failed check, reported by a checker that exited normally")
+        XCTAssertTrue(r.stdout.contains("PASS  org.quac.test.crashy  create"), r.stdout)
+        let failLine = r.stdout.split(separator: "\n").first { $0.hasPrefix("FAIL") }
+        XCTAssertNotNil(failLine, r.stdout)
+        XCTAssertTrue(failLine?.contains("crashed the process (signal 11)") == true, String(failLine ?? ""))
+        XCTAssertTrue(r.stdout.contains("org.quac.test.crashy: "), "the summary line is printed after the crash")
+    }
+
+    func testCheckingALibraryChecksEachOfItsPlugins() throws {
+        let list = try JSONParser.parse(try TestSupport.quacHost(["plugins", "list", "--json"]).stdout)
+        let attributions = list["plugins"]?.arrayValue?.first { $0["id"]?.stringValue == "org.quac.saliency" }?["library"]?.stringValue
+        let library = try XCTUnwrap(attributions)
+        let r = try TestSupport.quacHost(["plugins", "check", library, "--json"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        let checked = try JSONParser.parse(r.stdout)["plugins"]?.arrayValue?.compactMap { $0["plugin"]?.stringValue } ?? []
+        XCTAssertEqual(Set(checked), ["org.quac.saliency", "org.quac.input-x-gradient", "org.quac.occlusion", "org.quac.residual"])
+    }
+}
