@@ -36,12 +36,16 @@ let package = Package(
                        providers: [.apt(["libffi-dev"])]),
         .systemLibrary(name: "CJSONC", path: "Sources/Shims/CJSONC", pkgConfig: "json-c",
                        providers: [.apt(["libjson-c-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/Shims/CPNG", pkgConfig: "libpng16",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CTIFF", path: "Sources/Shims/CTIFF", pkgConfig: "libtiff-4",
+                       providers: [.apt(["libtiff-dev"])]),
         .systemLibrary(name: "COpenBLAS", path: "Sources/Shims/COpenBLAS", pkgConfig: "openblas",
                        providers: [.apt(["libopenblas-dev"])]),
 
         // What host, engine and Swift plugins share: JSON, tensors and their ABI bridge, tensor files
-        // (safetensors, NPY), atomic writes, SHA-256.
-        .target(name: "QuacCore", dependencies: ["QuacPluginAPI"], path: "Sources/Core"),
+        // (safetensors, NPY), images (PNG, TIFF), atomic writes, SHA-256.
+        .target(name: "QuacCore", dependencies: ["QuacPluginAPI", "CPNG", "CTIFF"], path: "Sources/Core"),
         .testTarget(name: "QuacCoreTests", dependencies: ["QuacCore"], path: "Tests/QuacCoreTests"),
 
         // The host library and its CLI.

@@ -65,7 +65,9 @@ enum Kernels {
         let c = x.contiguous()
         let out = NDArray.uninitialized(x.shape)
         let i = c.pointer, o = out.pointer
-        parallelChunks(c.count, cost: 4) { r in for k in r { o[k] = f(i[k]) } }
+        // Serial on purpose: a closure handed to a thread pool is not specialized, and these loops are
+        // memory-bound anyway.
+        for k in 0..<c.count { o[k] = f(i[k]) }
         return out
     }
 
@@ -76,7 +78,7 @@ enum Kernels {
         let o = out.pointer
         if a.shape == shape && b.shape == shape && a.isContiguous && b.isContiguous {
             let pa = a.pointer, pb = b.pointer
-            parallelChunks(out.count, cost: 4) { r in for k in r { o[k] = f(pa[k], pb[k]) } }
+            for k in 0..<out.count { o[k] = f(pa[k], pb[k]) }
             return out
         }
         let ea = a.expanded(shape), eb = b.expanded(shape)
@@ -98,7 +100,7 @@ enum Kernels {
         let ca = a.contiguous(), cb = b.contiguous(), cc = c.contiguous()
         let out = NDArray.uninitialized(a.shape)
         let pa = ca.pointer, pb = cb.pointer, pc = cc.pointer, o = out.pointer
-        parallelChunks(out.count, cost: 4) { r in for k in r { o[k] = f(pa[k], pb[k], pc[k]) } }
+        for k in 0..<out.count { o[k] = f(pa[k], pb[k], pc[k]) }
         return out
     }
 
