@@ -78,6 +78,14 @@ extension Var {
 }
 
 extension Kernels {
+    /// The output columns j whose input column j * stride + base lies inside [0, w).
+    @inline(__always)
+    static func validColumns(base: Int, stride: Int, w: Int, ow: Int) -> Range<Int> {
+        let lo = base >= 0 ? 0 : Swift.min(ow, (-base + stride - 1) / stride)
+        let hi = w - 1 - base < 0 ? 0 : Swift.min(ow, (w - 1 - base) / stride + 1)
+        return lo..<Swift.max(lo, hi)
+    }
+
     /// cols [C*kh*kw, Ho*Wo] of one sample x [C,H,W].
     static func im2col(_ x: UnsafePointer<Float>, c: Int, h: Int, w: Int, kh: Int, kw: Int,
                        _ geo: ConvGeometry, oh: Int, ow: Int, into cols: UnsafeMutablePointer<Float>) {
@@ -89,19 +97,20 @@ extension Kernels {
                 for ki in 0..<kh {
                     for kj in 0..<kw {
                         let row = cols + ((ch * kh + ki) * kw + kj) * plane
+                        let base = kj * dw - pw
+                        // Columns that read padding are zeroed; the rest copy without bounds checks.
+                        let valid = validColumns(base: base, stride: sw, w: w, ow: ow)
                         for i in 0..<oh {
                             let ih = i * sh - ph + ki * dh
                             let dst = row + i * ow
                             if ih < 0 || ih >= h { dst.update(repeating: 0, count: ow); continue }
-                            let line = src + ih * w
-                            let base = kj * dw - pw
-                            if sw == 1 && base >= 0 && base + ow <= w {
-                                dst.update(from: line + base, count: ow)
+                            let line = src + ih * w + base
+                            if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
+                            if valid.upperBound < ow { (dst + valid.upperBound).update(repeating: 0, count: ow - valid.upperBound) }
+                            if sw == 1 {
+                                (dst + valid.lowerBound).update(from: line + valid.lowerBound, count: valid.count)
                             } else {
-                                for j in 0..<ow {
-                                    let iw = j * sw + base
-                                    dst[j] = iw >= 0 && iw < w ? line[iw] : 0
-                                }
+                                for j in valid { dst[j] = line[j * sw] }
                             }
                         }
                     }
@@ -121,14 +130,16 @@ extension Kernels {
                 for ki in 0..<kh {
                     for kj in 0..<kw {
                         let row = cols + ((ch * kh + ki) * kw + kj) * plane
+                        let base = kj * dw - pw
+                        let valid = validColumns(base: base, stride: sw, w: w, ow: ow)
                         for i in 0..<oh {
                             let ih = i * sh - ph + ki * dh
                             if ih < 0 || ih >= h { continue }
-                            let line = dst + ih * w, src = row + i * ow
-                            let base = kj * dw - pw
-                            for j in 0..<ow {
-                                let iw = j * sw + base
-                                if iw >= 0 && iw < w { line[iw] += src[j] }
+                            let line = dst + ih * w + base, src = row + i * ow
+                            if sw == 1 {
+                                for j in valid { line[j] += src[j] }
+                            } else {
+                                for j in valid { line[j * sw] += src[j] }
                             }
                         }
                     }

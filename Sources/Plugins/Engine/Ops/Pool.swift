@@ -150,6 +150,27 @@ extension Kernels {
         let src = xc.pointer, dst = out.pointer
         idx.withUnsafeMutableBufferPointer { iv in
             let ip = iv.baseAddress!
+            if k == 2 && s == 2 && p == 0 && d == 1 {
+                // The common 2x2 pooling, without window bounds checks.
+                parallelChunks(n * c, cost: oh * ow * 4) { r in
+                    for plane in r {
+                        let sp = src + plane * h * w, dp = dst + plane * oh * ow, xp = ip + plane * oh * ow
+                        for i in 0..<oh {
+                            for j in 0..<ow {
+                                let a0 = 2 * i * w + 2 * j
+                                var at = a0, best = sp[a0]
+                                @inline(__always) func consider(_ q: Int) {
+                                    if sp[q] > best || sp[q].isNaN { best = sp[q]; at = q }
+                                }
+                                consider(a0 + 1); consider(a0 + w); consider(a0 + w + 1)
+                                dp[i * ow + j] = best
+                                xp[i * ow + j] = Int32(at)
+                            }
+                        }
+                    }
+                }
+                return
+            }
             parallelChunks(n * c, cost: oh * ow * k * k) { r in
                 for plane in r {
                     let sp = src + plane * h * w, dp = dst + plane * oh * ow, xp = ip + plane * oh * ow
