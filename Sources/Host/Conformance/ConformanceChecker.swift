@@ -31,10 +31,12 @@ public struct ConformanceChecker {
         if target.hasSuffix(".json") { return [try PluginManifest.load(url)] }
         if target.hasSuffix(".so") || target.hasSuffix(".dylib") || target.contains(".so.") {
             let lib = try PluginLibrary.load(url)
-            let besides = PluginRegistry(searchPath: [url.deletingLastPathComponent()] + registry.searchPath)
+            // Manifests usually sit beside the library or one level up (a build/ folder).
+            let folder = url.deletingLastPathComponent()
+            let besides = PluginRegistry(searchPath: [folder, folder.deletingLastPathComponent()] + registry.searchPath)
             return try lib.descriptors.map { d in
                 guard let m = besides.entries.compactMap(\.manifest).first(where: { $0.id == d.id }) else {
-                    throw QuacError("\(target): plugin \(d.id) has no manifest on the search path or beside the library")
+                    throw QuacError("\(target): plugin \(d.id) has no manifest beside the library, in its parent folder or on the search path")
                 }
                 return m
             }
