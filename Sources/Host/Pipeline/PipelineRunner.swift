@@ -54,6 +54,12 @@ public final class PipelineRunner {
     public func validate() throws {
         var uses: [(PipelineManifest.PluginUse, PluginKind)] = []
         if case .plugin(let c) = manifest.classifier { uses.append((c, .classifier)) }
+        if case .foreign(let f) = manifest.classifier {
+            // The signature is checked without loading the library.
+            do { _ = try CSignature.parse(f.signature) } catch let e as QuacError {
+                throw QuacError.at(manifest.file, f.pointer + "/signature", e.message)
+            }
+        }
         if let c = manifest.converter { uses.append((c, .converter)) }
         uses += manifest.attributors.map { ($0, .attributor) } + manifest.scorers.map { ($0, .scorer) }
         for (use, kind) in uses {
