@@ -24,4 +24,12 @@ final class ConformanceIsolationTests: XCTestCase {
         let checked = try JSONParser.parse(r.stdout)["plugins"]?.arrayValue?.compactMap { $0["plugin"]?.stringValue } ?? []
         XCTAssertEqual(Set(checked), ["org.quac.saliency", "org.quac.input-x-gradient", "org.quac.occlusion", "org.quac.residual"])
     }
+
+    func testCheckingTheCExampleByItsLibraryPath() throws {
+        let example = try TestSupport.buildCExample()
+        let r = try TestSupport.quacHost(["plugins", "check", example.appendingPathComponent("build/libc_saliency.so").path])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("org.quac.example.c-saliency: ") && r.stdout.contains(" 0 failed"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("FAIL"), r.stdout)
+    }
 }

@@ -1,0 +1,150 @@
+import Foundation
+
+/// Methods side by side: per method and scorer the distribution of scores, the median curve with its
+/// interquartile band, time per sample, convergence deltas, ranks, and per sample the best method.
+public struct Comparison {
+    public struct Row {
+        public let run: String
+        public let method: String
+        public let scorer: String
+        public let median: Double, q25: Double, q75: Double, mean: Double
+        public let secondsPerSample: Double?
+        public let meanAbsConvergenceDelta: Double?
+        /// 1 = best median for this scorer within the run.
+        public let rank: Int
+        /// Samples for which this method has the highest score of this scorer.
+        public let wins: Int
+    }
+
+    public struct Curve {
+        public let run: String, method: String, scorer: String
+        public let x: [Double]
+        public let median: [Double], q25: [Double], q75: [Double]
+    }
+
+    public let runs: [RunResults]
+    public let rows: [Row]
+    public let curves: [Curve]
+    /// Per run, scorer and sample: the best method (ties go to the first method in manifest order).
+    public let best: [(run: String, scorer: String, sample: Int, method: String, score: Double)]
+
+    public init(_ runs: [RunResults]) {
+        self.runs = runs
+        var rows: [Row] = [], curves: [Curve] = [], best: [(String, String, Int, String, Double)] = []
+        let label = Comparison.labels(runs)
+        for (run, tag) in zip(runs, label) {
+            for scorer in run.scorerNames {
+                let scored = run.methods.filter { $0.scores[scorer] != nil }
+                // Best method per sample.
+                var wins = [String: Int]()
+                let n = scored.map { $0.scores[scorer]!.perSample.count }.min() ?? 0
+                for s in 0..<n {
+                    var winner: (String, Double)?
+                    for m in scored {
+                        let v = m.scores[scorer]!.perSample[s]
+                        if v.isFinite && (winner == nil || v > winner!.1) { winner = (m.name, v) }
+                    }
+                    if let w = winner { wins[w.0, default: 0] += 1; best.append((tag, scorer, s, w.0, w.1)) }
+                }
+                let ranked = scored.sorted { ($0.scores[scorer]!.median.isNaN ? -.infinity : $0.scores[scorer]!.median) > ($1.scores[scorer]!.median.isNaN ? -.infinity : $1.scores[scorer]!.median) }
+                for m in scored {
+                    let sc = m.scores[scorer]!
+                    let deltas = m.fields["convergence_delta"]?.arrayValue?.compactMap(\.doubleValue)
+                    rows.append(Row(run: tag, method: m.name, scorer: scorer, median: sc.median, q25: sc.q25, q75: sc.q75,
+                                    mean: sc.mean, secondsPerSample: m.seconds.map { $0 / Double(max(run.samples, 1)) },
+                                    meanAbsConvergenceDelta: deltas.flatMap { $0.isEmpty ? nil : $0.map(abs).reduce(0, +) / Double($0.count) },
+                                    rank: 1 + ranked.firstIndex { $0.name == m.name }!, wins: wins[m.name] ?? 0))
+                    if let c = sc.curves, c.rank == 2, c.shape[0] > 0 {
+                        let (p, pts) = (c.shape[0], c.shape[1])
+                        let values = c.floatArray()
+                        var med: [Double] = [], lo: [Double] = [], hi: [Double] = []
+                        for j in 0..<pts {
+                            let st = Statistics((0..<p).map { Double(values[$0 * pts + j]) })
+                            med.append(st.median); lo.append(st.q25); hi.append(st.q75)
+                        }
+                        curves.append(Curve(run: tag, method: m.name, scorer: scorer, x: sc.curveX, median: med, q25: lo, q75: hi))
+                    }
+                }
+            }
+        }
+        self.rows = rows
+        self.curves = curves
+        self.best = best
+    }
+
+    /// Run labels: the runs' names, made unique.
+    static func labels(_ runs: [RunResults]) -> [String] {
+        var seen: [String: Int] = [:]
+        return runs.map { r in
+            seen[r.name, default: 0] += 1
+            return seen[r.name]! == 1 ? r.name : "\(r.name)#\(seen[r.name]!)"
+        }
+    }
+
+    // MARK: Output
+
+    public var json: JSONValue {
+        func num(_ d: Double?) -> JSONValue { d.map { $0.isFinite ? .double($0) : .null } ?? .null }
+        return [
+            "runs": .array(zip(runs, Comparison.labels(runs)).map { r, tag in
+                ["label": .string(tag), "path": .string(r.root.path), "samples": .int(Int64(r.samples))] }),
+            "table": .array(rows.map { r in
+                ["run": .string(r.run), "method": .string(r.method), "scorer": .string(r.scorer), "median": num(r.median),
+                 "q25": num(r.q25), "q75": num(r.q75), "mean": num(r.mean), "seconds_per_sample": num(r.secondsPerSample),
+                 "mean_abs_convergence_delta": num(r.meanAbsConvergenceDelta), "rank": .int(Int64(r.rank)), "wins": .int(Int64(r.wins))] }),
+            "curves": .array(curves.map { c in
+                ["run": .string(c.run), "method": .string(c.method), "scorer": .string(c.scorer),
+                 "x": .array(c.x.map(num)), "median": .array(c.median.map(num)), "q25": .array(c.q25.map(num)), "q75": .array(c.q75.map(num))] }),
+            "best_per_sample": .array(best.map { b in
+                ["run": .string(b.run), "scorer": .string(b.scorer), "sample": .int(Int64(b.sample)), "method": .string(b.method), "score": num(b.score)] }),
+        ]
+    }
+
+    /// The score table as CSV (one header row; pandas.read_csv reads it as is).
+    public var tableCSV: String {
+        var out = "run,method,scorer,median,q25,q75,mean,seconds_per_sample,mean_abs_convergence_delta,rank,wins\n"
+        for r in rows {
+            out += [CSV.field(r.run), CSV.field(r.method), CSV.field(r.scorer), CSV.number(r.median), CSV.number(r.q25), CSV.number(r.q75),
+                    CSV.number(r.mean), CSV.number(r.secondsPerSample), CSV.number(r.meanAbsConvergenceDelta), String(r.rank), String(r.wins)]
+                .joined(separator: ",") + "\n"
+        }
+        return out
+    }
+
+    /// Per sample and scorer, every method's score and the best method (long format).
+    public var samplesCSV: String {
+        var out = "run,scorer,sample,label,target,method,score,best\n"
+        for (run, tag) in zip(runs, Comparison.labels(runs)) {
+            for scorer in run.scorerNames {
+                for m in run.methods {
+                    guard let sc = m.scores[scorer] else { continue }
+                    for (s, v) in sc.perSample.enumerated() {
+                        let winner = best.first { $0.run == tag && $0.scorer == scorer && $0.sample == s }?.method
+                        out += [CSV.field(tag), CSV.field(scorer), String(s), run.labels.indices.contains(s) ? String(run.labels[s]) : "",
+                                run.targets.indices.contains(s) ? String(run.targets[s]) : "", CSV.field(m.name), CSV.number(v),
+                                winner == m.name ? "true" : "false"].joined(separator: ",") + "\n"
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// Writes comparison.json, comparison.csv and comparison_samples.csv into `dir`.
+    public func write(to dir: URL) throws {
+        try AtomicFile.write(json.serialized(pretty: true) + "\n", to: dir.appendingPathComponent("comparison.json"))
+        try AtomicFile.write(tableCSV, to: dir.appendingPathComponent("comparison.csv"))
+        try AtomicFile.write(samplesCSV, to: dir.appendingPathComponent("comparison_samples.csv"))
+    }
+}
+
+/// RFC 4180 fields.
+enum CSV {
+    static func field(_ s: String) -> String {
+        s.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" }) ? "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : s
+    }
+    static func number(_ d: Double?) -> String {
+        guard let d, d.isFinite else { return "" }
+        return "\(d)"
+    }
+}

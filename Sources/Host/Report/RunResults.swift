@@ -1,0 +1,83 @@
+import Foundation
+
+/// A finished run read back from its results store (DESIGN.md "The results store"), without
+/// recomputing anything: what `compare` and `report` work from.
+public struct RunResults {
+    /// One scorer's results for one method.
+    public struct Scores {
+        public let scorer: String
+        public let plugin: String
+        public let perSample: [Double]
+        public let median: Double, q25: Double, q75: Double, mean: Double
+        /// The scorer's curve per sample ([N, P]) and its x axis, when it has one.
+        public let curves: Tensor?
+        public let curveX: [Double]
+        /// Everything else the scorer reported (QuAC report fields...).
+        public let fields: JSONObject
+    }
+
+    /// One attribution method.
+    public struct Method {
+        public let name: String
+        public let plugin: String
+        public let seconds: Double?
+        /// Per-sample fields of the method's JSON output (e.g. convergence_delta).
+        public let fields: JSONObject
+        public let scores: [String: Scores]
+    }
+
+    public let root: URL
+    public let record: JSONValue
+    public let name: String
+    public let samples: Int
+    public let labels: [Int64]
+    public let targets: [Int64]
+    public let predicted: [Int64]
+    public let methods: [Method]
+
+    public var scorerNames: [String] {
+        var names: [String] = []
+        for m in methods { for s in m.scores.keys.sorted() where !names.contains(s) { names.append(s) } }
+        return names
+    }
+
+    public static func load(_ root: URL) throws -> RunResults {
+        let store = ResultsStore(root: root)
+        guard let record = store.readJSON("run.json") else {
+            throw QuacError("\(root.path): not a results store (no readable run.json); run `quac-host run MANIFEST` first")
+        }
+        let order = (record["manifest"]?["attributors"]?.arrayValue ?? []).map { a -> String in
+            a["name"]?.stringValue ?? String((a["plugin"]?.stringValue ?? "").split(separator: ".").last ?? "")
+        }
+        var predicted: [Int64] = [], labels: [Int64] = [], targets: [Int64] = []
+        if let p = try? Safetensors.read(store.url("predictions.safetensors")) {
+            predicted = p.tensors["predicted"]?.int64Array() ?? []
+            labels = p.tensors["label"]?.int64Array() ?? []
+            targets = p.tensors["target"]?.int64Array() ?? []
+        }
+        var methods: [Method] = []
+        for name in order {
+            guard let attr = try? Safetensors.read(store.url("attributions/\(name).safetensors")) else { continue }
+            let fields = store.readJSON("attributions/\(name).json")?.objectValue ?? JSONObject()
+            var scores: [String: Scores] = [:]
+            for (scorer, entry) in store.readJSON("scores/\(name).json")?["scorers"]?.objectValue ?? JSONObject() {
+                let values = entry["score"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+                let tensors = try? Safetensors.read(store.url("scores/\(name).\(scorer).safetensors"))
+                let curves = tensors?.tensors["curve"]
+                let points = curves?.shape.last ?? 0
+                let x = (entry["curve_x"] ?? entry["fractions"] ?? entry["sizes"])?.arrayValue?.compactMap(\.doubleValue)
+                    ?? (0..<points).map { points > 1 ? Double($0) / Double(points - 1) : 0 }
+                let stats = Statistics(values)
+                scores[scorer] = Scores(scorer: scorer, plugin: entry["plugin"]?.stringValue ?? "", perSample: values,
+                                        median: stats.median, q25: stats.q25, q75: stats.q75, mean: stats.mean,
+                                        curves: curves, curveX: x.count == points ? x : (0..<points).map { Double($0) / Double(max(points - 1, 1)) },
+                                        fields: entry.objectValue ?? JSONObject())
+            }
+            methods.append(Method(name: name, plugin: attr.metadata["plugin"] ?? "", seconds: attr.metadata["seconds"].flatMap(Double.init),
+                                  fields: fields, scores: scores))
+        }
+        let n = predicted.count > 0 ? predicted.count : (methods.first?.scores.values.first?.perSample.count ?? 0)
+        return RunResults(root: root, record: record, name: record["manifest"]?["name"]?.stringValue ?? root.lastPathComponent,
+                          samples: n, labels: labels, targets: targets, predicted: predicted, methods: methods)
+    }
+}
