@@ -14,7 +14,7 @@ struct QuacHostCommand: ParsableCommand {
         ~/.local/share/quac-host/plugins (or $XDG_DATA_HOME/quac-host/plugins).
         """,
         version: PipelineRunner.toolVersion,
-        subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, DataCommand.self])
+        subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, ReportCommand.self, DataCommand.self])
 
     /// Runs a command body with the CLI's error contract: one line on stderr, exit code 1 or 2.
     static func guarded(_ body: () throws -> Void) throws {

@@ -156,8 +156,8 @@ public final class PipelineRunner {
         for p in [converter].compactMap({ $0 }) + attributors + scorers { records.append(try pluginRecord(p)) }
         try writeRunRecord(plugins: records, dataFingerprint: dataFP)
 
-        let predictions = try predict(samples, classifier: classifier, fingerprint: classifierFP, summary: &summary)
-        _ = predictions
+        try writeInputs(samples, fingerprint: Fingerprint.of(["inputs": .string(dataFP), "targets": .string(manifest.data.targets.rawValue)]))
+        _ = try predict(samples, classifier: classifier, fingerprint: classifierFP, summary: &summary)
 
         // Counterfactuals: from the data, or from the converter.
         var cf = samples.xCF
@@ -270,6 +270,17 @@ public final class PipelineRunner {
     }
 
     // MARK: Stages
+
+    /// The samples as explained (after limit and target expansion), so the results store is
+    /// self-contained: `quac-host report` draws queries from it without the original data files.
+    private func writeInputs(_ d: Dataset, fingerprint: String) throws {
+        let file = "inputs.safetensors"
+        if store.finished(file, fingerprint: fingerprint) != nil { return }
+        var tensors: [(String, Tensor)] = [("x", d.x), ("label", d.labels)]
+        if let t = d.target { tensors.append(("target", t)) }
+        if let c = d.xCF { tensors.append(("x_cf", c)) }
+        try store.writeTensors(file, tensors, fingerprint: fingerprint)
+    }
 
     private func predict(_ d: Dataset, classifier: Classifier, fingerprint: String, summary: inout Summary) throws -> Tensor {
         let file = "predictions.safetensors"

@@ -1,0 +1,24 @@
+import ArgumentParser
+import Foundation
+import QuacHost
+
+struct ReportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report",
+        abstract: "Write the HTML report of one or more results folders, from what they hold (nothing is recomputed).")
+    @Argument(help: "Results folders.") var runs: [String]
+    @Option(help: "Output HTML file (default: report.html in the first folder).") var output: String?
+    @Option(help: "Samples drawn per run in the grid.") var samples = 48
+
+    func run() throws {
+        try QuacHostCommand.guarded {
+            guard !runs.isEmpty else { throw QuacError("report: give at least one results folder") }
+            let results = try runs.map { try RunResults.load(URL(fileURLWithPath: $0)) }
+            var report = HTMLReport(comparison: Comparison(results))
+            report.maxSamples = samples
+            let url = output.map { URL(fileURLWithPath: $0) } ?? results[0].root.appendingPathComponent("report.html")
+            try report.write(to: url)
+            print("report: \(url.path)")
+        }
+    }
+}
