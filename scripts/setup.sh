@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
 # package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
-# environment with numpy and safetensors for the round-trip tests (.venv-test). Idempotent.
+# environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test), and
+# chromium for the report's rendering test. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,9 +18,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
-  if ! .venv-test/bin/python -c 'import numpy, safetensors' 2>/dev/null; then
-    echo "setup: creating .venv-test (numpy, safetensors)"
+  # A real browser for the report's rendering test.
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "setup: installing chromium (report rendering test)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+  if ! .venv-test/bin/python -c 'import numpy, safetensors, pandas' 2>/dev/null; then
+    echo "setup: creating .venv-test (numpy, safetensors, pandas)"
     python3 -m venv .venv-test
-    .venv-test/bin/pip install -q --disable-pip-version-check numpy safetensors
+    .venv-test/bin/pip install -q --disable-pip-version-check numpy safetensors pandas
   fi
 fi
