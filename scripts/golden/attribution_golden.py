@@ -20,6 +20,8 @@ Writes two files:
     deeplift_cf_delta, deeplift_zero_delta
     dingrad                   QuAC's DInGrad: Saliency(x) * (x_cf - x)
     occlusion                 Occlusion, window (1, 4, 4), stride (1, 2, 2), baseline 0
+    smoothgrad_expected       NoiseTunnel(Saliency), smoothgrad, stdevs 0.3, 20000 samples (the expectation)
+    smoothgrad_std            per element, the standard deviation of |grad| over that noise
   __metadata__ holds the sizes and the Captum/PyTorch versions.
 
 Weights and inputs are drawn in float32; Captum then runs the model in float64 on exactly those values,
@@ -33,10 +35,11 @@ import sys
 import captum
 import numpy as np
 import torch
-from captum.attr import DeepLift, InputXGradient, IntegratedGradients, Occlusion, Saliency
+from captum.attr import DeepLift, InputXGradient, IntegratedGradients, NoiseTunnel, Occlusion, Saliency
 from safetensors.torch import save_file
 
 N, C, S, H, K = 6, 1, 8, 16, 3
+SMOOTHGRAD_SAMPLES, SMOOTHGRAD_STDEV = 20000, 0.3
 D = C * S * S
 
 
@@ -95,10 +98,20 @@ def main(out_dir):
         a, delta = dl.attribute(x, baselines=base, target=y, return_convergence_delta=True)
         out[f"deeplift_{name}"] = a; out[f"deeplift_{name}_delta"] = delta
 
+    # SmoothGrad is random: Captum's NoiseTunnel with many samples gives the expectation, and the
+    # per-element standard deviation of |grad| under the noise lets the test bound its Monte Carlo error.
+    torch.manual_seed(7)
+    out["smoothgrad_expected"] = NoiseTunnel(Saliency(model)).attribute(
+        x, nt_type="smoothgrad", nt_samples=SMOOTHGRAD_SAMPLES, stdevs=SMOOTHGRAD_STDEV, target=y, abs=True)
+    noisy = x.repeat_interleave(SMOOTHGRAD_SAMPLES, 0) + SMOOTHGRAD_STDEV * torch.randn((N * SMOOTHGRAD_SAMPLES,) + x.shape[1:])
+    grads = Saliency(model).attribute(noisy, target=y.repeat_interleave(SMOOTHGRAD_SAMPLES), abs=True)
+    out["smoothgrad_std"] = grads.reshape((N, SMOOTHGRAD_SAMPLES) + x.shape[1:]).std(1)
+
     out["occlusion"] = Occlusion(model).attribute(x, target=y, sliding_window_shapes=(1, 4, 4), strides=(1, 2, 2), baselines=0)
 
     tensors = {k: (v.detach().to(torch.float32) if v.is_floating_point() else v).contiguous() for k, v in out.items()}
     meta = {"sizes": json.dumps({"n": N, "channels": C, "size": S, "hidden": H, "classes": K}),
+            "smoothgrad": json.dumps({"stdevs": SMOOTHGRAD_STDEV, "nt_samples": SMOOTHGRAD_SAMPLES}),
             "captum": captum.__version__, "torch": torch.__version__, "numpy": np.__version__,
             "generator": "scripts/golden/attribution_golden.py"}
     save_file(tensors, os.path.join(out_dir, "golden.safetensors"), metadata=meta)
