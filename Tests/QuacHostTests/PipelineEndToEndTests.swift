@@ -100,8 +100,15 @@ final class PipelineEndToEndTests: XCTestCase {
         XCTAssertEqual(list.status, 0, list.stderr)
         let ids = try JSONParser.parse(list.stdout)["plugins"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
         XCTAssertTrue(ids.contains("org.quac.saliency") && ids.contains("org.quac.mlp-classifier"), "\(ids)")
+        // The precomputed converter needs a file of counterfactuals for the checker's own inputs.
+        let dir = try TestSupport.tempDir()
+        let cfFile = dir.appendingPathComponent("checker-counterfactuals.safetensors")
+        let images = Inputs.uniform([4, 1, 8, 8], seed: 10)
+        try Safetensors.write([("images", images), ("counterfactuals", Inputs.uniform([4, 1, 8, 8], seed: 11)),
+                               ("targets", Tensor([1, 0, 1, 0] as [Int64], shape: [4]))], to: cfFile)
+        let params: [String: JSONValue] = ["org.quac.precomputed-converter": ["path": .string(cfFile.path)]]
         for id in ids {
-            let r = try TestSupport.quacHost(["plugins", "check", id, "--json"])
+            let r = try TestSupport.quacHost(["plugins", "check", id, "--json", "--params", (params[id] ?? [:]).serialized()])
             let report = try JSONParser.parse(r.stdout)
             let failed = report["plugins"]?[0]?["checks"]?.arrayValue?.filter { $0["passed"] == false } ?? []
             XCTAssertEqual(r.status, 0, "\(id): \(failed.map { $0.serialized() })")
