@@ -9,7 +9,7 @@ func pluginBundle(_ name: String, dependencies: [Target.Dependency] = []) -> (Pr
 }
 
 let bundles = [
-    pluginBundle("BasicModels"),
+    pluginBundle("BasicModels", dependencies: ["COpenBLAS"]),
     pluginBundle("Attributions"),
     pluginBundle("Scorers"),
 ]
@@ -67,6 +67,7 @@ let package = Package(
         .target(name: "Engine", dependencies: ["COpenBLAS", "QuacCore", "QuacPluginAPI"], path: "Sources/Plugins/Engine"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests"),
 
+        .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),
         .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",
                     resources: [.copy("Fixtures")]),
     ] + bundles.map(\.1),
