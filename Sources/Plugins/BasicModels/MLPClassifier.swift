@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 import QuacPluginKit
 
@@ -84,21 +85,32 @@ final class MLPClassifier: ClassifierPlugin {
         }
     }
 
-    private func output(_ h: [Float]) -> [Float] {
-        (0..<spec.numClasses).map { k in
-            var s = b2[k]
-            for j in 0..<h.count { s += w2[k * h.count + j] * h[j] }
-            return s
-        }
-    }
-
     func forward(_ x: Tensor) throws -> Tensor {
         let n = try check(x)
-        let out = Tensor(zeros: [n, spec.numClasses])
+        let k = spec.numClasses, width = hidden > 0 ? hidden : inputSize
+        let out = Tensor(zeros: [n, k])
+        guard n > 0 else { return out }
+        // One matrix-vector product per sample and layer (BLAS), not one GEMM per batch: a sample's
+        // logits are then bit-for-bit the same whatever batch it comes in, which batch-invariance
+        // checks and resumable runs rely on.
         let xs = x.floats, o = out.floats
+        var h = [Float](repeating: 0, count: width)
         for s in 0..<n {
-            let h = hidden > 0 ? preActivation(xs, s).map { max($0, 0) } : Array(xs[s * inputSize..<(s + 1) * inputSize])
-            for (k, v) in output(h).enumerated() { o[s * spec.numClasses + k] = v }
+            let input = xs.baseAddress! + s * inputSize
+            if hidden > 0 {
+                w1.withUnsafeBufferPointer { w in
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(hidden), Int32(inputSize), 1, w.baseAddress, Int32(inputSize),
+                                input, 1, 0, &h, 1)
+                }
+                for j in 0..<hidden { h[j] = max(h[j] + b1[j], 0) }
+            }
+            w2.withUnsafeBufferPointer { w in
+                h.withUnsafeBufferPointer { hp in
+                    cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(k), Int32(width), 1, w.baseAddress, Int32(width),
+                                hidden > 0 ? hp.baseAddress : UnsafePointer(input), 1, 0, o.baseAddress! + s * k, 1)
+                }
+            }
+            for c in 0..<k { o[s * k + c] += b2[c] }
         }
         return out
     }
