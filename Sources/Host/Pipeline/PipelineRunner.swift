@@ -269,6 +269,20 @@ public final class PipelineRunner {
         stride(from: 0, to: n, by: manifest.batchSize).map { $0..<min($0 + manifest.batchSize, n) }
     }
 
+    /// Runs `body(batch index, rows)` over the batches of `count` samples, with progress and
+    /// cancellation between batches; returns the batch ranges.
+    @discardableResult
+    func forEachBatch(_ stage: String, count: Int, _ body: (Int, Range<Int>) throws -> Void) throws -> [Range<Int>] {
+        let parts = batches(count)
+        progress.stageStarted(stage, total: parts.count)
+        for (i, r) in parts.enumerated() {
+            try checkCancelled()
+            try body(i, r)
+            progress.stageAdvanced(stage, done: i + 1, total: parts.count)
+        }
+        return parts
+    }
+
     // MARK: Stages
 
     /// The samples as explained (after limit and target expansion), so the results store is
@@ -289,13 +303,9 @@ public final class PipelineRunner {
             return logits
         }
         let stage = "classify"
-        let parts = batches(d.count)
-        progress.stageStarted(stage, total: parts.count)
         var outs: [Tensor] = []
-        for (i, r) in parts.enumerated() {
-            try checkCancelled()
+        try forEachBatch(stage, count: d.count) { _, r in
             do { outs.append(try classifier.forward(d.x.rows(r))) } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(classifierPointer)") }
-            progress.stageAdvanced(stage, done: i + 1, total: parts.count)
         }
         let logits = outs.isEmpty ? Tensor(zeros: [0, try classifier.info().numClasses]) : Tensor.concatenate(outs)
         let k = logits.shape[1]
@@ -319,16 +329,12 @@ public final class PipelineRunner {
             return cf
         }
         let stage = "convert \(converter.name)"
-        let parts = batches(d.count)
-        progress.stageStarted(stage, total: parts.count)
         var outs: [Tensor] = [], docs: [JSONObject?] = []
-        for (i, r) in parts.enumerated() {
-            try checkCancelled()
+        let parts = try forEachBatch(stage, count: d.count) { i, r in
             let batch = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target?.rows(r), seed: callSeed(stage, i))
             let out = try call(converter, pointer: manifest.converter!.pointer) { try converter.convert(batch) }
             outs.append(out.tensors["counterfactual"]!)
             docs.append(out.json)
-            progress.stageAdvanced(stage, done: i + 1, total: parts.count)
         }
         let cf = Tensor.concatenate(outs)
         try store.writeTensors(file, [("counterfactual", cf)], fingerprint: fingerprint)
@@ -347,18 +353,14 @@ public final class PipelineRunner {
             return n
         }
         let stage = "attribute \(use.name)"
-        let parts = batches(d.count)
-        progress.stageStarted(stage, total: parts.count)
         var outs: [Tensor] = [], docs: [JSONObject?] = []
         let start = Date()
-        for (i, r) in parts.enumerated() {
-            try checkCancelled()
+        let parts = try forEachBatch(stage, count: d.count) { i, r in
             let batch = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target?.rows(r),
                                     xCF: cf?.rows(r), seed: callSeed(stage, i))
             let out = try call(attributor, pointer: use.pointer) { try attributor.attribute(batch) }
             outs.append(out.tensors["attribution"]!)
             docs.append(out.json)
-            progress.stageAdvanced(stage, done: i + 1, total: parts.count)
         }
         let seconds = Date().timeIntervalSince(start)
         let raw = outs.isEmpty ? Tensor(zeros: d.x.shape) : Tensor.concatenate(outs)
@@ -383,11 +385,8 @@ public final class PipelineRunner {
             return median
         }
         let stage = "score \(method) with \(scorerUse.name)"
-        let parts = batches(d.count)
-        progress.stageStarted(stage, total: parts.count)
         var tensors: [String: [Tensor]] = [:], names: [String] = [], docs: [JSONObject?] = []
-        for (i, r) in parts.enumerated() {
-            try checkCancelled()
+        let parts = try forEachBatch(stage, count: d.count) { i, r in
             let batch = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target?.rows(r),
                                     xCF: cf?.rows(r), attribution: map.rows(r), seed: callSeed(stage, i))
             let out = try call(scorer, pointer: scorerUse.pointer) { try scorer.score(batch) }
@@ -400,7 +399,6 @@ public final class PipelineRunner {
                 tensors[name, default: []].append(t)
             }
             docs.append(out.json)
-            progress.stageAdvanced(stage, done: i + 1, total: parts.count)
         }
         let merged = names.map { ($0, Tensor.concatenate(tensors[$0]!)) }
         let scores = merged.first { $0.0 == "score" }?.1.floatArray().map(Double.init) ?? []
