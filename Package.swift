@@ -46,7 +46,7 @@ let package = Package(
         // What host, engine and Swift plugins share: JSON, tensors and their ABI bridge, tensor files
         // (safetensors, NPY), images (PNG, TIFF), atomic writes, SHA-256.
         .target(name: "QuacCore", dependencies: ["QuacPluginAPI", "CPNG", "CTIFF"], path: "Sources/Core"),
-        .testTarget(name: "QuacCoreTests", dependencies: ["QuacCore"], path: "Tests/QuacCoreTests"),
+        .testTarget(name: "QuacCoreTests", dependencies: ["QuacCore"], path: "Tests/QuacCoreTests", exclude: ["Fixtures"]),
 
         // The host library and its CLI.
         .target(name: "QuacHost",

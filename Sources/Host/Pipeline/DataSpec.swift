@@ -50,7 +50,9 @@ public struct DataSpec {
         switch source {
         case .safetensors(let f, _, _, _, _), .csv(let f, _): return [f]
         case .npy(let x, let l, let c, let t): return [x, l] + [c, t].compactMap { $0 }
-        case .imageFolder: return []
+        case .imageFolder(let dir, _, _, let extensions, _):
+            // Every image file, in loading order: their contents fingerprint the data like any other file.
+            return (try? ImageFolder.list(dir, extensions: extensions))?.entries.map(\.url) ?? []
         }
     }
 }

@@ -6,6 +6,10 @@ public struct Dataset {
     public var labels: Tensor
     public var xCF: Tensor?
     public var target: Tensor?
+    /// Class names by index, where the data names them (image folders: the sorted folder names).
+    public var classNames: [String]? = nil
+    /// One id per sample, where the data has them (image folders: the path relative to the folder).
+    public var sampleIDs: [String]? = nil
     public var count: Int { x.shape[0] }
 
     /// Loads and checks the data a spec names. Every error names the file and what is wrong with it.
@@ -31,8 +35,15 @@ public struct Dataset {
                         target: try targetURL.map { try integers(try NPY.read($0), $0.path) })
         case .csv(let url, let labelColumn):
             d = try CSVTable.load(url, labelColumn: labelColumn)
-        case .imageFolder:
-            throw QuacError.at(spec.file, spec.pointer + "/format", "image-folder data is not supported by this build yet (PNG/TIFF loading comes with the QuAC data loader); store the images as safetensors or NPY")
+        case .imageFolder(let dir, let size, let channels, let extensions, let skipUnreadable):
+            let loaded: ImageFolder.Loaded
+            do {
+                loaded = try ImageFolder.load(dir, size: size, channels: channels, extensions: extensions,
+                                              skipUnreadable: skipUnreadable, limit: spec.limit)
+            } catch {
+                throw QuacError.wrap(error, context: "\(spec.file): \(JSONPointer.display(spec.pointer + "/path"))")
+            }
+            d = Dataset(x: loaded.x, labels: loaded.labels, classNames: loaded.classNames, sampleIDs: loaded.sampleIDs)
         }
         try d.checkConsistent(spec)
         if let limit = spec.limit, limit < d.count { d = d.prefix(limit) }
@@ -41,7 +52,8 @@ public struct Dataset {
 
     func prefix(_ n: Int) -> Dataset {
         Dataset(x: x.rows(0..<n).copy(), labels: labels.rows(0..<n).copy(),
-                xCF: xCF?.rows(0..<n).copy(), target: target?.rows(0..<n).copy())
+                xCF: xCF?.rows(0..<n).copy(), target: target?.rows(0..<n).copy(),
+                classNames: classNames, sampleIDs: sampleIDs.map { Array($0.prefix(n)) })
     }
 
     private func checkConsistent(_ spec: DataSpec) throws {
@@ -96,7 +108,8 @@ public struct Dataset {
                 for t in 0..<Int64(numClasses) where t != label { rows.append(i); targets.append(t) }
             }
             return Dataset(x: gather(x, rows), labels: Tensor(rows.map { y[$0] }, shape: [rows.count]),
-                           xCF: xCF.map { gather($0, rows) }, target: Tensor(targets, shape: [rows.count]))
+                           xCF: xCF.map { gather($0, rows) }, target: Tensor(targets, shape: [rows.count]),
+                           classNames: classNames, sampleIDs: sampleIDs.map { ids in rows.map { ids[$0] } })
         }
     }
 
