@@ -12,6 +12,7 @@ let bundles = [
     pluginBundle("BasicModels", dependencies: ["COpenBLAS"]),
     pluginBundle("Attributions"),
     pluginBundle("Scorers"),
+    pluginBundle("EngineModels", dependencies: ["Engine"]),
 ]
 
 let package = Package(
