@@ -32,7 +32,7 @@ import quac_evaluator_reference as ref  # noqa: E402
 
 
 def main():
-    host = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build-quac", "release", "quac-host")
+    host = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 else os.path.join(ROOT, ".build-quac", "release", "quac-host")
     repeats = int(os.environ.get("REPEATS", "5"))
     n, c, h, w, classes = 16, 1, 128, 128, 2
     rng = np.random.default_rng(7)
