@@ -4,6 +4,9 @@
 # Both install what they need on a fresh Debian machine (scripts/setup.sh).
 
 SWIFT ?= swift
+# OpenBLAS falls back to slow generic kernels on CPUs it does not know; pick them from the CPU flags
+# (quac-host does the same for itself; the test process links OpenBLAS directly).
+export OPENBLAS_CORETYPE ?= $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -q avx512bw && echo SkylakeX || (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -q avx2 && echo Haswell))
 RELEASE_BIN = .build/release/quac-host
 
 .PHONY: demo test setup setup-test build release sdk-check clean

@@ -66,7 +66,7 @@ let package = Package(
 
         // The compute engine the built-in classifiers, converters and learned explainers run on.
         .target(name: "Engine", dependencies: ["COpenBLAS", "QuacCore", "QuacPluginAPI"], path: "Sources/Plugins/Engine"),
-        .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests"),
+        .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests", exclude: ["Golden"]),
 
         .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),
         .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",

@@ -16,6 +16,12 @@ struct QuacHostCommand: ParsableCommand {
         version: PipelineRunner.toolVersion,
         subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, ReportCommand.self, DataCommand.self])
 
+    /// Entry point: the OpenBLAS kernel choice must be made before any engine plugin is loaded.
+    static func main() {
+        BLASEnvironment.configure()
+        main(nil)
+    }
+
     /// Runs a command body with the CLI's error contract: one line on stderr, exit code 1 or 2.
     static func guarded(_ body: () throws -> Void) throws {
         do { try body() } catch let e as ExitCode {

@@ -69,4 +69,10 @@ final class AttributionRuleTests: XCTestCase {
         let plain = ModifiedBackward.vjp(rule: .standard, { net($0) }, x: a["x"]!, gradOutput: oneHot(target, classes: 3))
         XCTAssertNotEqual(plain.array, g.array)
     }
+
+    func testRulesFromTheABI() {
+        XCTAssertEqual(BackwardRule(abi: QUAC_RULE_DEEPLIFT_RESCALE), .deepLiftRescale)
+        XCTAssertEqual(BackwardRule(abi: QUAC_RULE_GUIDED_BACKPROP), .guided)
+        XCTAssertNil(BackwardRule(abi: quac_backward_rule(rawValue: 99)))
+    }
 }

@@ -173,4 +173,31 @@ final class GoldenTests: XCTestCase {
             assertClose(g?.data ?? .zeros(p.shape), a["r1/grad/\(name)"]!, rtol: 1e-4, "R1 gradient of \(name)")
         }
     }
+
+    /// A generator-like graph: instance norm, transposed convolution, upsampling, concatenation, a skip
+    /// connection; loss gradients and the R1 penalty's (double backward) against PyTorch.
+    func testGeneratorLikeGraph() throws {
+        let file = try Self.load("engine_gan.safetensors")
+        let a = ModelFile.floatArrays(file)
+        let net = try ModelBuilder.build(try JSONParser.parse(file.metadata["architecture"]!))
+        var weights: [String: NDArray] = [:]
+        for (k, v) in a where k.hasPrefix("weights/") { weights[String(k.dropFirst(8))] = v }
+        try net.loadStateDict(weights)
+        let labels = Labels(file.tensors["y"]!)
+        let xr = Var(a["x"]!, requiresGrad: true)
+        let logits = net(xr)
+        assertClose(logits.data, a["logits"]!, rtol: 1e-5, "logits")
+        let params = net.namedParameters()
+        let grads = gradients(of: [Loss.crossEntropy(logits, labels)], wrt: params.map(\.1))
+        for ((name, _), g) in zip(params, grads) { assertClose(g!.data, a["grad/\(name)"]!, rtol: 1e-4, "gradient of \(name)") }
+        let onehot = NDArray.zeros([3, 3])
+        for (i, y) in labels.values.enumerated() { onehot.pointer[i * 3 + y] = 1 }
+        let gx = gradient(of: (logits * Var(onehot)).sum(), wrt: xr, createGraph: true)!
+        let r1 = gx.square().sum() * (0.5 / 3)
+        assertClose(r1.data.reshaped([1]), a["r1/value"]!, rtol: 1e-5, "R1")
+        let g2 = gradients(of: [r1], wrt: params.map(\.1) + [xr])
+        for ((name, p), g) in zip(params + [("x", xr)], g2) {
+            assertClose(g?.data ?? .zeros(p.shape), a["r1/grad/\(name)"]!, rtol: 1e-4, "R1 gradient of \(name)")
+        }
+    }
 }

@@ -56,6 +56,8 @@ final class OpGradientTests: XCTestCase {
         GradCheck.check(x, secondOrder: true) { $0[0].pad([(0, 0), (1, 2), (2, 0)], value: 0.5).square() }
         GradCheck.check(x, secondOrder: true) { $0[0].flip([0, 2]) * $0[0] }
         GradCheck.check(r([[3, 1]], 7, -1, 1), secondOrder: true) { $0[0].expand([2, 3, 4]).square() }
+        GradCheck.check(x) { Var.stack([$0[0].slice(axis: 1, 0..<2), $0[1]], axis: 1).square() }
+        GradCheck.check(x) { v in let c = v[0].chunk(2, axis: 2); return c[0] * c[1] }
     }
 
     func testMatmulAndSoftmax() {
@@ -68,6 +70,12 @@ final class OpGradientTests: XCTestCase {
         GradCheck.check(s, secondOrder: true) { $0[0].softmax(axis: 1) }
         GradCheck.check(s, secondOrder: true) { $0[0].logSoftmax(axis: 1) }
         GradCheck.check(r([[2, 3, 2, 2]], 12, -2, 2), secondOrder: true) { $0[0].softmax(axis: 1) }
+        GradCheck.check([GradCheck.spreadInputs([3, 6], gap: 0.3)], secondOrder: true) { $0[0].sparsemax().square() }
+        // Analytic values: the projection of (1, 2, 3) onto the simplex is (0, 0, 1); of (0.9, 0.6, 0.1)
+        // it is (0.65, 0.35, 0).
+        XCTAssertEqual(Var([1, 2, 3], shape: [3]).sparsemax().array, [0, 0, 1])
+        let p = Var([0.9, 0.6, 0.1], shape: [3]).sparsemax().array
+        XCTAssertEqual(p[0], 0.65, accuracy: 1e-6); XCTAssertEqual(p[1], 0.35, accuracy: 1e-6); XCTAssertEqual(p[2], 0)
     }
 
     func testConvolutions() {

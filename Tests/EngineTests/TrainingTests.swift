@@ -54,6 +54,28 @@ final class TrainingTests: XCTestCase {
         let before = b.weight.array, cur = a.weight.array
         updateMovingAverage(b, from: a, beta: 0.9)
         for i in 0..<4 { XCTAssertEqual(b.weight.array[i], 0.9 * before[i] + 0.1 * cur[i], accuracy: 1e-6) }
+        try b.copyWeights(from: a)
+        XCTAssertEqual(b.weight.array, a.weight.array)
+        XCTAssertFalse(b.weight === a.weight, "a copy, not shared parameters")
+    }
+
+    /// SMAT's one-step meta-gradient: d/dphi of the validation loss after one simulated SGD step whose
+    /// training loss depends on phi, against finite differences.
+    func testOneStepMetaGradient() throws {
+        var rng = RandomGenerator(seed: 8)
+        let student = Sequential([Linear(3, 4, rng: &rng), Lambda("tanh") { $0.tanh() }, Linear(4, 2, rng: &rng)])
+        let x = Var(NDArray.uniform([5, 3], low: -1, high: 1, rng: &rng)), y = Labels([0, 1, 1, 0, 1])
+        let xv = Var(NDArray.uniform([4, 3], low: -1, high: 1, rng: &rng)), yv = Labels([1, 0, 0, 1])
+        let params = student.namedParameters()
+        GradCheck.check([NDArray([0.5, -0.3, 0.8])], rtol: 3e-2) { phi in
+            let inner = Loss.crossEntropy(student(x * phi[0]), y) + (phi[0].square() * 0.1).sum()
+            let grads = gradients(of: [inner], wrt: params.map(\.1), createGraph: true)
+            var stepped: [String: Var] = [:]
+            for ((name, p), g) in zip(params, grads) { stepped[name] = p - g! * 0.5 }
+            return student.substituting(stepped) { Loss.crossEntropy(student(xv), yv) }
+        }
+        // The substitution is undone afterwards.
+        XCTAssertTrue(student.namedParameters().elementsEqual(params) { $0.1 === $1.1 })
     }
 
     // MARK: A small CNN on generated data
@@ -111,17 +133,16 @@ final class TrainingTests: XCTestCase {
         net.eval()
         let (tx, ty) = dataset(128, seed: 12)
         let logits = noGrad { net(Var(tx)) }.data
-        var correct = 0
-        for i in 0..<128 {
-            let row = Array(UnsafeBufferPointer(start: logits.pointer + i * 4, count: 4))
-            if row.firstIndex(of: row.max()!) == ty[i] { correct += 1 }
-        }
+        let correct = zip(logits.argmax(), ty).filter { $0 == $1 }.count
         return (net, Float(correct) / 128)
     }
 
     func testSmallCNNLearnsAndIsDeterministic() throws {
+        let (_, untrained) = try Self.train(seed: 42, epochs: 0)
+        XCTAssertLessThan(untrained, 0.6, "the task is not solved before training")
         let (net1, acc1) = try Self.train(seed: 42)
         XCTAssertGreaterThanOrEqual(acc1, 0.95, "held-out accuracy")
+        print("small CNN held-out accuracy: \(acc1)")
         let (net2, acc2) = try Self.train(seed: 42)
         XCTAssertEqual(acc1, acc2)
         for ((n, a), (_, b)) in zip(net1.stateDict(), net2.stateDict()) {
@@ -137,7 +158,8 @@ final class TrainingTests: XCTestCase {
         let (x, y) = Self.dataset(64, seed: 3)
         let arch: JSONValue = ["type": "sequential", "layers": [
             ["type": "conv2d", "in": 1, "out": 4, "kernel": 3], ["type": "batch_norm", "channels": 4],
-            ["type": "relu"], ["type": "flatten"], ["type": "linear", "in": 144, "out": 4]]]
+            ["type": "relu"], ["type": "flatten"], ["type": "dropout", "p": 0.3, "seed": 4],
+            ["type": "linear", "in": 144, "out": 4]]]
         func run(_ net: Module, _ opt: Optimizer, steps: Range<Int>) {
             for s in steps {
                 let xb = Var(NDArray(Array(x.array[(s % 4) * 16 * 64..<((s % 4) + 1) * 16 * 64]), shape: [16, 1, 8, 8]))
@@ -162,6 +184,7 @@ final class TrainingTests: XCTestCase {
         let meta = try Checkpoint.load(from: url, networks: ["net": resumed], optimizers: ["opt": o3])
         XCTAssertEqual(meta["epoch"], "1")
         XCTAssertEqual(o3.stepCount, 3)
+        XCTAssertEqual(resumed.namedCounters().first?.1, 3, "the dropout layer's call count")
         run(resumed, o3, steps: 3..<6)
         for ((n, a), (_, b)) in zip(straight.stateDict(), resumed.stateDict()) {
             XCTAssertEqual(a.array, b.array, "\(n) after resuming")
@@ -180,5 +203,38 @@ final class TrainingTests: XCTestCase {
         let x = Var(Self.dataset(4, seed: 1).0)
         XCTAssertEqual(noGrad { net(x) }.array, noGrad { loaded(x) }.array)
         XCTAssertThrowsError(try ModelBuilder.build(["type": "sequential", "layers": [["type": "warp_drive"]]]))
+    }
+
+    func testRegisteredLayerType() throws {
+        ModelBuilder.register("scaled_linear") { spec, rng, _ in
+            let inner = Linear(Int(spec["in"]!.intValue!), Int(spec["out"]!.intValue!), rng: &rng)
+            return Sequential([inner, Lambda("half") { $0 * 0.5 }])
+        }
+        let net = try ModelBuilder.build(["type": "sequential", "layers": [["type": "scaled_linear", "in": 2, "out": 3]]])
+        XCTAssertEqual(net.namedParameters().map(\.0), ["0.0.weight", "0.0.bias"])
+        XCTAssertEqual(net(Var(NDArray.ones([1, 2]))).shape, [1, 3])
+    }
+
+    /// A graph with a skip connection and a concatenation computes what its wiring says.
+    func testGraphArchitecture() throws {
+        let arch: JSONValue = ["type": "graph", "output": "head", "nodes": [
+            ["name": "stem", "layer": ["type": "conv2d", "in": 1, "out": 2, "kernel": 3, "padding": 1]],
+            ["name": "body", "layer": ["type": "tanh"]],
+            ["name": "sum", "op": "add", "inputs": ["stem", "body"]],
+            ["name": "cat", "op": "concat", "inputs": ["sum", "input"], "axis": 1],
+            ["name": "pool", "layer": ["type": "adaptive_avg_pool2d", "size": [1, 1]]],
+            ["name": "flat", "layer": ["type": "flatten"]],
+            ["name": "head", "layer": ["type": "linear", "in": 3, "out": 2]],
+        ]]
+        let net = try ModelBuilder.build(arch, seed: 3)
+        XCTAssertEqual(net.namedParameters().map(\.0), ["stem.weight", "stem.bias", "head.weight", "head.bias"])
+        let x = Var(Self.dataset(2, seed: 1).0)
+        let p = Dictionary(uniqueKeysWithValues: net.namedParameters())
+        let stem = x.conv2d(p["stem.weight"]!, bias: p["stem.bias"]!, ConvGeometry(padding: 1))
+        let manual = Var.concat([stem + stem.tanh(), x], axis: 1).adaptiveAvgPool2d(1, 1).flatten()
+            .linear(p["head.weight"]!, p["head.bias"]!)
+        XCTAssertEqual(net(x).array, manual.array)
+        XCTAssertThrowsError(try ModelBuilder.build(["type": "graph", "output": "a", "nodes": [
+            ["name": "a", "op": "add", "inputs": ["nowhere"]]]]))
     }
 }

@@ -213,6 +213,66 @@ def cnn(path):
     save_file({k: v.contiguous() for k, v in t.items()}, path, metadata={"architecture": json.dumps(CNN_ARCH)})
 
 
+GAN_ARCH = {"type": "graph", "output": "head", "nodes": [
+    {"name": "stem", "layer": {"type": "conv2d", "in": 2, "out": 4, "kernel": 3, "padding": 1}},
+    {"name": "norm", "layer": {"type": "instance_norm", "channels": 4, "affine": True}},
+    {"name": "act", "layer": {"type": "leaky_relu", "slope": 0.2}},
+    {"name": "up", "layer": {"type": "conv_transpose2d", "in": 4, "out": 3, "kernel": 4, "stride": 2, "padding": 1}},
+    {"name": "skip", "layer": {"type": "upsample", "scale": 2}, "input": "input"},
+    {"name": "cat", "op": "concat", "inputs": ["up", "skip"], "axis": 1},
+    {"name": "down", "layer": {"type": "avg_pool2d", "kernel": 2}},
+    {"name": "body", "layer": {"type": "conv2d", "in": 5, "out": 5, "kernel": 3, "padding": 1}},
+    {"name": "soft", "layer": {"type": "softplus"}},
+    {"name": "sum", "op": "add", "inputs": ["down", "soft"]},
+    {"name": "pool", "layer": {"type": "adaptive_avg_pool2d", "size": [2, 2]}},
+    {"name": "flat", "layer": {"type": "flatten"}},
+    {"name": "head", "layer": {"type": "linear", "in": 20, "out": 3}},
+]}
+
+
+class GanNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = torch.nn.Conv2d(2, 4, 3, padding=1)
+        self.norm = torch.nn.InstanceNorm2d(4, affine=True)
+        self.up = torch.nn.ConvTranspose2d(4, 3, 4, stride=2, padding=1)
+        self.body = torch.nn.Conv2d(5, 5, 3, padding=1)
+        self.head = torch.nn.Linear(20, 3)
+
+    def forward(self, x):
+        h = self.up(F.leaky_relu(self.norm(self.stem(x)), 0.2))
+        d = F.avg_pool2d(torch.cat([h, F.interpolate(x, scale_factor=2, mode="nearest")], 1), 2)
+        s = d + F.softplus(self.body(d))
+        return self.head(F.adaptive_avg_pool2d(s, (2, 2)).flatten(1))
+
+
+def gan(path):
+    """A generator-like graph (instance norm, transposed conv, upsampling, concat, skip): loss
+    gradients and the R1 penalty's gradients (double backward)."""
+    net = GanNet()
+    with torch.no_grad():
+        net.norm.weight.uniform_(0.5, 1.5)
+        net.norm.bias.uniform_(-0.5, 0.5)
+    t = {f"weights/{k}": v.float().clone() for k, v in net.state_dict().items()}
+    net = net.double()
+    x, y = rand(3, 2, 8, 8), torch.tensor([2, 0, 1])
+    t["x"], t["y"] = x, y
+    xr = x.double().requires_grad_(True)
+    logits = net(xr)
+    t["logits"] = logits.detach().float()
+    params = dict(net.named_parameters())
+    loss = F.cross_entropy(logits, y)
+    for (k, _), g in zip(params.items(), torch.autograd.grad(loss, list(params.values()), retain_graph=True)):
+        t[f"grad/{k}"] = g.float()
+    (gx,) = torch.autograd.grad(logits.gather(1, y[:, None]).sum(), xr, create_graph=True)
+    r1 = 0.5 * gx.pow(2).sum() / x.shape[0]
+    t["r1/value"] = r1.detach().float().reshape(1)
+    targets = list(params.values()) + [xr]
+    for (k, v), g in zip(list(params.items()) + [("x", xr)], torch.autograd.grad(r1, targets, allow_unused=True)):
+        t[f"r1/grad/{k}"] = (torch.zeros_like(v) if g is None else g).float()
+    save_file({k: v.contiguous() for k, v in t.items()}, path, metadata={"architecture": json.dumps(GAN_ARCH)})
+
+
 OPTIMIZERS = {
     "sgd": ("SGD", dict(lr=0.1)),
     "sgd_momentum": ("SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
@@ -369,6 +429,7 @@ def main():
     cnn(os.path.join(out, "engine_cnn.safetensors"))
     optim(os.path.join(out, "engine_optim.safetensors"))
     attributions(os.path.join(out, "engine_attributions.safetensors"))
+    gan(os.path.join(out, "engine_gan.safetensors"))
 
 
 if __name__ == "__main__":

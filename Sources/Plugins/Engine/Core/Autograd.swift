@@ -40,6 +40,13 @@ public final class Var: @unchecked Sendable, CustomStringConvertible {
         return Var(data)
     }
 
+    /// Whether a backward pass in progress wants this value's gradient: it requires gradients and
+    /// leads to one of the values asked for. Backward functions skip work (a convolution's weight
+    /// gradient when only the input's is asked for) where this is false.
+    var gradNeeded: Bool {
+        requiresGrad && !(ThreadContext.current.unneeded?.contains(ObjectIdentifier(self)) ?? false)
+    }
+
     public var shape: [Int] { data.shape }
     public var rank: Int { data.rank }
     public var count: Int { data.count }
@@ -77,7 +84,7 @@ public final class Var: @unchecked Sendable, CustomStringConvertible {
             if let old = v.grad {
                 v.grad = createGraph ? old + g : Var(Kernels.binary(old.data, g.data, +))
             } else {
-                v.grad = createGraph ? g : g.detach()
+                v.grad = createGraph ? g : Var(g.data.contiguous())
             }
         }
     }
@@ -120,6 +127,25 @@ enum Autograd {
         precondition(outputs.count == seeds.count)
         for (o, s) in zip(outputs, seeds) { precondition(o.shape == s.shape, "seed \(s.shape) for output \(o.shape)") }
         let order = topologicalOrder(outputs)
+        // With specific inputs asked for, values that cannot reach them need no gradient.
+        var unneeded: Set<ObjectIdentifier>? = nil
+        if let wanted {
+            let wantedIDs = Set(wanted.map(ObjectIdentifier.init))
+            var leads = Set<ObjectIdentifier>()
+            unneeded = []
+            for v in order {  // inputs come before the values computed from them
+                let id = ObjectIdentifier(v)
+                if wantedIDs.contains(id) || (v.node?.inputs.contains { leads.contains(ObjectIdentifier($0)) } ?? false) {
+                    leads.insert(id)
+                } else {
+                    unneeded!.insert(id)
+                }
+            }
+        }
+        let ctx = ThreadContext.current
+        let outerUnneeded = ctx.unneeded
+        ctx.unneeded = unneeded
+        defer { ctx.unneeded = outerUnneeded }
         var grads: [ObjectIdentifier: Var] = [:]
         func accumulate(_ v: Var, _ g: Var) {
             let id = ObjectIdentifier(v)
@@ -129,6 +155,7 @@ enum Autograd {
             for (o, s) in zip(outputs, seeds) where o.requiresGrad { accumulate(o, s) }
             var leaves: [(Var, Var)] = []
             for v in order.reversed() {
+                if unneeded?.contains(ObjectIdentifier(v)) ?? false { continue }
                 guard let g = grads[ObjectIdentifier(v)] else { continue }
                 guard let node = v.node else {
                     if wanted == nil { leaves.append((v, g)) }
@@ -136,7 +163,7 @@ enum Autograd {
                 }
                 let inGrads = node.backward(g, v)
                 precondition(inGrads.count == node.inputs.count, "\(node.op): wrong number of gradients")
-                for (input, ig) in zip(node.inputs, inGrads) where input.requiresGrad {
+                for (input, ig) in zip(node.inputs, inGrads) where input.gradNeeded {
                     guard let ig else { continue }
                     precondition(ig.shape == input.shape, "\(node.op): gradient \(ig.shape) for input \(input.shape)")
                     accumulate(input, ig)
@@ -176,6 +203,8 @@ enum Autograd {
 final class ThreadContext {
     var gradEnabled = true
     var rule: BackwardRule = .standard
+    /// During a backward pass for specific inputs: the values whose gradients nobody asked for.
+    var unneeded: Set<ObjectIdentifier>?
 
     private static let key: pthread_key_t = {
         var k = pthread_key_t()

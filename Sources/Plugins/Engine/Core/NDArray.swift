@@ -64,7 +64,7 @@ public struct NDArray: @unchecked Sendable {
         precondition(values.count == shape.reduce(1, *), "\(values.count) values for shape \(shape)")
         self = NDArray.uninitialized(shape)
         let p = pointer
-        values.withUnsafeBufferPointer { p.update(from: $0.baseAddress!, count: $0.count) }
+        values.withUnsafeBufferPointer { if let b = $0.baseAddress { p.update(from: b, count: $0.count) } }
     }
 
     public init(_ values: [Float]) { self.init(values, shape: [values.count]) }
@@ -73,6 +73,18 @@ public struct NDArray: @unchecked Sendable {
     public var array: [Float] {
         let c = contiguous()
         return Array(UnsafeBufferPointer(start: c.pointer, count: c.count))
+    }
+
+    /// Index of the largest value in each row of the last dimension (predicted classes of logits).
+    public func argmax() -> [Int] {
+        let c = contiguous()
+        let k = shape.last ?? 1
+        return (0..<(count / Swift.max(k, 1))).map { r in
+            let p = c.pointer + r * k
+            var best = 0
+            for j in 1..<Swift.max(k, 1) where p[j] > p[best] { best = j }
+            return best
+        }
     }
 
     /// The single value of a one-element array.
@@ -148,41 +160,15 @@ public struct NDArray: @unchecked Sendable {
     }
 }
 
-/// Calls body(elementOffset, innerCount, innerStride) for every run along the innermost dimension.
-@inline(__always)
-func forEachStrided(shape: [Int], strides: [Int], offset: Int, _ body: (Int, Int, Int) -> Void) {
-    let r = shape.count
-    if r == 0 { body(offset, 1, 1); return }
-    if shape.contains(0) { return }
-    let inner = shape[r - 1], innerStride = strides[r - 1]
-    var idx = [Int](repeating: 0, count: r)
-    var off = offset
-    while true {
-        body(off, inner, innerStride)
-        var d = r - 2
-        while d >= 0 {
-            idx[d] += 1
-            off += strides[d]
-            if idx[d] < shape[d] { break }
-            off -= strides[d] * shape[d]
-            idx[d] = 0
-            d -= 1
-        }
-        if d < 0 { return }
-    }
-}
-
 /// Copies a (possibly strided) array into compact memory.
 func copyStrided(from src: NDArray, to dst: UnsafeMutablePointer<Float>) {
     if src.isContiguous { dst.update(from: src.pointer, count: src.count); return }
     let base = src.storage.base.assumingMemoryBound(to: Float.self)
-    var k = 0
-    forEachStrided(shape: src.shape, strides: src.strides, offset: src.offset) { off, n, st in
-        let p = base + off
-        if st == 1 { (dst + k).update(from: p, count: n) } else if st == 0 {
-            (dst + k).update(repeating: p.pointee, count: n)
-        } else { for i in 0..<n { dst[k + i] = p[i * st] } }
-        k += n
+    Kernels.forEach2(src.shape, src.strides, src.offset, NDArray.compactStrides(src.shape), 0) { os, od, _, n, ss, sd in
+        let p = base + os, q = dst + od
+        if ss == 1 && sd == 1 { q.update(from: p, count: n) }
+        else if ss == 0 && sd == 1 { q.update(repeating: p.pointee, count: n) }
+        else { for i in 0..<n { q[i * sd] = p[i * ss] } }
     }
 }
 
@@ -226,6 +212,28 @@ extension NDArray {
             expected *= shape[d]
         }
         return true
+    }
+
+    /// Takes ownership of a managed ABI tensor: float32 compact tensors are wrapped in place (the
+    /// deleter runs when the last view goes), anything else is converted.
+    public init(adopting managed: UnsafeMutablePointer<quac_managed_tensor>) throws {
+        let t = try Tensor(adopting: managed)
+        if t.dtype == .float32 { self.init(t) } else { self.init(t.doubleArray().map { Float($0) }, shape: t.shape) }
+    }
+
+    /// Copies the values into a caller-allocated ABI tensor (an output the host allocated) of the same
+    /// shape, float32 and compact.
+    public func copy(into t: quac_tensor) throws {
+        if let p = Tensor.problem(with: t) { throw TensorError.invalid(p) }
+        let dims = (0..<Int(t.ndim)).map { Int(t.shape[$0]) }
+        guard dims == shape, DType(abi: t.dtype) == .float32 else {
+            throw TensorError.invalid("output is \(t.dtype.displayName) \(dims), the result float32 \(shape)")
+        }
+        guard t.strides == nil || NDArray.stridesCompact(dims, t.strides) else {
+            throw TensorError.invalid("output tensor is not compact")
+        }
+        guard count > 0, let base = t.data else { return }
+        copyStrided(from: self, to: (base + Int(t.byte_offset)).assumingMemoryBound(to: Float.self))
     }
 
     /// Calls `body` with a borrowed ABI view (valid during the call).

@@ -9,10 +9,34 @@ import Foundation
 ///     {"type": "residual", "body": {...}, "shortcut": {...}, "scale": 1.4142135},
 ///     {"type": "adaptive_avg_pool2d", "size": [1, 1]}, {"type": "flatten"},
 ///     {"type": "linear", "in": 8, "out": 4}]}
-/// Parameter names follow PyTorch's nn.Sequential ("0.weight", "1.running_mean").
+/// Parameter names follow PyTorch's nn.Sequential ("0.weight", "1.running_mean"). A "graph" wires
+/// named nodes: {"type": "graph", "output": "sum", "nodes": [
+///     {"name": "a", "layer": {...}, "input": "input"}, {"name": "b", "layer": {...}},
+///     {"name": "sum", "op": "add", "inputs": ["a", "b"]}]}   (ops: add, mul, concat with "axis")
 /// An optional top-level "init": "kaiming_normal" draws conv and linear weights He-normal (fan-in)
 /// with zero biases, as StarGAN v2 does; otherwise PyTorch's default initialization is used.
 public enum ModelBuilder {
+    /// Builds a layer of a registered type from its JSON object. `kaiming` says whether the file asks
+    /// for He-normal initialization.
+    public typealias Factory = (_ spec: JSONValue, _ rng: inout RandomGenerator, _ kaiming: Bool) throws -> Module
+
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var factories: [String: Factory] = [:]
+
+    /// Adds a layer type (a plugin's own block, e.g. StarGAN's AdaIN residual block), so model files
+    /// using it stay self-describing. Built-in types cannot be replaced.
+    public static func register(_ type: String, _ factory: @escaping Factory) {
+        lock.lock()
+        factories[type] = factory
+        lock.unlock()
+    }
+
+    static func factory(_ type: String) -> Factory? {
+        lock.lock()
+        defer { lock.unlock() }
+        return factories[type]
+    }
+
     public static func build(_ spec: JSONValue, seed: UInt64 = 0) throws -> Module {
         var rng = RandomGenerator(seed: seed)
         let kaiming = spec["init"]?.stringValue == "kaiming_normal"
@@ -38,6 +62,34 @@ public enum ModelBuilder {
         case "sequential":
             guard let items = spec["layers"]?.arrayValue else { throw EngineError.badArchitecture("\(path): sequential needs \"layers\"") }
             return Sequential(try items.enumerated().map { try layer($1, path: "\(path)/layers/\($0)", rng: &rng, kaiming: kaiming) })
+        case "graph":
+            guard let items = spec["nodes"]?.arrayValue, let output = spec["output"]?.stringValue else {
+                throw EngineError.badArchitecture("\(path): graph needs \"nodes\" and \"output\"")
+            }
+            var known: Set<String> = ["input"]
+            var nodes: [(String, Graph.Step)] = []
+            for (i, item) in items.enumerated() {
+                let p = "\(path)/nodes/\(i)"
+                guard let name = item["name"]?.stringValue, !known.contains(name) else {
+                    throw EngineError.badArchitecture("\(p): each node needs a new \"name\"")
+                }
+                if let merge = item["op"]?.stringValue {
+                    guard let op = Graph.Merge(rawValue: merge) else { throw EngineError.badArchitecture("\(p): unknown op \"\(merge)\"") }
+                    let inputs = item["inputs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+                    guard !inputs.isEmpty, inputs.allSatisfy(known.contains) else {
+                        throw EngineError.badArchitecture("\(p): \"inputs\" must name earlier nodes")
+                    }
+                    nodes.append((name, .merge(op, inputs: inputs, axis: Int(item["axis"]?.intValue ?? 1))))
+                } else {
+                    guard let l = item["layer"] else { throw EngineError.badArchitecture("\(p): a node needs a \"layer\" or an \"op\"") }
+                    let input = item["input"]?.stringValue ?? nodes.last?.0 ?? "input"
+                    guard known.contains(input) else { throw EngineError.badArchitecture("\(p): unknown input \"\(input)\"") }
+                    nodes.append((name, .layer(try layer(l, path: p + "/layer", rng: &rng, kaiming: kaiming), input: input)))
+                }
+                known.insert(name)
+            }
+            guard known.contains(output) else { throw EngineError.badArchitecture("\(path): unknown output \"\(output)\"") }
+            return Graph(nodes: nodes, output: output)
         case "residual":
             guard let body = spec["body"] else { throw EngineError.badArchitecture("\(path): residual needs a \"body\"") }
             let b = try layer(body, path: path + "/body", rng: &rng, kaiming: kaiming)
@@ -93,6 +145,7 @@ public enum ModelBuilder {
         case "identity":
             return Lambda(type) { $0 }
         default:
+            if let make = factory(type) { return try make(spec, &rng, kaiming) }
             throw EngineError.badArchitecture("\(path): unknown layer type \"\(type)\"")
         }
     }
@@ -124,6 +177,7 @@ public enum ModelFile {
     }
 
     /// The float tensors of a file as engine arrays (other dtypes, like num_batches_tracked, are skipped).
+    /// Float32 tensors view the file's read-only mapping: copy one before writing into it.
     public static func floatArrays(_ file: SafetensorsFile) -> [String: NDArray] {
         var out: [String: NDArray] = [:]
         for (name, t) in file.tensors {

@@ -16,6 +16,25 @@ open class Module: @unchecked Sendable {
     /// This module's own buffers: arrays updated in place, saved with the weights, not trained.
     open var localBuffers: [(String, NDArray)] { [] }
     open var children: [(String, Module)] { [] }
+    /// Integer state that is neither parameter nor buffer (a dropout layer's call count); checkpoints
+    /// save it so a resumed run draws the same random numbers.
+    open var localCounters: [String: Int] {
+        get { [:] }
+        set { _ = newValue }
+    }
+
+    public func namedCounters(prefix: String = "") -> [(String, Int)] {
+        localCounters.sorted { $0.key < $1.key }.map { (prefix + $0.key, $0.value) }
+            + children.flatMap { $0.1.namedCounters(prefix: prefix + $0.0 + ".") }
+    }
+
+    /// Sets counters by their full names (as `namedCounters` gives them); unknown names are ignored.
+    public func loadCounters(_ values: [String: Int], prefix: String = "") {
+        var mine = localCounters
+        for k in mine.keys { if let v = values[prefix + k] { mine[k] = v } }
+        if !mine.isEmpty { localCounters = mine }
+        for (name, c) in children { c.loadCounters(values, prefix: prefix + name + ".") }
+    }
 
     public func namedParameters(prefix: String = "") -> [(String, Var)] {
         localParameters.map { (prefix + $0.0, $0.1) }
@@ -28,6 +47,35 @@ open class Module: @unchecked Sendable {
     }
 
     public var parameters: [Var] { namedParameters().map(\.1) }
+
+    /// Replaces one of this module's own parameters (see `substituting`).
+    open func replaceLocalParameter(_ name: String, with value: Var) {
+        fatalError("\(type(of: self)) has no parameter \(name)")
+    }
+
+    /// Runs `body` with some parameters replaced by other values, restoring them afterwards. The
+    /// replacements may be results of differentiable computations, e.g. one simulated SGD step
+    /// theta - lr * grad (created with createGraph), so a loss computed inside differentiates
+    /// through that step: the one-step meta-gradient of SMAT.
+    public func substituting<R>(_ values: [String: Var], _ body: () throws -> R) rethrows -> R {
+        let current = Dictionary(uniqueKeysWithValues: namedParameters())
+        for (name, v) in values {
+            guard let old = current[name] else { preconditionFailure("no parameter named \(name)") }
+            precondition(old.shape == v.shape, "\(name): substitute \(v.shape) for \(old.shape)")
+            replaceParameter(name, with: v)
+        }
+        defer { for name in values.keys { replaceParameter(name, with: current[name]!) } }
+        return try body()
+    }
+
+    private func replaceParameter(_ path: String, with value: Var) {
+        if localParameters.contains(where: { $0.0 == path }) { replaceLocalParameter(path, with: value); return }
+        for (name, child) in children where path.hasPrefix(name + ".") {
+            child.replaceParameter(String(path.dropFirst(name.count + 1)), with: value)
+            return
+        }
+        preconditionFailure("no parameter named \(path)")
+    }
 
     /// Switches this module and its children between training and evaluation.
     public func train(_ on: Bool = true) {
@@ -60,6 +108,13 @@ open class Module: @unchecked Sendable {
     }
 }
 
+extension Module {
+    /// Copies another network's parameters and buffers (same architecture), e.g. to start an EMA copy.
+    public func copyWeights(from other: Module) throws {
+        try loadStateDict(Dictionary(uniqueKeysWithValues: other.stateDict()))
+    }
+}
+
 public enum EngineError: Error, CustomStringConvertible, Equatable {
     case missingWeight(String)
     case shapeMismatch(String, expected: [Int], found: [Int])
@@ -79,8 +134,8 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
 // MARK: Layers
 
 public final class Linear: Module, @unchecked Sendable {
-    public let weight: Var
-    public let bias: Var?
+    public private(set) var weight: Var
+    public private(set) var bias: Var?
 
     /// PyTorch's default initialization (uniform in +-1/sqrt(in)).
     public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout RandomGenerator) {
@@ -90,11 +145,14 @@ public final class Linear: Module, @unchecked Sendable {
 
     public override func forward(_ x: Var) -> Var { x.linear(weight, bias) }
     public override var localParameters: [(String, Var)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+    public override func replaceLocalParameter(_ name: String, with value: Var) {
+        if name == "weight" { weight = value } else if name == "bias" { bias = value } else { super.replaceLocalParameter(name, with: value) }
+    }
 }
 
 public final class Conv2d: Module, @unchecked Sendable {
-    public let weight: Var
-    public let bias: Var?
+    public private(set) var weight: Var
+    public private(set) var bias: Var?
     public let geometry: ConvGeometry
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
@@ -107,11 +165,14 @@ public final class Conv2d: Module, @unchecked Sendable {
 
     public override func forward(_ x: Var) -> Var { x.conv2d(weight, bias: bias, geometry) }
     public override var localParameters: [(String, Var)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+    public override func replaceLocalParameter(_ name: String, with value: Var) {
+        if name == "weight" { weight = value } else if name == "bias" { bias = value } else { super.replaceLocalParameter(name, with: value) }
+    }
 }
 
 public final class ConvTranspose2d: Module, @unchecked Sendable {
-    public let weight: Var
-    public let bias: Var?
+    public private(set) var weight: Var
+    public private(set) var bias: Var?
     public let geometry: ConvGeometry
     public let outputPadding: Int
 
@@ -129,11 +190,14 @@ public final class ConvTranspose2d: Module, @unchecked Sendable {
         x.convTranspose2d(weight, bias: bias, geometry, outputPadding: (outputPadding, outputPadding))
     }
     public override var localParameters: [(String, Var)] { [("weight", weight)] + (bias.map { [("bias", $0)] } ?? []) }
+    public override func replaceLocalParameter(_ name: String, with value: Var) {
+        if name == "weight" { weight = value } else if name == "bias" { bias = value } else { super.replaceLocalParameter(name, with: value) }
+    }
 }
 
 /// nn.BatchNorm1d/2d: per-channel (dimension 1) normalization with running statistics.
 public final class BatchNorm: Module, @unchecked Sendable {
-    public let weight: Var?, bias: Var?
+    public private(set) var weight: Var?, bias: Var?
     public let runningMean: NDArray, runningVar: NDArray
     public let momentum: Float, eps: Float
 
@@ -153,12 +217,15 @@ public final class BatchNorm: Module, @unchecked Sendable {
     public override var localParameters: [(String, Var)] {
         (weight.map { [("weight", $0)] } ?? []) + (bias.map { [("bias", $0)] } ?? [])
     }
+    public override func replaceLocalParameter(_ name: String, with value: Var) {
+        if name == "weight" { weight = value } else if name == "bias" { bias = value } else { super.replaceLocalParameter(name, with: value) }
+    }
     public override var localBuffers: [(String, NDArray)] { [("running_mean", runningMean), ("running_var", runningVar)] }
 }
 
 /// nn.InstanceNorm2d without running statistics (affine optional, off by default as in PyTorch).
 public final class InstanceNorm: Module, @unchecked Sendable {
-    public let weight: Var?, bias: Var?
+    public private(set) var weight: Var?, bias: Var?
     public let eps: Float
 
     public init(_ channels: Int, eps: Float = 1e-5, affine: Bool = false) {
@@ -170,6 +237,9 @@ public final class InstanceNorm: Module, @unchecked Sendable {
     public override func forward(_ x: Var) -> Var { x.instanceNorm(weight: weight, bias: bias, eps: eps) }
     public override var localParameters: [(String, Var)] {
         (weight.map { [("weight", $0)] } ?? []) + (bias.map { [("bias", $0)] } ?? [])
+    }
+    public override func replaceLocalParameter(_ name: String, with value: Var) {
+        if name == "weight" { weight = value } else if name == "bias" { bias = value } else { super.replaceLocalParameter(name, with: value) }
     }
 }
 
@@ -184,14 +254,26 @@ public final class Lambda: Module, @unchecked Sendable {
     public override func forward(_ x: Var) -> Var { body(x) }
 }
 
+/// Dropout whose masks come from (seed, call number), so a checkpoint's call count is all it takes to
+/// resume the same sequence of masks.
 public final class Dropout: Module, @unchecked Sendable {
     public let p: Float
-    var rng: RandomGenerator
+    public let seed: UInt64
+    public private(set) var calls = 0
     public init(_ p: Float, seed: UInt64 = 0) {
         self.p = p
-        rng = RandomGenerator(seed: seed)
+        self.seed = seed
     }
-    public override func forward(_ x: Var) -> Var { x.dropout(p, training: training, rng: &rng) }
+    public override func forward(_ x: Var) -> Var {
+        guard training && p > 0 else { return x }
+        var rng = RandomGenerator(seed: seed ^ (UInt64(calls) &* 0x9E37_79B9_7F4A_7C15))
+        calls += 1
+        return x.dropout(p, training: true, rng: &rng)
+    }
+    public override var localCounters: [String: Int] {
+        get { ["calls": calls] }
+        set { calls = newValue["calls"] ?? calls }
+    }
 }
 
 /// Layers applied in order, named "0", "1", ... as in nn.Sequential.
@@ -218,4 +300,43 @@ public final class Residual: Module, @unchecked Sendable {
         return scale == 1 ? y : y / scale
     }
     public override var children: [(String, Module)] { [("body", body)] + (shortcut.map { [("shortcut", $0)] } ?? []) }
+}
+
+/// A small graph of layers and merge operations over one input, for networks that are not a plain
+/// chain (skip connections, concatenations). Nodes run in the order given; each reads earlier nodes
+/// (or the input, named "input") by name; the parameters of a node's layer are named "<node>.<param>".
+public final class Graph: Module, @unchecked Sendable {
+    public enum Merge: String, Sendable { case add, mul, concat }
+    public enum Step {
+        case layer(Module, input: String)
+        case merge(Merge, inputs: [String], axis: Int)
+    }
+    public let nodes: [(String, Step)]
+    public let output: String
+
+    public init(nodes: [(String, Step)], output: String) {
+        self.nodes = nodes
+        self.output = output
+    }
+
+    public override func forward(_ x: Var) -> Var {
+        var values: [String: Var] = ["input": x]
+        for (name, step) in nodes {
+            switch step {
+            case .layer(let m, let input): values[name] = m(values[input]!)
+            case .merge(let op, let inputs, let axis):
+                let vs = inputs.map { values[$0]! }
+                switch op {
+                case .add: values[name] = vs.dropFirst().reduce(vs[0], +)
+                case .mul: values[name] = vs.dropFirst().reduce(vs[0], *)
+                case .concat: values[name] = Var.concat(vs, axis: axis)
+                }
+            }
+        }
+        return values[output]!
+    }
+
+    public override var children: [(String, Module)] {
+        nodes.compactMap { name, step in if case .layer(let m, _) = step { return (name, m) } else { return nil } }
+    }
 }

@@ -43,24 +43,24 @@ extension Var {
         precondition(x.rank == 4 && w.rank == 4 && x.shape[1] == w.shape[1],
                      "conv2d of input \(x.shape) with weight \(w.shape)")
         return Var.make("conv2d", Kernels.conv2d(x.data, w.data, geo), [x, w]) { g, _ in
-            [x.requiresGrad ? Var.convInputGrad(g, w, inputShape: x.shape, geo) : nil,
-             w.requiresGrad ? Var.convWeightGrad(x, g, weightShape: w.shape, geo) : nil]
+            [x.gradNeeded ? Var.convInputGrad(g, w, inputShape: x.shape, geo) : nil,
+             w.gradNeeded ? Var.convWeightGrad(x, g, weightShape: w.shape, geo) : nil]
         }
     }
 
     /// The adjoint of conv2d in x: maps g [N,O,Ho,Wo] to [N,C,H,W] (`inputShape`).
     static func convInputGrad(_ g: Var, _ w: Var, inputShape: [Int], _ geo: ConvGeometry) -> Var {
         make("conv2d_input_grad", Kernels.convInputGrad(g.data, w.data, inputShape: inputShape, geo), [g, w]) { h, _ in
-            [g.requiresGrad ? h.conv2dNoBias(w, geo) : nil,
-             w.requiresGrad ? convWeightGrad(h, g, weightShape: w.shape, geo) : nil]
+            [g.gradNeeded ? h.conv2dNoBias(w, geo) : nil,
+             w.gradNeeded ? convWeightGrad(h, g, weightShape: w.shape, geo) : nil]
         }
     }
 
     /// d(sum(conv2d(x, w) * g))/dw.
     static func convWeightGrad(_ x: Var, _ g: Var, weightShape: [Int], _ geo: ConvGeometry) -> Var {
         make("conv2d_weight_grad", Kernels.convWeightGrad(x.data, g.data, weightShape: weightShape, geo), [x, g]) { h, _ in
-            [x.requiresGrad ? convInputGrad(g, h, inputShape: x.shape, geo) : nil,
-             g.requiresGrad ? x.conv2dNoBias(h, geo) : nil]
+            [x.gradNeeded ? convInputGrad(g, h, inputShape: x.shape, geo) : nil,
+             g.gradNeeded ? x.conv2dNoBias(h, geo) : nil]
         }
     }
 
@@ -77,6 +77,27 @@ extension Var {
     }
 }
 
+/// Sizes of one convolution, shared by its three kernels.
+struct ConvShape {
+    let n: Int, c: Int, h: Int, w: Int, o: Int, kh: Int, kw: Int, oh: Int, ow: Int
+    let geo: ConvGeometry
+
+    init(input x: [Int], weight: [Int], output: (Int, Int)? = nil, _ geo: ConvGeometry) {
+        (n, c, h, w) = (x[0], x[1], x[2], x[3])
+        (o, kh, kw) = (weight[0], weight[2], weight[3])
+        (oh, ow) = output ?? geo.outputSize(h, w, kh, kw)
+        self.geo = geo
+    }
+
+    var plane: Int { oh * ow }
+    var ckk: Int { c * kh * kw }
+    var inputSize: Int { c * h * w }
+    /// im2col would copy x unchanged (1x1 kernel, stride 1, no padding).
+    var isPointwise: Bool { kh == 1 && kw == 1 && geo.stride == (1, 1) && geo.padding == (0, 0) }
+    /// Samples per GEMM: small output planes are batched side by side so each GEMM has enough columns.
+    var samplesPerGEMM: Int { Swift.max(1, Swift.min(n, 2048 / Swift.max(plane, 1))) }
+}
+
 extension Kernels {
     /// The output columns j whose input column j * stride + base lies inside [0, w).
     @inline(__always)
@@ -86,17 +107,17 @@ extension Kernels {
         return lo..<Swift.max(lo, hi)
     }
 
-    /// cols [C*kh*kw, Ho*Wo] of one sample x [C,H,W].
-    static func im2col(_ x: UnsafePointer<Float>, c: Int, h: Int, w: Int, kh: Int, kw: Int,
-                       _ geo: ConvGeometry, oh: Int, ow: Int, into cols: UnsafeMutablePointer<Float>) {
-        let (sh, sw) = geo.stride, (ph, pw) = geo.padding, (dh, dw) = geo.dilation
-        let plane = oh * ow
-        parallelChunks(c, cost: kh * kw * plane) { range in
+    /// Writes one sample x [C,H,W] as columns: row (c, ki, kj) of `cols` (row stride `ld`) holds the
+    /// Ho*Wo input values that kernel tap meets.
+    static func im2col(_ x: UnsafePointer<Float>, _ s: ConvShape, into cols: UnsafeMutablePointer<Float>, ld: Int, parallel: Bool) {
+        let (sh, sw) = s.geo.stride, (ph, pw) = s.geo.padding, (dh, dw) = s.geo.dilation
+        let (h, w, kh, kw, oh, ow) = (s.h, s.w, s.kh, s.kw, s.oh, s.ow)
+        parallelChunks(s.c, cost: parallel ? kh * kw * s.plane : 0) { range in
             for ch in range {
                 let src = x + ch * h * w
                 for ki in 0..<kh {
                     for kj in 0..<kw {
-                        let row = cols + ((ch * kh + ki) * kw + kj) * plane
+                        let row = cols + ((ch * kh + ki) * kw + kj) * ld
                         let base = kj * dw - pw
                         // Columns that read padding are zeroed; the rest copy without bounds checks.
                         let valid = validColumns(base: base, stride: sw, w: w, ow: ow)
@@ -119,17 +140,16 @@ extension Kernels {
         }
     }
 
-    /// Adds cols [C*kh*kw, Ho*Wo] back into dx [C,H,W] (the adjoint of im2col).
-    static func col2im(_ cols: UnsafePointer<Float>, c: Int, h: Int, w: Int, kh: Int, kw: Int,
-                       _ geo: ConvGeometry, oh: Int, ow: Int, into dx: UnsafeMutablePointer<Float>) {
-        let (sh, sw) = geo.stride, (ph, pw) = geo.padding, (dh, dw) = geo.dilation
-        let plane = oh * ow
-        parallelChunks(c, cost: kh * kw * plane) { range in
+    /// Adds columns (row stride `ld`) back into one sample dx [C,H,W]: the adjoint of im2col.
+    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, _ s: ConvShape, into dx: UnsafeMutablePointer<Float>, parallel: Bool) {
+        let (sh, sw) = s.geo.stride, (ph, pw) = s.geo.padding, (dh, dw) = s.geo.dilation
+        let (h, w, kh, kw, oh, ow) = (s.h, s.w, s.kh, s.kw, s.oh, s.ow)
+        parallelChunks(s.c, cost: parallel ? kh * kw * s.plane : 0) { range in
             for ch in range {
                 let dst = dx + ch * h * w
                 for ki in 0..<kh {
                     for kj in 0..<kw {
-                        let row = cols + ((ch * kh + ki) * kw + kj) * plane
+                        let row = cols + ((ch * kh + ki) * kw + kj) * ld
                         let base = kj * dw - pw
                         let valid = validColumns(base: base, stride: sw, w: w, ow: ow)
                         for i in 0..<oh {
@@ -148,78 +168,132 @@ extension Kernels {
         }
     }
 
-    /// True when im2col would be the identity (1x1 kernel, stride 1, no padding).
-    static func isPointwise(_ kh: Int, _ kw: Int, _ geo: ConvGeometry) -> Bool {
-        kh == 1 && kw == 1 && geo.stride == (1, 1) && geo.padding == (0, 0)
+    /// Runs body(samples, parallel) over the batch: split between threads (each with single-threaded
+    /// BLAS) when there is at least one sample per thread, else on this thread with threaded BLAS.
+    /// Samples are independent, so results do not depend on the split.
+    static func overSamples(_ n: Int, cost: Int, _ body: (Range<Int>, Bool) -> Void) {
+        let threads = EngineThreads.count
+        if threads > 1 && n >= threads && cost >= 65_536 {
+            BLASThreads.withSingleThread {
+                DispatchQueue.concurrentPerform(iterations: threads) { t in
+                    let lo = n * t / threads, hi = n * (t + 1) / threads
+                    if lo < hi { body(lo..<hi, false) }
+                }
+            }
+        } else {
+            body(0..<n, true)
+        }
+    }
+
+    /// Calls body(first, count) for consecutive groups of at most `size` samples of `range`.
+    @inline(__always)
+    static func inGroups(_ range: Range<Int>, of size: Int, _ body: (Int, Int) -> Void) {
+        var start = range.lowerBound
+        while start < range.upperBound {
+            let b = Swift.min(size, range.upperBound - start)
+            body(start, b)
+            start += b
+        }
+    }
+
+    /// Copies b samples' [rows, plane] blocks of a [N, rows, plane] array into one [rows, b*plane]
+    /// matrix (`toMatrix`), or back (`!toMatrix`).
+    static func regroup(_ batch: UnsafeMutablePointer<Float>, _ matrix: UnsafeMutablePointer<Float>,
+                        first: Int, b: Int, rows: Int, plane: Int, toMatrix: Bool) {
+        for j in 0..<b {
+            for r in 0..<rows {
+                let p = batch + ((first + j) * rows + r) * plane, q = matrix + r * b * plane + j * plane
+                if toMatrix { q.update(from: p, count: plane) } else { p.update(from: q, count: plane) }
+            }
+        }
     }
 
     static func conv2d(_ x: NDArray, _ w: NDArray, _ geo: ConvGeometry) -> NDArray {
-        let xc = x.contiguous(), wc = w.contiguous()
-        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
-        let (oh, ow) = geo.outputSize(h, wd, kh, kw)
-        precondition(oh > 0 && ow > 0, "conv2d output would be empty for input \(x.shape), kernel \(w.shape)")
-        let out = NDArray.uninitialized([n, o, oh, ow])
-        let ckk = c * kh * kw, plane = oh * ow
-        let wm = wc.reshaped([o, ckk])
-        let pointwise = isPointwise(kh, kw, geo)
-        let cols = pointwise ? nil : NDArray.uninitialized([ckk, plane])
-        for s in 0..<n {
-            let xs = xc.pointer + s * c * h * wd
-            let colsArray: NDArray
-            if let cols {
-                im2col(xs, c: c, h: h, w: wd, kh: kh, kw: kw, geo, oh: oh, ow: ow, into: cols.pointer)
-                colsArray = cols
-            } else {
-                colsArray = NDArray(storage: xc.storage, offset: xc.offset + s * c * h * wd, shape: [ckk, plane])
+        let s = ConvShape(input: x.shape, weight: w.shape, geo)
+        precondition(s.oh > 0 && s.ow > 0, "conv2d output would be empty for input \(x.shape), kernel \(w.shape)")
+        let xc = x.contiguous()
+        let wm = w.contiguous().reshaped([s.o, s.ckk])
+        let out = NDArray.uninitialized([s.n, s.o, s.oh, s.ow])
+        let (plane, ckk) = (s.plane, s.ckk)
+        overSamples(s.n, cost: ckk * plane) { samples, parallel in
+            inGroups(samples, of: s.samplesPerGEMM) { first, b in
+                if b == 1 && s.isPointwise {
+                    let xs = NDArray(storage: xc.storage, offset: xc.offset + first * s.inputSize, shape: [ckk, plane])
+                    gemm(wm, xs, into: out.pointer + first * s.o * plane)
+                    return
+                }
+                let cols = NDArray.uninitialized([ckk, b * plane])
+                for j in 0..<b {
+                    im2col(xc.pointer + (first + j) * s.inputSize, s, into: cols.pointer + j * plane, ld: b * plane, parallel: parallel)
+                }
+                if b == 1 {
+                    gemm(wm, cols, into: out.pointer + first * s.o * plane)
+                } else {
+                    let y = NDArray.uninitialized([s.o, b * plane])
+                    gemm(wm, cols, into: y.pointer)
+                    regroup(out.pointer, y.pointer, first: first, b: b, rows: s.o, plane: plane, toMatrix: false)
+                }
             }
-            gemm(wm, colsArray, into: out.pointer + s * o * plane)
         }
         return out
     }
 
     static func convInputGrad(_ g: NDArray, _ w: NDArray, inputShape: [Int], _ geo: ConvGeometry) -> NDArray {
-        let gc = g.contiguous(), wc = w.contiguous()
-        let (n, c, h, wd) = (inputShape[0], inputShape[1], inputShape[2], inputShape[3])
-        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
-        let (oh, ow) = (g.shape[2], g.shape[3])
-        precondition(g.shape[0] == n && g.shape[1] == o, "conv input gradient \(g.shape) for weight \(w.shape)")
-        let ckk = c * kh * kw, plane = oh * ow
-        let wt = wc.reshaped([o, ckk]).transposed(0, 1)
-        let pointwise = isPointwise(kh, kw, geo)
-        let dx = pointwise ? NDArray.uninitialized(inputShape) : NDArray.zeros(inputShape)
-        let cols = pointwise ? nil : NDArray.uninitialized([ckk, plane])
-        for s in 0..<n {
-            let gs = NDArray(storage: gc.storage, offset: gc.offset + s * o * plane, shape: [o, plane])
-            if let cols {
-                gemm(wt, gs, into: cols.pointer)
-                col2im(cols.pointer, c: c, h: h, w: wd, kh: kh, kw: kw, geo, oh: oh, ow: ow, into: dx.pointer + s * c * h * wd)
-            } else {
-                gemm(wt, gs, into: dx.pointer + s * c * h * wd)
+        let s = ConvShape(input: inputShape, weight: w.shape, output: (g.shape[2], g.shape[3]), geo)
+        precondition(g.shape[0] == s.n && g.shape[1] == s.o, "conv input gradient \(g.shape) for weight \(w.shape)")
+        let gc = g.contiguous()
+        let wt = w.contiguous().reshaped([s.o, s.ckk]).transposed(0, 1)
+        let (plane, ckk) = (s.plane, s.ckk)
+        let direct = s.isPointwise && s.samplesPerGEMM == 1
+        let dx = direct ? NDArray.uninitialized(inputShape) : NDArray.zeros(inputShape)
+        overSamples(s.n, cost: ckk * plane) { samples, parallel in
+            inGroups(samples, of: s.samplesPerGEMM) { first, b in
+                let gm: NDArray
+                if b == 1 {
+                    gm = NDArray(storage: gc.storage, offset: gc.offset + first * s.o * plane, shape: [s.o, plane])
+                } else {
+                    gm = NDArray.uninitialized([s.o, b * plane])
+                    regroup(gc.pointer, gm.pointer, first: first, b: b, rows: s.o, plane: plane, toMatrix: true)
+                }
+                if direct {
+                    gemm(wt, gm, into: dx.pointer + first * s.inputSize)
+                    return
+                }
+                let cols = NDArray.uninitialized([ckk, b * plane])
+                gemm(wt, gm, into: cols.pointer)
+                for j in 0..<b {
+                    col2im(cols.pointer + j * plane, ld: b * plane, s, into: dx.pointer + (first + j) * s.inputSize, parallel: parallel)
+                }
             }
         }
         return dx
     }
 
+    /// dW = sum over samples of g [O, Ho*Wo] times cols^T; samples in a fixed order, so the result
+    /// does not depend on the thread count.
     static func convWeightGrad(_ x: NDArray, _ g: NDArray, weightShape: [Int], _ geo: ConvGeometry) -> NDArray {
+        let s = ConvShape(input: x.shape, weight: weightShape, output: (g.shape[2], g.shape[3]), geo)
         let xc = x.contiguous(), gc = g.contiguous()
-        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
-        let (o, kh, kw) = (weightShape[0], weightShape[2], weightShape[3])
-        let (oh, ow) = (g.shape[2], g.shape[3])
-        let ckk = c * kh * kw, plane = oh * ow
+        let (plane, ckk) = (s.plane, s.ckk)
         let dw = NDArray.zeros(weightShape)
-        let pointwise = isPointwise(kh, kw, geo)
-        let cols = pointwise ? nil : NDArray.uninitialized([ckk, plane])
-        for s in 0..<n {
-            let colsArray: NDArray
-            if let cols {
-                im2col(xc.pointer + s * c * h * wd, c: c, h: h, w: wd, kh: kh, kw: kw, geo, oh: oh, ow: ow, into: cols.pointer)
-                colsArray = cols
+        let dwm = dw.reshaped([s.o, ckk])
+        inGroups(0..<s.n, of: s.samplesPerGEMM) { first, b in
+            let cols: NDArray, gm: NDArray
+            if b == 1 {
+                gm = NDArray(storage: gc.storage, offset: gc.offset + first * s.o * plane, shape: [s.o, plane])
             } else {
-                colsArray = NDArray(storage: xc.storage, offset: xc.offset + s * c * h * wd, shape: [ckk, plane])
+                gm = NDArray.uninitialized([s.o, b * plane])
+                regroup(gc.pointer, gm.pointer, first: first, b: b, rows: s.o, plane: plane, toMatrix: true)
             }
-            let gs = NDArray(storage: gc.storage, offset: gc.offset + s * o * plane, shape: [o, plane])
-            gemm(gs, colsArray.transposed(0, 1), into: dw.pointer, beta: 1)
+            if b == 1 && s.isPointwise {
+                cols = NDArray(storage: xc.storage, offset: xc.offset + first * s.inputSize, shape: [ckk, plane])
+            } else {
+                cols = NDArray.uninitialized([ckk, b * plane])
+                for j in 0..<b {
+                    im2col(xc.pointer + (first + j) * s.inputSize, s, into: cols.pointer + j * plane, ld: b * plane, parallel: true)
+                }
+            }
+            gemm(gm, cols.transposed(0, 1), into: dwm.pointer, beta: 1)
         }
         return dw
     }

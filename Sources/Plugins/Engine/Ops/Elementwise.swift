@@ -14,38 +14,38 @@ extension Var {
     public static func + (a: Var, b: Var) -> Var {
         let (sa, sb) = (a.shape, b.shape)
         return make("add", Kernels.binary(a.data, b.data, +), [a, b]) { g, _ in
-            [a.requiresGrad ? g.sumTo(sa) : nil, b.requiresGrad ? g.sumTo(sb) : nil]
+            [a.gradNeeded ? g.sumTo(sa) : nil, b.gradNeeded ? g.sumTo(sb) : nil]
         }
     }
 
     public static func - (a: Var, b: Var) -> Var {
         let (sa, sb) = (a.shape, b.shape)
         return make("sub", Kernels.binary(a.data, b.data, -), [a, b]) { g, _ in
-            [a.requiresGrad ? g.sumTo(sa) : nil, b.requiresGrad ? (-g).sumTo(sb) : nil]
+            [a.gradNeeded ? g.sumTo(sa) : nil, b.gradNeeded ? (-g).sumTo(sb) : nil]
         }
     }
 
     public static func * (a: Var, b: Var) -> Var {
         make("mul", Kernels.binary(a.data, b.data, *), [a, b]) { g, _ in
-            [a.requiresGrad ? (g * b).sumTo(a.shape) : nil, b.requiresGrad ? (g * a).sumTo(b.shape) : nil]
+            [a.gradNeeded ? (g * b).sumTo(a.shape) : nil, b.gradNeeded ? (g * a).sumTo(b.shape) : nil]
         }
     }
 
     public static func / (a: Var, b: Var) -> Var {
         make("div", Kernels.binary(a.data, b.data, /), [a, b]) { g, _ in
-            [a.requiresGrad ? (g / b).sumTo(a.shape) : nil,
-             b.requiresGrad ? (-(g * a) / (b * b)).sumTo(b.shape) : nil]
+            [a.gradNeeded ? (g / b).sumTo(a.shape) : nil,
+             b.gradNeeded ? (-(g * a) / (b * b)).sumTo(b.shape) : nil]
         }
     }
 
-    /// max(a, b) elementwise; the gradient goes to the larger (to a on ties, as torch.maximum splits
-    /// it evenly only for equal values, which this engine gives to a).
+    /// max(a, b) elementwise; the gradient goes to the larger one, and to a on ties (torch.maximum
+    /// splits a tie's gradient in half).
     public static func maximum(_ a: Var, _ b: Var) -> Var {
         let out = Kernels.binary(a.data, b.data) { Swift.max($0, $1) }
         let pickA = Var(Kernels.binary(a.data, b.data) { $0 >= $1 ? 1 : 0 })
         return make("maximum", out, [a, b]) { g, _ in
-            [a.requiresGrad ? (g * pickA).sumTo(a.shape) : nil,
-             b.requiresGrad ? (g * (1 - pickA)).sumTo(b.shape) : nil]
+            [a.gradNeeded ? (g * pickA).sumTo(a.shape) : nil,
+             b.gradNeeded ? (g * (1 - pickA)).sumTo(b.shape) : nil]
         }
     }
 
@@ -139,13 +139,11 @@ extension Var {
     }
 
     public func relu() -> Var {
-        activation("relu", { $0 > 0 ? $0 : 0 }) { g, x, _ in g * Var(Kernels.unary(x.data) { $0 > 0 ? 1 : 0 }) }
+        activation("relu", { $0 > 0 ? $0 : 0 }) { g, x, _ in g.scaledWhere(positive: x.data, else: 0) }
     }
 
     public func leakyRelu(_ slope: Float = 0.01) -> Var {
-        activation("leaky_relu", { $0 > 0 ? $0 : $0 * slope }) { g, x, _ in
-            g * Var(Kernels.unary(x.data) { $0 > 0 ? 1 : slope })
-        }
+        activation("leaky_relu", { $0 > 0 ? $0 : $0 * slope }) { g, x, _ in g.scaledWhere(positive: x.data, else: slope) }
     }
 
     /// log(1 + exp(beta x)) / beta; linear above `threshold` (PyTorch's defaults).
@@ -154,6 +152,51 @@ extension Var {
             let z = v * beta
             return z > threshold ? v : (Swift.max(z, 0) + Foundation.log1p(Foundation.exp(-Swift.abs(z)))) / beta
         }) { g, x, _ in g * (x * beta).sigmoid() }
+    }
+
+    /// self where `x` > 0, self * slope elsewhere, in one pass: the (leaky) ReLU's backward. Linear in
+    /// self with the mask fixed, so its own derivative is itself.
+    func scaledWhere(positive x: NDArray, else slope: Float) -> Var {
+        precondition(x.shape == shape, "mask \(x.shape) for \(shape)")
+        return Var.make("scaled_where", Kernels.binary(data, x) { $1 > 0 ? $0 : $0 * slope }, [self]) { h, _ in
+            [h.scaledWhere(positive: x, else: slope)]
+        }
+    }
+
+    /// x * scale[c] + shift[c] over dimension 1 in one pass (normalization layers' affine step). Its
+    /// first-order backward is one fused pass too; a recorded backward uses broadcasting ops.
+    func channelAffine(_ scale: Var?, _ shift: Var?) -> Var {
+        if scale == nil && shift == nil { return self }
+        let (n, c) = (shape[0], shape[1])
+        let inner = count / Swift.max(n * c, 1)
+        let xc = data.contiguous()
+        let out = NDArray.uninitialized(shape)
+        let sc = scale?.data.contiguous(), sh = shift?.data.contiguous()
+        let px = xc.pointer, po = out.pointer
+        let ps = sc?.pointer, pt = sh?.pointer
+        parallelChunks(c, cost: n * inner) { range in
+            for k in range {
+                let a = ps?[k] ?? 1, t = pt?[k] ?? 0
+                for b in 0..<n {
+                    let off = (b * c + k) * inner
+                    for j in 0..<inner { po[off + j] = px[off + j] * a + t }
+                }
+            }
+        }
+        let x = self
+        return Var.make("channel_affine", out, [x] + [scale, shift].compactMap { $0 }) { g, _ in
+            if GradMode.isEnabled {
+                var grads: [Var?] = [x.gradNeeded ? (scale.map { g * x.perChannel($0) } ?? g) : nil]
+                if let scale { grads.append(scale.gradNeeded ? (g * x).sum(axes: x.channelAxes).reshape(scale.shape) : nil) }
+                if let shift { grads.append(shift.gradNeeded ? g.sum(axes: x.channelAxes).reshape(shift.shape) : nil) }
+                return grads
+            }
+            let (gx, gs, gt) = Kernels.channelAffineBackward(g.data, xc, sc, n: n, c: c, inner: inner)
+            var grads: [Var?] = [x.gradNeeded ? Var(gx) : nil]
+            if let scale { grads.append(Var(gs.reshaped(scale.shape))) }
+            if let shift { grads.append(Var(gt.reshaped(shift.shape))) }
+            return grads
+        }
     }
 
     // MARK: Broadcasting helpers
@@ -175,5 +218,34 @@ extension Var {
         if shape == target { return self }
         let from = shape
         return Var.make("expand", data.expanded(target), [self]) { g, _ in [g.sumTo(from)] }
+    }
+}
+
+extension Kernels {
+    /// One pass over g: g * scale[c], and per channel sum(g * x) and sum(g).
+    static func channelAffineBackward(_ g: NDArray, _ x: NDArray, _ scale: NDArray?, n: Int, c: Int, inner: Int)
+        -> (NDArray, NDArray, NDArray) {
+        let gc = g.contiguous()
+        let gx = NDArray.uninitialized(g.shape), gs = NDArray.uninitialized([c]), gt = NDArray.uninitialized([c])
+        let pg = gc.pointer, px = x.pointer, po = gx.pointer
+        parallelChunks(c, cost: n * inner * 3) { range in
+            for k in range {
+                let a = scale?.pointer[k] ?? 1
+                var sgx: Double = 0, sg: Double = 0
+                for b in 0..<n {
+                    let off = (b * c + k) * inner
+                    var fgx: Float = 0, fg: Float = 0
+                    for j in 0..<inner {
+                        let v = pg[off + j]
+                        po[off + j] = v * a
+                        fgx += v * px[off + j]
+                        fg += v
+                    }
+                    sgx += Double(fgx); sg += Double(fg)
+                }
+                gs.pointer[k] = Float(sgx); gt.pointer[k] = Float(sg)
+            }
+        }
+        return (gx, gs, gt)
     }
 }

@@ -45,14 +45,13 @@ public enum Loss {
     /// terms target * (log target - input), 0 where target is 0.
     public static func klDiv(_ logInput: Var, _ target: Var, reduction: Reduction = .mean) -> Var {
         let t = target.data
-        let logT = Var(Kernels.unary(t) { $0 > 0 ? Foundation.log($0) : 0 })
-        // The target's own log term only matters for its gradient; keep it differentiable when asked.
         let term: Var
         if target.requiresGrad {
+            // log(target) differentiable where target > 0 (1 stands in elsewhere; the term is 0 there).
             let safe = Var.select(Kernels.unary(t) { $0 > 0 ? 1 : 0 }, target, Var(NDArray.ones(t.shape)))
             term = target * (safe.log() - logInput)
         } else {
-            term = target * (logT - logInput)
+            term = target * (Var(Kernels.unary(t) { $0 > 0 ? Foundation.log($0) : 0 }) - logInput)
         }
         return reduce(term, reduction)
     }

@@ -6,14 +6,21 @@ extension Var {
     public func matmul(_ b: Var) -> Var {
         let a = self
         return Var.make("matmul", Kernels.matmul(a.data, b.data), [a, b]) { g, _ in
-            [a.requiresGrad ? g.matmul(b.transpose(-2, -1)) : nil,
-             b.requiresGrad ? a.transpose(-2, -1).matmul(g) : nil]
+            [a.gradNeeded ? g.matmul(b.transpose(-2, -1)) : nil,
+             b.gradNeeded ? a.transpose(-2, -1).matmul(g) : nil]
         }
     }
 
-    /// x [N, in] W^T [in, out] + b, with PyTorch's weight layout [out, in].
+    /// x [N, in] W^T [in, out] + b, with PyTorch's weight layout [out, in]. Its own op (not matmul
+    /// of a transposed view) so the weight gradient g^T x comes out in W's layout, not as a
+    /// transposed view an optimizer would have to copy.
     public func linear(_ weight: Var, _ bias: Var?) -> Var {
-        let y = matmul(weight.transpose(0, 1))
+        let x = self
+        precondition(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1],
+                     "linear of input \(x.shape) with weight \(weight.shape)")
+        let y = Var.make("linear", Kernels.matmul(x.data, weight.data.transposed(0, 1)), [x, weight]) { g, _ in
+            [x.gradNeeded ? g.matmul(weight) : nil, weight.gradNeeded ? g.transpose(0, 1).matmul(x) : nil]
+        }
         return bias.map { y + $0 } ?? y
     }
 
@@ -38,7 +45,47 @@ extension Var {
     }
 }
 
+extension Var {
+    /// Sparsemax along the last axis (Martins & Astudillo 2016): the Euclidean projection onto the
+    /// probability simplex, exactly zero outside its support S. Backward: on S, g - mean over S of g;
+    /// zero elsewhere (linear in g with S fixed, so it differentiates again).
+    public func sparsemax() -> Var {
+        let (out, support) = Kernels.sparsemax(data)
+        return Var.make("sparsemax", out, [self]) { g, _ in
+            let s = Var(support)
+            let gs = g * s
+            let meanOnSupport = gs.sum(axes: [-1], keepDims: true) / s.sum(axes: [-1], keepDims: true)
+            return [(g - meanOnSupport) * s]
+        }
+    }
+}
+
 extension Kernels {
+    /// Sparsemax of each row along the last axis, and the 0/1 support.
+    static func sparsemax(_ x: NDArray) -> (NDArray, NDArray) {
+        let c = x.contiguous()
+        let k = x.shape.last ?? 1, rows = x.count / Swift.max(k, 1)
+        let out = NDArray.uninitialized(x.shape), support = NDArray.uninitialized(x.shape)
+        var sorted = [Float](repeating: 0, count: k)
+        for r in 0..<rows {
+            let src = c.pointer + r * k, dst = out.pointer + r * k, sup = support.pointer + r * k
+            for j in 0..<k { sorted[j] = src[j] }
+            sorted.sort(by: >)
+            // tau from the largest support size j with 1 + j * z_j > sum of the j largest.
+            var cumulative: Float = 0, tau: Float = 0
+            for j in 0..<k {
+                cumulative += sorted[j]
+                if 1 + Float(j + 1) * sorted[j] > cumulative { tau = (cumulative - 1) / Float(j + 1) }
+            }
+            for j in 0..<k {
+                let v = src[j] - tau
+                dst[j] = v > 0 ? v : 0
+                sup[j] = v > 0 ? 1 : 0
+            }
+        }
+        return (out, support)
+    }
+
     /// Numerically stable (log-)softmax along one axis.
     static func softmax(_ x: NDArray, axis: Int, log: Bool) -> NDArray {
         let r = x.rank

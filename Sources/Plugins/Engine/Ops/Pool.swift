@@ -157,12 +157,17 @@ extension Kernels {
                         let sp = src + plane * h * w, dp = dst + plane * oh * ow, xp = ip + plane * oh * ow
                         for i in 0..<oh {
                             for j in 0..<ow {
-                                let a0 = 2 * i * w + 2 * j
+                                let a0 = 2 &* i &* w &+ 2 &* j
                                 var at = a0, best = sp[a0]
+                                // Branch-free: random data makes the comparisons unpredictable. NaN wins,
+                                // as in PyTorch.
                                 @inline(__always) func consider(_ q: Int) {
-                                    if sp[q] > best || sp[q].isNaN { best = sp[q]; at = q }
+                                    let v = sp[q]
+                                    let take = (v > best) || (v != v)
+                                    at = take ? q : at
+                                    best = take ? v : best
                                 }
-                                consider(a0 + 1); consider(a0 + w); consider(a0 + w + 1)
+                                consider(a0 &+ 1); consider(a0 &+ w); consider(a0 &+ w &+ 1)
                                 dp[i * ow + j] = best
                                 xp[i * ow + j] = Int32(at)
                             }

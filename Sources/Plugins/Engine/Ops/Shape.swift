@@ -141,8 +141,28 @@ extension Var {
             at += n
         }
         return make("concat", out, parts) { g, _ in
-            zip(parts, ranges).map { p, r in p.requiresGrad ? g.slice(axis: ax, r) : nil }
+            zip(parts, ranges).map { p, r in p.gradNeeded ? g.slice(axis: ax, r) : nil }
         }
+    }
+
+    /// Stacks equally shaped values along a new dimension `axis`.
+    public static func stack(_ parts: [Var], axis: Int = 0) -> Var {
+        precondition(!parts.isEmpty, "nothing to stack")
+        let r = parts[0].rank
+        let ax = axis < 0 ? axis + r + 1 : axis
+        return concat(parts.map { p in
+            var s = p.shape
+            s.insert(1, at: ax)
+            return p.reshape(s)
+        }, axis: ax)
+    }
+
+    /// `count` equal slices along `axis` (the size must divide evenly).
+    public func chunk(_ count: Int, axis: Int = 0) -> [Var] {
+        let ax = axis < 0 ? axis + rank : axis
+        precondition(shape[ax] % count == 0, "cannot split \(shape[ax]) into \(count) equal chunks")
+        let size = shape[ax] / count
+        return (0..<count).map { slice(axis: ax, $0 * size..<($0 + 1) * size) }
     }
 
     /// A compact copy (a no-op for the graph).

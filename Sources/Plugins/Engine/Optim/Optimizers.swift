@@ -17,13 +17,6 @@ extension Optimizer {
     public func zeroGrad() { for p in parameters { p.grad = nil } }
 }
 
-/// Elementwise update over a parameter, its gradient and state arrays (compact, same shape).
-@inline(__always)
-func updateEach(_ arrays: [NDArray], _ body: (Int, [UnsafeMutablePointer<Float>]) -> Void) {
-    let ptrs = arrays.map { $0.pointer }
-    for i in 0..<arrays[0].count { body(i, ptrs) }
-}
-
 /// SGD with momentum (dampening 0 by default), Nesterov, and L2 weight decay.
 public final class SGD: Optimizer {
     public let parameters: [Var]
@@ -49,23 +42,26 @@ public final class SGD: Optimizer {
         for (k, p) in parameters.enumerated() {
             guard let g = p.grad?.data.contiguous() else { continue }
             let w = p.data.contiguous()
-            if mu != 0 && buffers[k] == nil {
-                // First step: the buffer starts as the (decayed) gradient itself.
-                let b = NDArray.uninitialized(w.shape)
-                updateEach([w, g, b]) { i, q in b.pointer[i] = q[1][i] + wd * q[0][i] }
-                buffers[k] = b
-                updateEach([w, b, g]) { i, q in
-                    let d = q[2][i] + wd * q[0][i]
-                    q[0][i] -= lr * (nest ? d + mu * q[1][i] : q[1][i])
-                }
+            let (pw, pg, n) = (w.pointer, g.pointer, w.count)
+            if mu == 0 {
+                for i in 0..<n { pw[i] -= lr * (pg[i] + wd * pw[i]) }
             } else if let b = buffers[k] {
-                updateEach([w, b, g]) { i, q in
-                    let d = q[2][i] + wd * q[0][i]
-                    q[1][i] = mu * q[1][i] + (1 - damp) * d
-                    q[0][i] -= lr * (nest ? d + mu * q[1][i] : q[1][i])
+                let pb = b.pointer
+                for i in 0..<n {
+                    let d = pg[i] + wd * pw[i]
+                    pb[i] = mu * pb[i] + (1 - damp) * d
+                    pw[i] -= lr * (nest ? d + mu * pb[i] : pb[i])
                 }
             } else {
-                updateEach([w, g]) { i, q in q[0][i] -= lr * (q[1][i] + wd * q[0][i]) }
+                // First step: the buffer starts as the (decayed) gradient itself.
+                let b = NDArray.uninitialized(w.shape)
+                let pb = b.pointer
+                for i in 0..<n {
+                    let d = pg[i] + wd * pw[i]
+                    pb[i] = d
+                    pw[i] -= lr * (nest ? d + mu * d : d)
+                }
+                buffers[k] = b
             }
             if !p.data.isContiguous { p.setData(w) }
         }
@@ -118,13 +114,17 @@ public final class Adam: Optimizer {
         for (k, p) in parameters.enumerated() {
             guard let g = p.grad?.data.contiguous() else { continue }
             let w = p.data.contiguous()
-            updateEach([w, g, expAvg[k], expAvgSq[k]]) { i, q in
-                var grad = q[1][i]
-                if dec { q[0][i] *= 1 - lr * wd } else if wd != 0 { grad += wd * q[0][i] }
-                q[2][i] = q[2][i] * b1 + (1 - b1) * grad
-                q[3][i] = q[3][i] * b2 + (1 - b2) * grad * grad
-                let denom = q[3][i].squareRoot() / bc2Sqrt + eps
-                q[0][i] -= stepSize * (q[2][i] / denom)
+            let (pw, pg, pm, pv) = (w.pointer, g.pointer, expAvg[k].pointer, expAvgSq[k].pointer)
+            // Branch-free so the loop vectorizes: AdamW shrinks the weight, Adam adds wd * w to the
+            // gradient (both exact no-ops when the other applies).
+            let shrink: Float = dec ? 1 - lr * wd : 1, l2: Float = dec ? 0 : wd
+            for i in 0..<w.count {
+                let grad = pg[i] + l2 * pw[i]
+                let m = pm[i] * b1 + (1 - b1) * grad
+                let v = pv[i] * b2 + (1 - b2) * grad * grad
+                pm[i] = m
+                pv[i] = v
+                pw[i] = pw[i] * shrink - stepSize * (m / (v.squareRoot() / bc2Sqrt + eps))
             }
             if !p.data.isContiguous { p.setData(w) }
         }

@@ -11,6 +11,17 @@ public enum BackwardRule: Sendable {
     case deepLiftRescale
 }
 
+extension BackwardRule {
+    /// The rule a host asks for through the classifier extension's `vjp_rule`.
+    public init?(abi: quac_backward_rule) {
+        switch abi {
+        case QUAC_RULE_DEEPLIFT_RESCALE: self = .deepLiftRescale
+        case QUAC_RULE_GUIDED_BACKPROP: self = .guided
+        default: return nil
+        }
+    }
+}
+
 /// Runs `body` with a backward rule: the graph recorded inside uses it.
 public func withBackwardRule<R>(_ rule: BackwardRule, _ body: () throws -> R) rethrows -> R {
     let ctx = ThreadContext.current
