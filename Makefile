@@ -1,5 +1,6 @@
 # The two set-up-and-go commands of the README:
-#   make demo   builds in release and runs the demo pipeline on built-in defaults
+#   make demo   builds in release and runs the demo: synthetic cells, a trained CNN, counterfactuals,
+#               every attribution method, the QuAC evaluator, the HTML report
 #   make test   runs the whole test suite (Swift tests, Python round trips, the C SDK's build)
 # Both install what they need on a fresh Debian machine (scripts/setup.sh).
 
@@ -9,12 +10,19 @@ SWIFT ?= swift
 export OPENBLAS_CORETYPE ?= $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -q avx512bw && echo SkylakeX || (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -q avx2 && echo Haswell))
 RELEASE_BIN = .build/release/quac-host
 
-.PHONY: demo test setup setup-test build release sdk-check clean
+.PHONY: demo toy test setup setup-test build release sdk-check clean
 
 demo: setup release
-	$(RELEASE_BIN) data toy --output runs/demo-data
-	QUAC_PLUGIN_PATH=$(CURDIR)/plugins $(RELEASE_BIN) run examples/demo/pipeline.json
-	@echo "demo results: $(CURDIR)/runs/demo (run.json, attributions/, scores/)"
+	$(RELEASE_BIN) data synth --output runs/synth-data --size 32 --count 1024 --format safetensors
+	QUAC_PLUGIN_PATH=$(CURDIR)/plugins $(RELEASE_BIN) run examples/synth/pipeline.json
+	$(RELEASE_BIN) report runs/synth
+	@echo "demo report: $(CURDIR)/runs/synth/report.html (results: runs/synth/)"
+
+toy: setup release
+	$(RELEASE_BIN) data toy --output runs/toy-data
+	QUAC_PLUGIN_PATH=$(CURDIR)/plugins $(RELEASE_BIN) run examples/toy/pipeline.json
+	$(RELEASE_BIN) report runs/toy
+	@echo "toy report: $(CURDIR)/runs/toy/report.html"
 
 test: setup-test build sdk-check
 	QUAC_TEST_PYTHON=$(CURDIR)/.venv-test/bin/python $(SWIFT) test
