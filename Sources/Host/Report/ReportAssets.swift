@@ -15,7 +15,7 @@ enum ReportAssets {
     th[aria-sort="descending"]::after { content: " \\25BC"; font-size: 10px; }
     tr.best td { font-weight: 600; }
     .charts { display: flex; flex-wrap: wrap; gap: 16px; }
-    svg.chart { width: 460px; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; background: #fff; }
+    svg.chart { width: 660px; max-width: 100%; height: auto; border: 1px solid var(--line); border-radius: 6px; background: #fff; }
     svg .grid { stroke: #eee; } svg .tick { font-size: 10px; fill: var(--muted); } svg .axis { font-size: 11px; fill: var(--fg); }
     svg .title { font-size: 12px; font-weight: 600; } svg .legend { font-size: 11px; }
     .filters { display: flex; flex-wrap: wrap; gap: 14px; align-items: center; background: var(--alt); padding: 8px 12px;

@@ -2,12 +2,17 @@ import Foundation
 
 /// Inline SVG charts: one plot per scorer with every method's median curve and interquartile band.
 enum ReportCharts {
-    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"]
+    static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                          "#7f7f7f", "#bcbd22", "#393b79", "#ad494a", "#637939", "#e7969c", "#31a354", "#843c39"]
 
     static func colour(_ index: Int) -> String { palette[index % palette.count] }
+    /// Past the palette, lines are dashed so no two methods look alike.
+    static func dash(_ index: Int) -> String { index >= palette.count ? " stroke-dasharray=\"6 3\"" : "" }
 
     static func curves(_ curves: [Comparison.Curve], methods: [String], title: String, xLabel: String, yLabel: String) -> String {
-        let width = 460.0, height = 300.0, left = 52.0, right = 12.0, top = 26.0, bottom = 40.0
+        // The legend gets its own column on the right so it never hides a curve.
+        let legendWidth = 190.0
+        let width = 660.0, height = 320.0, left = 52.0, right = 12.0 + legendWidth, top = 26.0, bottom = 40.0
         let xs = curves.flatMap(\.x), ys = curves.flatMap { $0.q25 + $0.q75 + $0.median }.filter(\.isFinite)
         guard let x0 = xs.min(), let x1 = xs.max(), var y0 = ys.min(), var y1 = ys.max() else { return "" }
         if y1 - y0 < 1e-9 { y0 -= 0.5; y1 += 0.5 }
@@ -32,13 +37,16 @@ enum ReportCharts {
             let upper = zip(c.x, c.q75).map { "\(f(px($0))),\(f(py($1)))" }
             let lower = zip(c.x, c.q25).reversed().map { "\(f(px($0))),\(f(py($1)))" }
             svg += "<polygon points=\"\((upper + lower).joined(separator: " "))\" fill=\"\(colour)\" fill-opacity=\"0.15\" stroke=\"none\"/>"
-            svg += "<polyline points=\"\(zip(c.x, c.median).map { "\(f(px($0))),\(f(py($1)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\" data-method=\"\(HTML.escape(c.method))\"><title>\(HTML.escape(c.method))</title></polyline>"
+            let index = methods.firstIndex(of: c.method) ?? 0
+            svg += "<polyline points=\"\(zip(c.x, c.median).map { "\(f(px($0))),\(f(py($1)))" }.joined(separator: " "))\" fill=\"none\" stroke=\"\(colour)\" stroke-width=\"2\"\(dash(index)) data-method=\"\(HTML.escape(c.method))\"><title>\(HTML.escape(c.method))</title></polyline>"
         }
         // Legend.
         for (i, c) in curves.enumerated() {
-            let y = top + 8 + Double(i) * 16
-            svg += "<rect x=\"\(f(width - right - 130))\" y=\"\(f(y - 8))\" width=\"10\" height=\"10\" fill=\"\(colour(methods.firstIndex(of: c.method) ?? 0))\"/>"
-            svg += "<text x=\"\(f(width - right - 115))\" y=\"\(f(y + 1))\" class=\"legend\">\(HTML.escape(c.method))</text>"
+            let y = top + 8 + Double(i) * 17
+            let index = methods.firstIndex(of: c.method) ?? 0
+            let x = width - legendWidth + 8
+            svg += "<line x1=\"\(f(x))\" x2=\"\(f(x + 18))\" y1=\"\(f(y - 3))\" y2=\"\(f(y - 3))\" stroke=\"\(colour(index))\" stroke-width=\"3\"\(dash(index))/>"
+            svg += "<text x=\"\(f(x + 24))\" y=\"\(f(y + 1))\" class=\"legend\">\(HTML.escape(c.method))</text>"
         }
         return svg + "</svg>"
     }
