@@ -123,4 +123,23 @@ final class ReportTests: XCTestCase {
         }
         XCTAssertGreaterThan(colours.count, 200, "the rendered page has images, heatmaps and a chart")
     }
+
+    /// Two runs (here: two settings of one method) side by side in one table, one set of curves each,
+    /// and one report.
+    func testTwoRunsSideBySide() throws {
+        let a = try makeRun(), b = try makeRun()
+        // Same run name twice: the labels are made unique.
+        let r = try TestSupport.quacHost(["compare", a.path, b.path, "--json", "--output", b.deletingLastPathComponent().path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let c = try JSONParser.parse(r.stdout)
+        let labels = Set((c["table"]?.arrayValue ?? []).compactMap { $0["run"]?.stringValue })
+        XCTAssertEqual(labels, ["report-test", "report-test#2"])
+        XCTAssertEqual(c["table"]?.arrayValue?.count, 6)
+        XCTAssertEqual(Set((c["curves"]?.arrayValue ?? []).compactMap { $0["run"]?.stringValue }), labels)
+        let page = b.deletingLastPathComponent().appendingPathComponent("both.html")
+        XCTAssertEqual(try TestSupport.quacHost(["report", a.path, b.path, "--output", page.path]).status, 0)
+        let html = try String(contentsOf: page, encoding: .utf8)
+        XCTAssertTrue(html.contains("report-test#2: insertion"), "one chart per run and scorer")
+        XCTAssertEqual(html.components(separatedBy: "<table class=\"samples\"").count - 1, 2, "a sample grid per run")
+    }
 }
