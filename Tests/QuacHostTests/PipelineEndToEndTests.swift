@@ -108,7 +108,10 @@ final class PipelineEndToEndTests: XCTestCase {
                                ("targets", Tensor([1, 0, 1, 0] as [Int64], shape: [4]))], to: cfFile)
         // The CNN at its QuAC default size (128x128, fc 4096) is slow in a debug build: check a small one.
         let params: [String: JSONValue] = ["org.quac.precomputed-converter": ["path": .string(cfFile.path)],
-                                           "org.quac.cnn-classifier": ["input_shape": [1, 16, 16], "channels": [4, 8, 8, 8], "fc": [16, 16]]]
+                                           "org.quac.cnn-classifier": ["input_shape": [1, 16, 16], "channels": [4, 8, 8, 8], "fc": [16, 16]],
+                                           // The checker's classifier takes 1x8x8 images.
+                                           "org.quac.stargan-converter": ["image_size": 8, "channels": 4, "max_channels": 8, "style_dim": 8,
+                                                                          "latent_dim": 4, "mapping_dim": 16, "candidates": 3, "max_tries": 2]]
         for id in ids {
             let r = try TestSupport.quacHost(["plugins", "check", id, "--json", "--params", (params[id] ?? [:]).serialized()])
             let report = try JSONParser.parse(r.stdout)
