@@ -165,25 +165,32 @@ enum Kernels {
     /// (pointer, leading dimension, transposed) for a 2-D view BLAS can read without copying.
     static func blasOperand(_ a: NDArray) -> (NDArray, Int32, Bool) {
         let (r, c) = (a.shape[0], a.shape[1])
-        if a.strides[1] == 1 && (a.strides[0] == c || r == 1) { return (a, Int32(Swift.max(c, 1)), false) }
-        if a.strides[0] == 1 && (a.strides[1] == r || c == 1) { return (a, Int32(Swift.max(r, 1)), true) }
+        // Rows (or columns) further apart than their length are fine: BLAS takes the leading dimension.
+        if a.strides[1] == 1 && (a.strides[0] >= c || r == 1) { return (a, Int32(Swift.max(r == 1 ? c : a.strides[0], 1)), false) }
+        if a.strides[0] == 1 && (a.strides[1] >= r || c == 1) { return (a, Int32(Swift.max(c == 1 ? r : a.strides[1], 1)), true) }
         let cc = a.copy()
         return (cc, Int32(Swift.max(c, 1)), false)
     }
 
-    /// C[M,N] = alpha * A[M,K] B[K,N] + beta * C, with A and B any 2-D views.
-    static func gemm(_ a: NDArray, _ b: NDArray, into c: UnsafeMutablePointer<Float>, beta: Float = 0, alpha: Float = 1) {
+    /// C[M,N] = alpha * A[M,K] B[K,N] + beta * C, with A and B any 2-D views; C's rows are `ldc` apart
+    /// (default N).
+    static func gemm(_ a: NDArray, _ b: NDArray, into c: UnsafeMutablePointer<Float>, beta: Float = 0, alpha: Float = 1,
+                     ldc: Int? = nil) {
         EngineThreads.ensureApplied()
         let (m, k, n) = (a.shape[0], a.shape[1], b.shape[1])
         precondition(b.shape[0] == k, "matmul \(a.shape) x \(b.shape)")
         if m == 0 || n == 0 { return }
         if k == 0 {
-            if beta == 0 { c.update(repeating: 0, count: m * n) } else { for i in 0..<m * n { c[i] *= beta } }
+            let ld = ldc ?? n
+            for i in 0..<m {
+                let row = c + i * ld
+                if beta == 0 { row.update(repeating: 0, count: n) } else { for j in 0..<n { row[j] *= beta } }
+            }
             return
         }
         let (aa, lda, ta) = blasOperand(a), (bb, ldb, tb) = blasOperand(b)
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, aa.pointer, lda, bb.pointer, ldb, beta, c, Int32(n))
+                    Int32(m), Int32(n), Int32(k), alpha, aa.pointer, lda, bb.pointer, ldb, beta, c, Int32(ldc ?? n))
     }
 
     static func matmul(_ a: NDArray, _ b: NDArray) -> NDArray {

@@ -96,6 +96,10 @@ struct ConvShape {
     var isPointwise: Bool { kh == 1 && kw == 1 && geo.stride == (1, 1) && geo.padding == (0, 0) }
     /// Samples per GEMM: small output planes are batched side by side so each GEMM has enough columns.
     var samplesPerGEMM: Int { Swift.max(1, Swift.min(n, 2048 / Swift.max(plane, 1))) }
+    /// Output rows per band when one sample's columns are large: im2col and GEMM (or GEMM and col2im)
+    /// then go band by band, so the columns stay in cache (about 1 MB) between the two instead of
+    /// making a round trip through memory. The whole plane when it is small enough.
+    var rowsPerBand: Int { Swift.max(1, Swift.min(oh, (1 << 18) / Swift.max(ckk * ow, 1))) }
 }
 
 extension Kernels {
@@ -109,10 +113,13 @@ extension Kernels {
 
     /// Writes one sample x [C,H,W] as columns: row (c, ki, kj) of `cols` (row stride `ld`) holds the
     /// Ho*Wo input values that kernel tap meets.
-    static func im2col(_ x: UnsafePointer<Float>, _ s: ConvShape, into cols: UnsafeMutablePointer<Float>, ld: Int, parallel: Bool) {
+    /// `rows` limits it to a band of output rows (column 0 of `cols` is then the band's first pixel).
+    static func im2col(_ x: UnsafePointer<Float>, _ s: ConvShape, into cols: UnsafeMutablePointer<Float>, ld: Int, parallel: Bool,
+                       rows: Range<Int>? = nil) {
         let (sh, sw) = s.geo.stride, (ph, pw) = s.geo.padding, (dh, dw) = s.geo.dilation
-        let (h, w, kh, kw, oh, ow) = (s.h, s.w, s.kh, s.kw, s.oh, s.ow)
-        parallelChunks(s.c, cost: parallel ? kh * kw * s.plane : 0) { range in
+        let (h, w, kh, kw, ow) = (s.h, s.w, s.kh, s.kw, s.ow)
+        let band = rows ?? 0..<s.oh
+        parallelChunks(s.c, cost: parallel ? kh * kw * band.count * ow : 0) { range in
             for ch in range {
                 let src = x + ch * h * w
                 for ki in 0..<kh {
@@ -121,9 +128,9 @@ extension Kernels {
                         let base = kj * dw - pw
                         // Columns that read padding are zeroed; the rest copy without bounds checks.
                         let valid = validColumns(base: base, stride: sw, w: w, ow: ow)
-                        for i in 0..<oh {
+                        for i in band {
                             let ih = i * sh - ph + ki * dh
-                            let dst = row + i * ow
+                            let dst = row + (i - band.lowerBound) * ow
                             if ih < 0 || ih >= h { dst.update(repeating: 0, count: ow); continue }
                             let line = src + ih * w + base
                             if valid.lowerBound > 0 { dst.update(repeating: 0, count: valid.lowerBound) }
@@ -141,10 +148,13 @@ extension Kernels {
     }
 
     /// Adds columns (row stride `ld`) back into one sample dx [C,H,W]: the adjoint of im2col.
-    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, _ s: ConvShape, into dx: UnsafeMutablePointer<Float>, parallel: Bool) {
+    /// `rows`: the columns hold only that band of output rows (as im2col's `rows`).
+    static func col2im(_ cols: UnsafePointer<Float>, ld: Int, _ s: ConvShape, into dx: UnsafeMutablePointer<Float>, parallel: Bool,
+                       rows: Range<Int>? = nil) {
         let (sh, sw) = s.geo.stride, (ph, pw) = s.geo.padding, (dh, dw) = s.geo.dilation
-        let (h, w, kh, kw, oh, ow) = (s.h, s.w, s.kh, s.kw, s.oh, s.ow)
-        parallelChunks(s.c, cost: parallel ? kh * kw * s.plane : 0) { range in
+        let (h, w, kh, kw, ow) = (s.h, s.w, s.kh, s.kw, s.ow)
+        let band = rows ?? 0..<s.oh
+        parallelChunks(s.c, cost: parallel ? kh * kw * band.count * ow : 0) { range in
             for ch in range {
                 let dst = dx + ch * h * w
                 for ki in 0..<kh {
@@ -152,10 +162,10 @@ extension Kernels {
                         let row = cols + ((ch * kh + ki) * kw + kj) * ld
                         let base = kj * dw - pw
                         let valid = validColumns(base: base, stride: sw, w: w, ow: ow)
-                        for i in 0..<oh {
+                        for i in band {
                             let ih = i * sh - ph + ki * dh
                             if ih < 0 || ih >= h { continue }
-                            let line = dst + ih * w + base, src = row + i * ow
+                            let line = dst + ih * w + base, src = row + (i - band.lowerBound) * ow
                             if sw == 1 {
                                 for j in valid { line[j] += src[j] }
                             } else {
@@ -222,6 +232,18 @@ extension Kernels {
                     gemm(wm, xs, into: out.pointer + first * s.o * plane)
                     return
                 }
+                if b == 1 && s.rowsPerBand < s.oh {
+                    let cols = NDArray.uninitialized([ckk, s.rowsPerBand * s.ow])
+                    var r0 = 0
+                    while r0 < s.oh {
+                        let band = r0..<Swift.min(s.oh, r0 + s.rowsPerBand), width = band.count * s.ow
+                        im2col(xc.pointer + first * s.inputSize, s, into: cols.pointer, ld: width, parallel: parallel, rows: band)
+                        let bandCols = NDArray(storage: cols.storage, offset: cols.offset, shape: [ckk, width])
+                        gemm(wm, bandCols, into: out.pointer + first * s.o * plane + r0 * s.ow, ldc: plane)
+                        r0 = band.upperBound
+                    }
+                    return
+                }
                 let cols = NDArray.uninitialized([ckk, b * plane])
                 for j in 0..<b {
                     im2col(xc.pointer + (first + j) * s.inputSize, s, into: cols.pointer + j * plane, ld: b * plane, parallel: parallel)
@@ -257,6 +279,19 @@ extension Kernels {
                 }
                 if direct {
                     gemm(wt, gm, into: dx.pointer + first * s.inputSize)
+                    return
+                }
+                if b == 1 && s.rowsPerBand < s.oh {
+                    let cols = NDArray.uninitialized([ckk, s.rowsPerBand * s.ow])
+                    var r0 = 0
+                    while r0 < s.oh {
+                        let band = r0..<Swift.min(s.oh, r0 + s.rowsPerBand), width = band.count * s.ow
+                        let gBand = NDArray(storage: gm.storage, offset: gm.offset + r0 * s.ow, shape: [s.o, width],
+                                            strides: [gm.strides[0], 1])
+                        gemm(wt, gBand, into: cols.pointer)
+                        col2im(cols.pointer, ld: width, s, into: dx.pointer + first * s.inputSize, parallel: parallel, rows: band)
+                        r0 = band.upperBound
+                    }
                     return
                 }
                 let cols = NDArray.uninitialized([ckk, b * plane])

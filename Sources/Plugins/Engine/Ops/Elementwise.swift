@@ -191,10 +191,13 @@ extension Var {
                 if let shift { grads.append(shift.gradNeeded ? g.sum(axes: x.channelAxes).reshape(shift.shape) : nil) }
                 return grads
             }
-            let (gx, gs, gt) = Kernels.channelAffineBackward(g.data, xc, sc, n: n, c: c, inner: inner)
+            // The per-channel sums only when scale or shift needs its gradient (not for an input
+            // gradient in evaluation mode, where they would double the pass's cost).
+            let sums = (scale?.gradNeeded ?? false) || (shift?.gradNeeded ?? false)
+            let (gx, gs, gt) = Kernels.channelAffineBackward(g.data, xc, sc, n: n, c: c, inner: inner, sums: sums)
             var grads: [Var?] = [x.gradNeeded ? Var(gx) : nil]
-            if let scale { grads.append(Var(gs.reshaped(scale.shape))) }
-            if let shift { grads.append(Var(gt.reshaped(shift.shape))) }
+            if let scale { grads.append(scale.gradNeeded ? Var(gs.reshaped(scale.shape)) : nil) }
+            if let shift { grads.append(shift.gradNeeded ? Var(gt.reshaped(shift.shape)) : nil) }
             return grads
         }
     }
@@ -222,15 +225,22 @@ extension Var {
 }
 
 extension Kernels {
-    /// One pass over g: g * scale[c], and per channel sum(g * x) and sum(g).
-    static func channelAffineBackward(_ g: NDArray, _ x: NDArray, _ scale: NDArray?, n: Int, c: Int, inner: Int)
-        -> (NDArray, NDArray, NDArray) {
+    /// One pass over g: g * scale[c], and per channel sum(g * x) and sum(g) (left zero unless `sums`).
+    static func channelAffineBackward(_ g: NDArray, _ x: NDArray, _ scale: NDArray?, n: Int, c: Int, inner: Int,
+                                      sums: Bool = true) -> (NDArray, NDArray, NDArray) {
         let gc = g.contiguous()
-        let gx = NDArray.uninitialized(g.shape), gs = NDArray.uninitialized([c]), gt = NDArray.uninitialized([c])
+        let gx = NDArray.uninitialized(g.shape), gs = NDArray.zeros([c]), gt = NDArray.zeros([c])
         let pg = gc.pointer, px = x.pointer, po = gx.pointer
-        parallelChunks(c, cost: n * inner * 3) { range in
+        parallelChunks(c, cost: n * inner * (sums ? 3 : 2)) { range in
             for k in range {
                 let a = scale?.pointer[k] ?? 1
+                if !sums {
+                    for b in 0..<n {
+                        let off = (b * c + k) * inner
+                        for j in 0..<inner { po[off + j] = pg[off + j] * a }
+                    }
+                    continue
+                }
                 var sgx: Double = 0, sg: Double = 0
                 for b in 0..<n {
                     let off = (b * c + k) * inner
