@@ -113,7 +113,7 @@ enum TestSupport {
         guard let e = FileManager.default.enumerator(atPath: dir.path) else { return [] }
         return e.compactMap { $0 as? String }.filter {
             var isDir: ObjCBool = false
-            FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path, isDirectory: &isDir)
+            _ = FileManager.default.fileExists(atPath: dir.appendingPathComponent($0).path, isDirectory: &isDir)
             return !isDir.boolValue
         }.sorted()
     }
