@@ -17,12 +17,16 @@ final class ConformanceIsolationTests: XCTestCase {
 
     func testCheckingALibraryChecksEachOfItsPlugins() throws {
         let list = try JSONParser.parse(try TestSupport.quacHost(["plugins", "list", "--json"]).stdout)
-        let attributions = list["plugins"]?.arrayValue?.first { $0["id"]?.stringValue == "org.quac.saliency" }?["library"]?.stringValue
+        let plugins = list["plugins"]?.arrayValue ?? []
+        let attributions = plugins.first { $0["id"]?.stringValue == "org.quac.saliency" }?["library"]?.stringValue
         let library = try XCTUnwrap(attributions)
+        // Every plugin whose manifest names that library, and no other.
+        let expected = Set(plugins.filter { $0["library"]?.stringValue == library }.compactMap { $0["id"]?.stringValue })
+        XCTAssertGreaterThanOrEqual(expected.count, 4)
         let r = try TestSupport.quacHost(["plugins", "check", library, "--json"])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
         let checked = try JSONParser.parse(r.stdout)["plugins"]?.arrayValue?.compactMap { $0["plugin"]?.stringValue } ?? []
-        XCTAssertEqual(Set(checked), ["org.quac.saliency", "org.quac.input-x-gradient", "org.quac.occlusion", "org.quac.residual"])
+        XCTAssertEqual(Set(checked), expected)
     }
 
     func testCheckingTheCExampleByItsLibraryPath() throws {
