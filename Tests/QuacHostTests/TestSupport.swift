@@ -63,7 +63,7 @@ enum TestSupport {
     static func buildFixtures() throws -> URL {
         let dir = try tempDir("fixtures")
         let src = repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/plugins")
-        for f in try FileManager.default.contentsOfDirectory(atPath: src.path) where f.hasSuffix(".json") || f.hasSuffix(".c") {
+        for f in try FileManager.default.contentsOfDirectory(atPath: src.path) where f.hasSuffix(".json") || f.hasSuffix(".c") || f.hasSuffix(".h") {
             try FileManager.default.copyItem(at: src.appendingPathComponent(f), to: dir.appendingPathComponent(f))
         }
         for f in try FileManager.default.contentsOfDirectory(atPath: dir.path) where f.hasSuffix(".c") {
