@@ -6,15 +6,7 @@ import XCTest
 /// line on stderr starting with "error: ", naming the file and (where there is one) the field, saying
 /// what was expected, and no partial output for the stage that failed.
 final class BadInputTests: XCTestCase {
-    /// The C fixture plugins, built once for the whole class.
-    nonisolated(unsafe) private static var builtFixtures: URL?
-
-    func fixtures() throws -> URL {
-        if let f = Self.builtFixtures { return f }
-        let f = try TestSupport.buildFixtures()
-        Self.builtFixtures = f
-        return f
-    }
+    func fixtures() throws -> URL { try TestSupport.fixtures() }
 
     // MARK: Helpers
 

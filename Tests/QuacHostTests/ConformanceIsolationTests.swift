@@ -5,7 +5,7 @@ import XCTest
 /// `plugins check` survives plugins that crash, and checks every plugin of a library given by path.
 final class ConformanceIsolationTests: XCTestCase {
     func testACrashingPluginIsAFailedCheckNotACrashedChecker() throws {
-        let fixtures = try TestSupport.buildFixtures()
+        let fixtures = try TestSupport.fixtures()
         let r = try TestSupport.quacHost(["plugins", "check", fixtures.appendingPathComponent("crashy.json").path])
         XCTAssertEqual(r.status, 1, "a failed check, reported by a checker that exited normally")
         XCTAssertTrue(r.stdout.contains("PASS  org.quac.test.crashy  create"), r.stdout)

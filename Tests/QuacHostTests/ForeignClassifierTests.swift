@@ -5,14 +5,7 @@ import XCTest
 /// Plain C model functions called through libffi as forward-only classifiers, with the fixture
 /// foreign_model.c: 2 classes, samples 1x4x4, logits = [s/16, -s/16 + 0.5] with s the sample's sum.
 final class ForeignClassifierTests: XCTestCase {
-    nonisolated(unsafe) private static var builtFixtures: URL?
-
-    func fixtures() throws -> URL {
-        if let f = Self.builtFixtures { return f }
-        let f = try TestSupport.buildFixtures()
-        Self.builtFixtures = f
-        return f
-    }
+    func fixtures() throws -> URL { try TestSupport.fixtures() }
 
     static let predictSignature = "void predict(const float *x, int64_t n, float *logits)"
     static let statusSignature = "int predict_status(const float *x, int32_t n, float *logits)"

@@ -59,6 +59,16 @@ enum TestSupport {
         return try run(hostBinary, args, cwd: cwd ?? FileManager.default.temporaryDirectory, env: e)
     }
 
+    nonisolated(unsafe) private static var sharedFixtures: URL?
+
+    /// The C fixture plugins, built once per test process (tests only read them).
+    static func fixtures() throws -> URL {
+        if let f = sharedFixtures { return f }
+        let f = try buildFixtures()
+        sharedFixtures = f
+        return f
+    }
+
     /// Copies the C fixture plugins into a fresh folder and builds each one next to its manifest.
     static func buildFixtures() throws -> URL {
         let dir = try tempDir("fixtures")
