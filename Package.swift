@@ -65,7 +65,12 @@ let package = Package(
         .target(name: "QuacSDK", dependencies: ["QuacPluginAPI", "CJSONC"], path: "SDK/lib"),
 
         // The compute engine the built-in classifiers, converters and learned explainers run on.
-        .target(name: "Engine", dependencies: ["COpenBLAS", "QuacCore", "QuacPluginAPI"], path: "Sources/Plugins/Engine"),
+        // Its vectorized C kernels (direct convolution), built for AVX-512, AVX2 and SSE and chosen at
+        // run time. Optimized in debug builds too: the tests would otherwise crawl through them.
+        .target(name: "EngineKernels", path: "Sources/Plugins/EngineKernels", exclude: ["direct_conv_body.inc"],
+                cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "EngineKernels", "QuacCore", "QuacPluginAPI"],
+                path: "Sources/Plugins/Engine"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests", exclude: ["Golden"]),
 
         .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),

@@ -9,6 +9,10 @@ final class ConvBandTests: XCTestCase {
         let x = NDArray.uniform(input, low: -1, high: 1, rng: &rng)
         let w = NDArray.uniform([out, input[1], 3, 3], low: -1, high: 1, rng: &rng)
         let s = ConvShape(input: input, weight: w.shape, geo)
+        // The banded path is im2col + GEMM's: keep stride-1 shapes off the direct kernel.
+        let choice = DirectConv.choice
+        DirectConv.choice = .gemm
+        defer { DirectConv.choice = choice }
         XCTAssertLessThan(s.rowsPerBand, s.oh, "the shape must take the banded path", file: file, line: line)
         XCTAssertEqual(s.samplesPerGEMM, 1, file: file, line: line)
         let y = Kernels.conv2d(x, w, geo)

@@ -280,7 +280,17 @@ public final class Dropout: Module, @unchecked Sendable {
 public final class Sequential: Module, @unchecked Sendable {
     public let layers: [Module]
     public init(_ layers: [Module]) { self.layers = layers }
-    public override func forward(_ x: Var) -> Var { layers.reduce(x) { $1($0) } }
+    public override func forward(_ x: Var) -> Var {
+        var y = x, i = 0
+        while i < layers.count {
+            if let (out, used) = ConvFusion.apply(layers, at: i, to: y) {
+                (y, i) = (out, i + used)
+            } else {
+                (y, i) = (layers[i](y), i + 1)
+            }
+        }
+        return y
+    }
     public override var children: [(String, Module)] { layers.enumerated().map { (String($0.offset), $0.element) } }
 }
 

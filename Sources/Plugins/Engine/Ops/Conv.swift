@@ -33,20 +33,36 @@ public struct ConvGeometry: Sendable, Equatable {
 extension Var {
     /// Cross-correlation of x [N,C,H,W] with w [O,C,kh,kw], plus bias [O], as F.conv2d.
     public func conv2d(_ w: Var, bias: Var? = nil, _ geo: ConvGeometry = ConvGeometry()) -> Var {
-        let y = conv2dNoBias(w, geo)
-        guard let bias else { return y }
-        return y + bias.reshape([1, bias.count, 1, 1])
+        conv2dFused(w, bias: bias, geo, relu: false)
     }
 
-    func conv2dNoBias(_ w: Var, _ geo: ConvGeometry) -> Var {
+    /// conv2d with its bias and, when `relu`, a ReLU after it, as one op: the bias and the ReLU run in
+    /// the convolution's output pass, and in the backward pass the ReLU's mask is applied as the input
+    /// gradient kernel reads the output gradient (ConvFusion uses this in evaluation mode).
+    func conv2dFused(_ w: Var, bias: Var?, _ geo: ConvGeometry, relu: Bool) -> Var {
         let x = self
         precondition(x.rank == 4 && w.rank == 4 && x.shape[1] == w.shape[1],
                      "conv2d of input \(x.shape) with weight \(w.shape)")
-        return Var.make("conv2d", Kernels.conv2d(x.data, w.data, geo), [x, w]) { g, _ in
-            [x.gradNeeded ? Var.convInputGrad(g, w, inputShape: x.shape, geo) : nil,
-             w.gradNeeded ? Var.convWeightGrad(x, g, weightShape: w.shape, geo) : nil]
+        precondition(bias == nil || bias!.shape == [w.shape[0]], "conv2d bias \(bias!.shape) for weight \(w.shape)")
+        let out = Kernels.conv2d(x.data, w.data, geo, bias: bias?.data, relu: relu)
+        return Var.make(relu ? "conv2d_relu" : "conv2d", out, [x, w] + (bias.map { [$0] } ?? [])) { g, y in
+            let biasNeeded = bias?.gradNeeded ?? false
+            var grads: [Var?]
+            if relu && !GradMode.isEnabled && !w.gradNeeded && !biasNeeded {
+                // First order, input gradient only: the mask costs nothing inside the kernel.
+                grads = [x.gradNeeded ? Var(Kernels.convInputGrad(g.data, w.data, inputShape: x.shape, geo, mask: y.data)) : nil, nil]
+            } else {
+                let gz = relu ? g.scaledWhere(positive: y.data, else: 0) : g
+                grads = [x.gradNeeded ? Var.convInputGrad(gz, w, inputShape: x.shape, geo) : nil,
+                         w.gradNeeded ? Var.convWeightGrad(x, gz, weightShape: w.shape, geo) : nil]
+                if bias != nil { grads.append(biasNeeded ? gz.sum(axes: [0, 2, 3]) : nil) }
+            }
+            if bias != nil && grads.count == 2 { grads.append(nil) }
+            return grads
         }
     }
+
+    func conv2dNoBias(_ w: Var, _ geo: ConvGeometry) -> Var { conv2dFused(w, bias: nil, geo, relu: false) }
 
     /// The adjoint of conv2d in x: maps g [N,O,Ho,Wo] to [N,C,H,W] (`inputShape`).
     static func convInputGrad(_ g: Var, _ w: Var, inputShape: [Int], _ geo: ConvGeometry) -> Var {
@@ -218,10 +234,35 @@ extension Kernels {
         }
     }
 
-    static func conv2d(_ x: NDArray, _ w: NDArray, _ geo: ConvGeometry) -> NDArray {
+    /// conv2d(x, w) + bias, through a ReLU when `relu`.
+    static func conv2d(_ x: NDArray, _ w: NDArray, _ geo: ConvGeometry, bias: NDArray? = nil, relu: Bool = false) -> NDArray {
         let s = ConvShape(input: x.shape, weight: w.shape, geo)
         precondition(s.oh > 0 && s.ow > 0, "conv2d output would be empty for input \(x.shape), kernel \(w.shape)")
         let xc = x.contiguous()
+        if DirectConv.forward(s) { return DirectConv.run(xc, w, bias: bias, relu: relu, mask: nil, s, adjoint: false) }
+        let out = conv2dGEMM(xc, w, s)
+        if bias != nil || relu { addBiasReLU(out, bias, relu: relu) }
+        return out
+    }
+
+    /// out[n, o] = max(out[n, o] + bias[o], 0) (no bias: 0; no relu: no max), in place.
+    static func addBiasReLU(_ out: NDArray, _ bias: NDArray?, relu: Bool) {
+        let (c, plane) = (out.shape[1], out.count / Swift.max(out.shape[0] * out.shape[1], 1))
+        let b = bias?.contiguous()
+        let p = out.pointer
+        parallelChunks(out.shape[0] * c, cost: plane) { range in
+            for q in range {
+                let v = p + q * plane, add = b?.pointer[q % c] ?? 0
+                if relu {
+                    for k in 0..<plane { let z = v[k] + add; v[k] = z > 0 ? z : 0 }
+                } else {
+                    for k in 0..<plane { v[k] += add }
+                }
+            }
+        }
+    }
+
+    static func conv2dGEMM(_ xc: NDArray, _ w: NDArray, _ s: ConvShape) -> NDArray {
         let wm = w.contiguous().reshaped([s.o, s.ckk])
         let out = NDArray.uninitialized([s.n, s.o, s.oh, s.ow])
         let (plane, ckk) = (s.plane, s.ckk)
@@ -260,10 +301,17 @@ extension Kernels {
         return out
     }
 
-    static func convInputGrad(_ g: NDArray, _ w: NDArray, inputShape: [Int], _ geo: ConvGeometry) -> NDArray {
+    /// The input gradient of conv2d for output gradient g; with `mask` (shaped like g), g is taken as
+    /// 0 wherever mask <= 0 (the backward pass of a ReLU after the convolution, mask = its output).
+    static func convInputGrad(_ g: NDArray, _ w: NDArray, inputShape: [Int], _ geo: ConvGeometry,
+                              mask: NDArray? = nil) -> NDArray {
         let s = ConvShape(input: inputShape, weight: w.shape, output: (g.shape[2], g.shape[3]), geo)
         precondition(g.shape[0] == s.n && g.shape[1] == s.o, "conv input gradient \(g.shape) for weight \(w.shape)")
-        let gc = g.contiguous()
+        precondition(mask == nil || mask!.shape == g.shape, "mask \(mask!.shape) for gradient \(g.shape)")
+        if DirectConv.inputGrad(s) && (s.h, s.w) == (s.oh + s.kh - 1 - 2 * s.geo.padding.0, s.ow + s.kw - 1 - 2 * s.geo.padding.1) {
+            return DirectConv.run(g.contiguous(), w, bias: nil, relu: false, mask: mask?.contiguous(), s, adjoint: true)
+        }
+        let gc = mask.map { m in binary(g, m) { $1 > 0 ? $0 : 0 } } ?? g.contiguous()
         let wt = w.contiguous().reshaped([s.o, s.ckk]).transposed(0, 1)
         let (plane, ckk) = (s.plane, s.ckk)
         let direct = s.isPointwise && s.samplesPerGEMM == 1

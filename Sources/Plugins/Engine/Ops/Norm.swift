@@ -52,12 +52,21 @@ extension Var {
             }
             return xhat.channelAffine(weight, bias)
         }
-        // Evaluation: y = x * scale + shift, scale = weight / sqrt(running_var + eps).
-        let invstd = Var(Kernels.unary(runningVar!) { 1 / ($0 + eps).squareRoot() })
-        let scale = weight.map { $0 * invstd } ?? invstd
-        var shift = -(Var(runningMean!) * scale)
-        if let bias { shift = shift + bias }
+        let (scale, shift) = Var.batchNormEvalAffine(runningMean: runningMean!, runningVar: runningVar!,
+                                                     weight: weight, bias: bias, eps: eps)
         return channelAffine(scale, shift)
+    }
+
+    /// Batch norm in evaluation mode is y = x * scale + shift per channel, scale = weight /
+    /// sqrt(running_var + eps), shift = bias - running_mean * scale (as Vars: gradients reach weight
+    /// and bias).
+    static func batchNormEvalAffine(runningMean: NDArray, runningVar: NDArray, weight: Var?, bias: Var?,
+                                    eps: Float) -> (scale: Var, shift: Var) {
+        let invstd = Var(Kernels.unary(runningVar) { 1 / ($0 + eps).squareRoot() })
+        let scale = weight.map { $0 * invstd } ?? invstd
+        var shift = -(Var(runningMean) * scale)
+        if let bias { shift = shift + bias }
+        return (scale, shift)
     }
 
     /// F.instance_norm without running statistics: per sample and channel over the spatial axes.

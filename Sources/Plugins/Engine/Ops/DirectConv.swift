@@ -1,0 +1,90 @@
+import EngineKernels
+import Foundation
+
+/// Direct convolution (EngineKernels' ek_conv2d_rows) for stride-1 layers. With few channels,
+/// im2col + GEMM spends most of its time writing and packing the column matrix (9x the input for a
+/// 3x3 kernel); the direct kernel reads each input row from cache and keeps a tile of outputs in
+/// registers. The input gradient of a stride-1 convolution is itself one (with the kernel flipped and
+/// transposed, padding k - 1 - p), so it runs on the same kernel.
+enum DirectConv {
+    /// Which convolutions take the direct path: QUAC_ENGINE_CONV=gemm or direct forces one (benchmarks
+    /// and tests compare both); by default, stride-1 undilated kernels larger than 1x1 whose channel
+    /// counts keep im2col's copying the larger part of the work.
+    enum Choice { case automatic, gemm, direct }
+    nonisolated(unsafe) static var choice: Choice = {
+        switch ProcessInfo.processInfo.environment["QUAC_ENGINE_CONV"] {
+        case "gemm": return .gemm
+        case "direct": return .direct
+        default: return .automatic
+        }
+    }()
+
+    /// The instruction set the kernels run with ("avx512", "avx2", "sse").
+    static var isa: String { String(cString: ek_isa()) }
+
+    /// Runs body with the kernels built for `isa`; false (and body not run) when this CPU lacks it.
+    @discardableResult
+    static func withISA(_ isa: String, _ body: () throws -> Void) rethrows -> Bool {
+        let old = Self.isa
+        guard ek_set_isa(isa) == 0 else { return false }
+        defer { ek_set_isa(old) }
+        try body()
+        return true
+    }
+
+    static func supports(_ s: ConvShape) -> Bool {
+        s.geo.stride == (1, 1) && s.geo.dilation == (1, 1) && !(s.kh == 1 && s.kw == 1)
+            && s.geo.padding.0 < s.kh && s.geo.padding.1 < s.kw
+    }
+
+    /// Direct for the forward pass of s?
+    static func forward(_ s: ConvShape) -> Bool {
+        guard supports(s) else { return false }
+        switch choice {
+        case .gemm: return false
+        case .direct: return true
+        case .automatic: return s.c <= 128 && s.o <= 128
+        }
+    }
+
+    /// Direct for the input gradient of s (a convolution with s.o inputs and s.c outputs)?
+    static func inputGrad(_ s: ConvShape) -> Bool {
+        guard supports(s) else { return false }
+        switch choice {
+        case .gemm: return false
+        case .direct: return true
+        case .automatic: return s.c <= 128 && s.o <= 128
+        }
+    }
+
+    /// y = conv2d(x, w) + bias (through a ReLU when `relu`) for a contiguous x [n, c, h, w]; or, when
+    /// `adjoint`, conv2d's input gradient: x is then the output gradient [n, o, oh, ow] (read as 0
+    /// where `mask` <= 0) and the result [n, c, h, w].
+    static func run(_ x: NDArray, _ w: NDArray, bias: NDArray?, relu: Bool, mask: NDArray?, _ s: ConvShape,
+                    adjoint: Bool) -> NDArray {
+        let wc = w.contiguous()
+        // The convolution actually computed: inputs (c, h, w) -> outputs o with padding (ph, pw).
+        let (inC, inH, inW, outC) = adjoint ? (s.o, s.oh, s.ow, s.c) : (s.c, s.h, s.w, s.o)
+        let (ph, pw) = adjoint ? (s.kh - 1 - s.geo.padding.0, s.kw - 1 - s.geo.padding.1) : s.geo.padding
+        let (outH, outW) = (inH + 2 * ph - s.kh + 1, inW + 2 * pw - s.kw + 1)
+        let plan = ek_conv_plan_for(Int32(outC), Int32(outW))
+        var packed = [Float](repeating: 0, count: ek_conv_packed_count(plan, Int32(outC), Int32(inC), Int32(s.kh), Int32(s.kw)))
+        packed.withUnsafeMutableBufferPointer {
+            ek_conv_pack(plan, wc.pointer, Int32(s.o), Int32(s.c), Int32(s.kh), Int32(s.kw), adjoint ? 1 : 0, $0.baseAddress)
+        }
+        let out = NDArray.uninitialized([s.n, outC, outH, outW])
+        let biasData = bias?.contiguous()
+        let rows = s.n * outH
+        let xp = x.pointer, yp = out.pointer, mp = mask.map { UnsafePointer($0.pointer) }
+        packed.withUnsafeBufferPointer { pk in
+            parallelChunks(rows, cost: inC * s.kh * s.kw * outC * outW / 4) { range in
+                let status = ek_conv2d_rows(plan, xp, Int32(inC), Int32(inH), Int32(inW), pk.baseAddress, Int32(outC),
+                                            Int32(s.kh), Int32(s.kw), Int32(ph), Int32(pw), biasData?.pointer,
+                                            relu ? 1 : 0, mp, yp,
+                                            range.lowerBound, range.upperBound)
+                precondition(status == 0, "out of memory in a direct convolution")
+            }
+        }
+        return out
+    }
+}

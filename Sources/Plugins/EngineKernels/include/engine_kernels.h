@@ -1,0 +1,57 @@
+// Vectorized kernels of the compute engine that Swift cannot express portably: direct 2-D convolution
+// for layers with few channels, where im2col + GEMM spends its time copying. Each function is built
+// for AVX-512, AVX2 + FMA and baseline SSE; the widest one the CPU supports runs (chosen once).
+//
+// Conventions: arrays are float32, contiguous, NCHW; weights [out, in, kh, kw] as F.conv2d. Stride 1
+// and dilation 1 only (the caller falls back to im2col + GEMM otherwise). Functions never allocate
+// per row; the ones that allocate return -1 when memory runs out, else 0.
+#ifndef QUAC_ENGINE_KERNELS_H
+#define QUAC_ENGINE_KERNELS_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// How a direct convolution tiles its output: `ob` output channels by `nv` vectors of `vw` pixels
+/// are accumulated in registers. Weights are packed for one plan.
+typedef struct ek_conv_plan {
+    int ob;
+    int nv;
+    int vw;
+} ek_conv_plan;
+
+/// The instruction set the kernels run with: "avx512", "avx2" or "sse".
+const char *ek_isa(void);
+
+/// Switches the kernels to `name` ("avx512", "avx2", "sse") when this CPU supports it (tests compare
+/// the variants); returns 0, or -1 and changes nothing. Not thread-safe: call it between kernel calls.
+int ek_set_isa(const char *name);
+
+/// The tiling for a convolution with `out_channels` output channels and output rows `out_width` wide.
+ek_conv_plan ek_conv_plan_for(int out_channels, int out_width);
+
+/// Floats of packed weights for `plan` and a convolution with `out_channels` x `in_channels` x kh x kw.
+size_t ek_conv_packed_count(ek_conv_plan plan, int out_channels, int in_channels, int kh, int kw);
+
+/// Packs weights w [wo, wi, kh, kw] for `plan`. adjoint == 0: for conv2d with w (out = wo, in = wi).
+/// adjoint == 1: for the convolution that computes conv2d's input gradient (out = wi, in = wo, the
+/// kernel flipped in both axes).
+void ek_conv_pack(ek_conv_plan plan, const float *w, int wo, int wi, int kh, int kw, int adjoint, float *packed);
+
+/// y[n, o, r, :] for the flattened output rows r = n * oh + row in [row_begin, row_end) of the
+/// cross-correlation of x [N, c, h, w] (zero padding ph, pw; stride 1) with packed weights, plus
+/// bias [o] (may be NULL), through a ReLU when `relu` is nonzero. y is [N, o, oh, ow] with
+/// oh = h + 2 ph - kh + 1, ow = w + 2 pw - kw + 1.
+/// mask (may be NULL; shaped like x): x is read as 0 wherever mask <= 0, which fuses the backward
+/// pass of a ReLU (mask = its output) into the input gradient of the convolution before it.
+int ek_conv2d_rows(ek_conv_plan plan, const float *x, int c, int h, int w, const float *packed, int o,
+                   int kh, int kw, int ph, int pw, const float *bias, int relu, const float *mask, float *y,
+                   long row_begin, long row_end);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,145 @@
+import XCTest
+@testable import Engine
+
+/// The direct convolution kernels (EngineKernels), in every instruction set this CPU has, against sums
+/// in Double: forward with bias and ReLU, and the input gradient with and without a ReLU mask, over
+/// shapes that cover every register tile (1 to 30 output channels, rows narrower than a vector and
+/// not a multiple of it), paddings 0 to k - 1 and non-square kernels.
+final class DirectConvTests: XCTestCase {
+    struct Case { let n, c, h, w, o, kh, kw, ph, pw: Int }
+
+    static let cases: [Case] = [
+        Case(n: 2, c: 3, h: 9, w: 13, o: 1, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 1, c: 1, h: 20, w: 37, o: 12, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 3, c: 12, h: 8, w: 8, o: 24, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 2, c: 5, h: 7, w: 70, o: 30, kh: 3, kw: 3, ph: 0, pw: 2),
+        Case(n: 1, c: 7, h: 11, w: 5, o: 7, kh: 5, kw: 5, ph: 2, pw: 4),
+        Case(n: 2, c: 4, h: 6, w: 33, o: 2, kh: 2, kw: 3, ph: 1, pw: 0),
+        Case(n: 1, c: 9, h: 5, w: 16, o: 16, kh: 3, kw: 1, ph: 2, pw: 0),
+        Case(n: 4, c: 2, h: 3, w: 17, o: 5, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 1, c: 6, h: 4, w: 64, o: 48, kh: 3, kw: 3, ph: 1, pw: 1),
+    ]
+
+    /// conv2d in Double: y[n, o, i, j] = bias[o] + sum x[n, c, i - ph + ki, j - pw + kj] w[o, c, ki, kj].
+    static func reference(_ x: NDArray, _ w: NDArray, _ bias: NDArray?, _ t: Case) -> [Double] {
+        let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
+        let (px, pw) = (x.pointer, w.pointer)
+        var y = [Double](repeating: 0, count: t.n * t.o * oh * ow)
+        for b in 0..<t.n {
+            for o in 0..<t.o {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        var sum = Double(bias?.pointer[o] ?? 0)
+                        for c in 0..<t.c {
+                            for ki in 0..<t.kh {
+                                let ih = i - t.ph + ki
+                                if ih < 0 || ih >= t.h { continue }
+                                for kj in 0..<t.kw {
+                                    let iw = j - t.pw + kj
+                                    if iw < 0 || iw >= t.w { continue }
+                                    sum += Double(pw[((o * t.c + c) * t.kh + ki) * t.kw + kj])
+                                        * Double(px[((b * t.c + c) * t.h + ih) * t.w + iw])
+                                }
+                            }
+                        }
+                        y[((b * t.o + o) * oh + i) * ow + j] = sum
+                    }
+                }
+            }
+        }
+        return y
+    }
+
+    /// The input gradient in Double: dx = sum over outputs of g * w at the taps each output read.
+    static func referenceInputGrad(_ g: [Double], _ w: NDArray, _ t: Case) -> [Double] {
+        let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
+        var dx = [Double](repeating: 0, count: t.n * t.c * t.h * t.w)
+        for b in 0..<t.n {
+            for o in 0..<t.o {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        let gv = g[((b * t.o + o) * oh + i) * ow + j]
+                        if gv == 0 { continue }
+                        for c in 0..<t.c {
+                            for ki in 0..<t.kh {
+                                let ih = i - t.ph + ki
+                                if ih < 0 || ih >= t.h { continue }
+                                for kj in 0..<t.kw {
+                                    let iw = j - t.pw + kj
+                                    if iw < 0 || iw >= t.w { continue }
+                                    dx[((b * t.c + c) * t.h + ih) * t.w + iw] += gv * Double(w.pointer[((o * t.c + c) * t.kh + ki) * t.kw + kj])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dx
+    }
+
+    func assertClose(_ got: NDArray, _ want: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
+        let scale = max(1, want.map(abs).max() ?? 0)
+        var worst = 0.0
+        for k in 0..<min(got.count, want.count) { worst = max(worst, abs(Double(got.pointer[k]) - want[k])) }
+        XCTAssertLessThan(worst / scale, 1e-5, what, file: file, line: line)
+    }
+
+    func testEveryTileAgainstDoubleSums() {
+        let choice = DirectConv.choice
+        DirectConv.choice = .direct
+        defer { DirectConv.choice = choice }
+        var ran: [String] = []
+        for isa in ["avx512", "avx2", "sse"] {
+            let supported = DirectConv.withISA(isa) {
+                for (k, t) in Self.cases.enumerated() {
+                    var rng = RandomGenerator(seed: UInt64(10 + k))
+                    let x = NDArray.uniform([t.n, t.c, t.h, t.w], low: -1, high: 1, rng: &rng)
+                    let w = NDArray.uniform([t.o, t.c, t.kh, t.kw], low: -1, high: 1, rng: &rng)
+                    let bias = NDArray.uniform([t.o], low: -1, high: 1, rng: &rng)
+                    let geo = ConvGeometry(stride: (1, 1), padding: (t.ph, t.pw))
+                    let s = ConvShape(input: x.shape, weight: w.shape, geo)
+                    XCTAssertTrue(DirectConv.forward(s) && DirectConv.inputGrad(s), "case \(k) must take the direct path")
+                    let label = "\(isa) case \(k) \(t)"
+
+                    let want = Self.reference(x, w, bias, t)
+                    assertClose(Kernels.conv2d(x, w, geo, bias: bias, relu: false), want, "\(label): conv2d + bias")
+                    let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
+                    assertClose(y, want.map { max($0, 0) }, "\(label): conv2d + bias + relu")
+
+                    let g = NDArray.uniform(y.shape, low: -1, high: 1, rng: &rng)
+                    let gd = (0..<g.count).map { Double(g.pointer[$0]) }
+                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo),
+                                Self.referenceInputGrad(gd, w, t), "\(label): input gradient")
+                    let masked = (0..<g.count).map { y.pointer[$0] > 0 ? gd[$0] : 0 }
+                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo, mask: y),
+                                Self.referenceInputGrad(masked, w, t), "\(label): input gradient through the relu mask")
+                }
+            }
+            if supported { ran.append(isa) }
+        }
+        XCTAssertTrue(ran.contains("sse"), "every x86-64 CPU has the SSE kernels")
+        print("direct convolution checked with: \(ran.joined(separator: ", ")) (running: \(DirectConv.isa))")
+    }
+
+    /// The direct and the im2col + GEMM paths agree (the automatic choice may take either).
+    func testDirectMatchesGEMM() {
+        var rng = RandomGenerator(seed: 5)
+        let x = NDArray.uniform([3, 12, 19, 40], low: -1, high: 1, rng: &rng)
+        let w = NDArray.uniform([20, 12, 3, 3], low: -1, high: 1, rng: &rng)
+        let bias = NDArray.uniform([20], low: -1, high: 1, rng: &rng)
+        let geo = ConvGeometry(stride: 1, padding: 1)
+        let choice = DirectConv.choice
+        defer { DirectConv.choice = choice }
+        var outs: [[Float]] = []
+        for c in [DirectConv.Choice.direct, .gemm] {
+            DirectConv.choice = c
+            let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
+            outs.append(y.array + Kernels.convInputGrad(y, w, inputShape: x.shape, geo, mask: y).array)
+        }
+        let scale = outs[1].map(abs).max() ?? 1
+        let worst = zip(outs[0], outs[1]).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThan(worst / scale, 1e-6)
+    }
+}
