@@ -1,3 +1,4 @@
+import EngineKernels
 import Foundation
 
 // Pooling and resampling over the last two dimensions of [N,C,H,W]. Each op comes with its adjoint
@@ -146,33 +147,15 @@ extension Kernels {
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let oh = (h + 2 * p - d * (k - 1) - 1) / s + 1, ow = (w + 2 * p - d * (k - 1) - 1) / s + 1
         let out = NDArray.uninitialized([n, c, oh, ow])
-        var idx = [Int32](repeating: -1, count: n * c * oh * ow)
+        // Every output writes its index, so the array needs no initial value.
+        var idx = [Int32](unsafeUninitializedCapacity: n * c * oh * ow) { _, count in count = n * c * oh * ow }
         let src = xc.pointer, dst = out.pointer
         idx.withUnsafeMutableBufferPointer { iv in
             let ip = iv.baseAddress!
             if k == 2 && s == 2 && p == 0 && d == 1 {
-                // The common 2x2 pooling, without window bounds checks.
+                // The common 2x2 pooling: EngineKernels' vectorized kernel.
                 parallelChunks(n * c, cost: oh * ow * 4) { r in
-                    for plane in r {
-                        let sp = src + plane * h * w, dp = dst + plane * oh * ow, xp = ip + plane * oh * ow
-                        for i in 0..<oh {
-                            for j in 0..<ow {
-                                let a0 = 2 &* i &* w &+ 2 &* j
-                                var at = a0, best = sp[a0]
-                                // Branch-free: random data makes the comparisons unpredictable. NaN wins,
-                                // as in PyTorch.
-                                @inline(__always) func consider(_ q: Int) {
-                                    let v = sp[q]
-                                    let take = (v > best) || (v != v)
-                                    at = take ? q : at
-                                    best = take ? v : best
-                                }
-                                consider(a0 &+ 1); consider(a0 &+ w); consider(a0 &+ w &+ 1)
-                                dp[i * ow + j] = best
-                                xp[i * ow + j] = Int32(at)
-                            }
-                        }
-                    }
+                    ek_max_pool_2x2(src, Int32(h), Int32(w), dst, ip, r.lowerBound, r.upperBound)
                 }
                 return
             }

@@ -1,5 +1,5 @@
 // Vectorized kernels of the compute engine that Swift cannot express portably: direct 2-D convolution
-// for layers with few channels, where im2col + GEMM spends its time copying. Each function is built
+// for layers with few channels, where im2col + GEMM spends its time copying, and 2x2 max pooling. Each function is built
 // for AVX-512, AVX2 + FMA and baseline SSE; the widest one the CPU supports runs (chosen once).
 //
 // Conventions: arrays are float32, contiguous, NCHW; weights [out, in, kh, kw] as F.conv2d. Stride 1
@@ -9,6 +9,7 @@
 #define QUAC_ENGINE_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -49,6 +50,12 @@ void ek_conv_pack(ek_conv_plan plan, const float *w, int wo, int wi, int kh, int
 int ek_conv2d_rows(ek_conv_plan plan, const float *x, int c, int h, int w, const float *packed, int o,
                    int kh, int kw, int ph, int pw, const float *bias, int relu, const float *mask, float *y,
                    long row_begin, long row_end);
+
+/// 2x2 max pooling with stride 2 and no padding over the planes [plane_begin, plane_end) of
+/// x [planes, h, w]: y [planes, h / 2, w / 2] and, per output, the index within its input plane of
+/// the value taken (of top-left, top-right, bottom-left, bottom-right, a later one wins when it is
+/// larger or NaN).
+void ek_max_pool_2x2(const float *x, int h, int w, float *y, int32_t *index, long plane_begin, long plane_end);
 
 #ifdef __cplusplus
 }
