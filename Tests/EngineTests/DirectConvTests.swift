@@ -1,8 +1,10 @@
+import EngineKernels
 import XCTest
 @testable import Engine
 
 /// The direct convolution kernels (EngineKernels), in every instruction set this CPU has, against sums
-/// in Double: forward with bias and ReLU, and the input gradient with and without a ReLU mask, over
+/// in Double: forward with bias and ReLU, the input gradient with and without a ReLU mask, and the
+/// weight gradient (3-wide kernels), over
 /// shapes that cover every register tile (1 to 30 output channels, rows narrower than a vector and
 /// not a multiple of it), paddings 0 to k - 1 and non-square kernels.
 final class DirectConvTests: XCTestCase {
@@ -78,6 +80,33 @@ final class DirectConvTests: XCTestCase {
         return dx
     }
 
+    /// The weight gradient in Double: dw[o, c, ki, kj] = sum of g[n, o, i, j] * x[n, c, i - ph + ki, j - pw + kj].
+    static func referenceWeightGrad(_ x: NDArray, _ g: [Double], _ t: Case) -> [Double] {
+        let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
+        var dw = [Double](repeating: 0, count: t.o * t.c * t.kh * t.kw)
+        for b in 0..<t.n {
+            for o in 0..<t.o {
+                for i in 0..<oh {
+                    for j in 0..<ow {
+                        let gv = g[((b * t.o + o) * oh + i) * ow + j]
+                        for c in 0..<t.c {
+                            for ki in 0..<t.kh {
+                                let ih = i - t.ph + ki
+                                if ih < 0 || ih >= t.h { continue }
+                                for kj in 0..<t.kw {
+                                    let iw = j - t.pw + kj
+                                    if iw < 0 || iw >= t.w { continue }
+                                    dw[((o * t.c + c) * t.kh + ki) * t.kw + kj] += gv * Double(x.pointer[((b * t.c + c) * t.h + ih) * t.w + iw])
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return dw
+    }
+
     func assertClose(_ got: NDArray, _ want: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(got.count, want.count, what, file: file, line: line)
         let scale = max(1, want.map(abs).max() ?? 0)
@@ -115,12 +144,42 @@ final class DirectConvTests: XCTestCase {
                     let masked = (0..<g.count).map { y.pointer[$0] > 0 ? gd[$0] : 0 }
                     assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo, mask: y),
                                 Self.referenceInputGrad(masked, w, t), "\(label): input gradient through the relu mask")
+                    if t.kw == 3 {
+                        XCTAssertTrue(DirectConv.weightGrad(s))
+                        assertClose(Kernels.convWeightGrad(x, g, weightShape: w.shape, geo),
+                                    Self.referenceWeightGrad(x, gd, t), "\(label): weight gradient")
+                    }
                 }
             }
             if supported { ran.append(isa) }
         }
         XCTAssertTrue(ran.contains("sse"), "every x86-64 CPU has the SSE kernels")
         print("direct convolution checked with: \(ran.joined(separator: ", ")) (running: \(DirectConv.isa))")
+    }
+
+    /// The weight gradient sums every entry in one order, whatever the thread count (training runs
+    /// reproduce on machines with other core counts); rows span several chunks here.
+    func testWeightGradientIndependentOfThreads() {
+        let geo = ConvGeometry(stride: 1, padding: 1)
+        // Large planes (several chunks per sample) and small ones (several samples per chunk).
+        for (xShape, o) in [([2, 24, 200, 200], 13), ([300, 8, 10, 12], 7)] {
+            var rng = RandomGenerator(seed: 6)
+            let x = NDArray.uniform(xShape, low: -1, high: 1, rng: &rng)
+            let g = NDArray.uniform([xShape[0], o, xShape[2], xShape[3]], low: -1, high: 1, rng: &rng)
+            let s = ConvShape(input: x.shape, weight: [o, xShape[1], 3, 3], geo)
+            let plan = ek_wgrad_plan_for(Int32(o), Int32(s.oh), Int32(s.ow), Int32(s.c), Int32(s.n))
+            XCTAssertTrue(plan.rows < s.oh || (plan.samples > 1 && plan.samples < s.n), "chunks: \(plan)")
+            XCTAssertTrue(DirectConv.weightGrad(s))
+            let threads = EngineThreads.count
+            defer { EngineThreads.count = threads }
+            var results: [[Float]] = []
+            for n in [1, 2, 3] {
+                EngineThreads.count = n
+                results.append(Kernels.convWeightGrad(x, g, weightShape: [o, xShape[1], 3, 3], geo).array)
+            }
+            XCTAssertEqual(results[0], results[1])
+            XCTAssertEqual(results[0], results[2])
+        }
     }
 
     /// The direct and the im2col + GEMM paths agree (the automatic choice may take either).
@@ -136,7 +195,8 @@ final class DirectConvTests: XCTestCase {
         for c in [DirectConv.Choice.direct, .gemm] {
             DirectConv.choice = c
             let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
-            outs.append(y.array + Kernels.convInputGrad(y, w, inputShape: x.shape, geo, mask: y).array)
+            outs.append(y.array + Kernels.convInputGrad(y, w, inputShape: x.shape, geo, mask: y).array
+                        + Kernels.convWeightGrad(x, y, weightShape: w.shape, geo).array)
         }
         let scale = outs[1].map(abs).max() ?? 1
         let worst = zip(outs[0], outs[1]).map { abs($0 - $1) }.max() ?? 0

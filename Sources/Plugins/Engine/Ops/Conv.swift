@@ -357,6 +357,7 @@ extension Kernels {
     static func convWeightGrad(_ x: NDArray, _ g: NDArray, weightShape: [Int], _ geo: ConvGeometry) -> NDArray {
         let s = ConvShape(input: x.shape, weight: weightShape, output: (g.shape[2], g.shape[3]), geo)
         let xc = x.contiguous(), gc = g.contiguous()
+        if DirectConv.weightGrad(s) { return DirectConv.weightGradient(xc, gc, s) }
         let (plane, ckk) = (s.plane, s.ckk)
         let dw = NDArray.zeros(weightShape)
         let dwm = dw.reshaped([s.o, ckk])

@@ -57,6 +57,45 @@ enum DirectConv {
         }
     }
 
+    /// Direct for the weight gradient of s? (Kernels 3 wide only: the tile keeps the three columns in
+    /// registers.)
+    static func weightGrad(_ s: ConvShape) -> Bool {
+        guard supports(s) && s.kw == 3 else { return false }
+        switch choice {
+        case .gemm: return false
+        case .direct: return true
+        case .automatic: return s.c <= 128 && s.o <= 128
+        }
+    }
+
+    /// dw [o, c, kh, 3] of conv2d for input x [n, c, h, w] and output gradient g [n, o, oh, ow], both
+    /// contiguous: chunk by chunk (samples in order), each chunk's tiles spread over the threads.
+    /// Every entry sums in the same order whatever the thread count.
+    static func weightGradient(_ x: NDArray, _ g: NDArray, _ s: ConvShape) -> NDArray {
+        let plan = ek_wgrad_plan_for(Int32(s.o), Int32(s.oh), Int32(s.ow), Int32(s.c), Int32(s.n))
+        let dw = NDArray.zeros([s.o, s.c, s.kh, s.kw])
+        let (xp, gp, dwp) = (x.pointer, g.pointer, dw.pointer)
+        let (c, h, w, o, kh) = (Int32(s.c), Int32(s.h), Int32(s.w), Int32(s.o), Int32(s.kh))
+        let (ph, pw) = (Int32(s.geo.padding.0), Int32(s.geo.padding.1))
+        var sample0 = 0
+        while sample0 < s.n {
+            let samples = Swift.min(Int(plan.samples), s.n - sample0)
+            var row0 = 0
+            while row0 < s.oh {
+                let rows = Swift.min(Int(plan.rows), s.oh - row0)
+                let cost = samples * rows * Int(plan.owp) * 9 * 6
+                parallelChunks(plan.tiles, cost: cost) { range in
+                    let status = ek_wgrad_chunk(plan, xp, gp, c, h, w, o, kh, ph, pw, sample0, Int32(samples),
+                                                Int32(row0), Int32(rows), dwp, range.lowerBound, range.upperBound)
+                    precondition(status == 0, "out of memory in a convolution weight gradient")
+                }
+                row0 += rows
+            }
+            sample0 += samples
+        }
+        return dw
+    }
+
     /// y = conv2d(x, w) + bias (through a ReLU when `relu`) for a contiguous x [n, c, h, w]; or, when
     /// `adjoint`, conv2d's input gradient: x is then the output gradient [n, o, oh, ow] (read as 0
     /// where `mask` <= 0) and the result [n, c, h, w].

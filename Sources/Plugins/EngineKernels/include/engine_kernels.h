@@ -1,6 +1,7 @@
 // Vectorized kernels of the compute engine that Swift cannot express portably: direct 2-D convolution
-// for layers with few channels, where im2col + GEMM spends its time copying, and 2x2 max pooling. Each function is built
-// for AVX-512, AVX2 + FMA and baseline SSE; the widest one the CPU supports runs (chosen once).
+// and its weight gradient for layers with few channels, where im2col + GEMM spends its time copying,
+// and 2x2 max pooling. Each function is built for AVX-512, AVX2 + FMA and baseline SSE; the widest
+// one the CPU supports runs (chosen once).
 //
 // Conventions: arrays are float32, contiguous, NCHW; weights [out, in, kh, kw] as F.conv2d. Stride 1
 // and dilation 1 only (the caller falls back to im2col + GEMM otherwise). Functions never allocate
@@ -50,6 +51,25 @@ void ek_conv_pack(ek_conv_plan plan, const float *w, int wo, int wi, int kh, int
 int ek_conv2d_rows(ek_conv_plan plan, const float *x, int c, int h, int w, const float *packed, int o,
                    int kh, int kw, int ph, int pw, const float *bias, int relu, const float *mask, float *y,
                    long row_begin, long row_end);
+
+/// How the weight gradient of a stride-1 convolution with kernels 3 wide (any height) goes: in chunks
+/// of `samples` samples x `rows` output rows (several whole samples when planes are small, else part of
+/// one), each split into `tiles` tiles of a few output channels x 1 input channel. Every dw entry
+/// belongs to one tile and sums in a fixed order, so the result does not depend on how tiles are
+/// spread over threads.
+typedef struct ek_wgrad_plan {
+    int vw, owp, wp, samples, rows;
+    long tiles;
+} ek_wgrad_plan;
+
+ek_wgrad_plan ek_wgrad_plan_for(int out_channels, int out_height, int out_width, int in_channels, int samples);
+
+/// Adds to dw [o, c, kh, 3] the contribution of samples [sample0, sample0 + samples) x output rows
+/// [row0, row0 + rows) for tiles [tile_begin, tile_end): x [N, c, h, w] with padding ph, pw and the
+/// output gradient g [N, o, oh, ow] (oh = h + 2 ph - kh + 1, ow = w + 2 pw - 2). Calls for disjoint
+/// tile ranges of one chunk may run at once; chunks must go in order for a reproducible sum.
+int ek_wgrad_chunk(ek_wgrad_plan plan, const float *x, const float *g, int c, int h, int w, int o, int kh, int ph,
+                   int pw, long sample0, int samples, int row0, int rows, float *dw, long tile_begin, long tile_end);
 
 /// 2x2 max pooling with stride 2 and no padding over the planes [plane_begin, plane_end) of
 /// x [planes, h, w]: y [planes, h / 2, w / 2] and, per output, the index within its input plane of
