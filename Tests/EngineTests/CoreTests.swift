@@ -63,6 +63,20 @@ final class CoreTests: XCTestCase {
         XCTAssertGreaterThan(BufferPool.shared.reuses, 0)
     }
 
+    /// A full pool makes room for the buffer freed last by dropping the ones freed longest ago.
+    func testBufferPoolEvictsOldestWhenFull() {
+        let pool = BufferPool()
+        pool.capacityBytes = 4096
+        _ = pool.storage(count: 512)  // 2 KB, back in the pool at once
+        _ = pool.storage(count: 768)  // 3 KB: the pool would hold 5 KB, so the 2 KB buffer goes
+        let (allocations, reuses) = (pool.allocations, pool.reuses)
+        _ = pool.storage(count: 768)
+        XCTAssertEqual(pool.reuses, reuses + 1, "the newest size is kept")
+        XCTAssertEqual(pool.allocations, allocations)
+        _ = pool.storage(count: 512)
+        XCTAssertEqual(pool.allocations, allocations + 1, "the oldest size was dropped")
+    }
+
     func testSeededInitialization() {
         var r1 = RandomGenerator(seed: 5), r2 = RandomGenerator(seed: 5)
         XCTAssertEqual(NDArray.normal([10], rng: &r1).array, NDArray.normal([10], rng: &r2).array)

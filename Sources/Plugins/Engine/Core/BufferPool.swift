@@ -9,6 +9,8 @@ public final class BufferPool: @unchecked Sendable {
     public var capacityBytes = 1 << 30
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var pooledBytes = 0
+    /// Pooled buffers in the order they were freed (entries already handed out again are skipped).
+    private var order: [(Int, UnsafeMutableRawPointer)] = []
     private let lock = NSLock()
     /// Fresh allocations and reuses, for tests and tuning.
     public private(set) var allocations = 0
@@ -21,6 +23,7 @@ public final class BufferPool: @unchecked Sendable {
         var p: UnsafeMutableRawPointer?
         if var list = free[bytes], let last = list.popLast() {
             free[bytes] = list
+            if let i = order.lastIndex(where: { $0.1 == last }) { order.remove(at: i) }
             pooledBytes -= bytes
             reuses += 1
             p = last
@@ -34,14 +37,28 @@ public final class BufferPool: @unchecked Sendable {
 
     private func give(_ p: UnsafeMutableRawPointer, _ bytes: Int) {
         lock.lock()
-        if pooledBytes + bytes <= capacityBytes {
-            free[bytes, default: []].append(p)
-            pooledBytes += bytes
-            lock.unlock()
-        } else {
+        guard bytes <= capacityBytes else {
             lock.unlock()
             p.deallocate()
+            return
         }
+        // Over capacity, the buffers freed longest ago go first: the sizes a loop uses now are the ones
+        // it will ask for again (refusing new sizes instead would leave a full pool of stale ones, and
+        // every large array of the current loop would come fresh from the OS, page faults included).
+        var evicted: [UnsafeMutableRawPointer] = []
+        while pooledBytes + bytes > capacityBytes, let (oldBytes, old) = order.first {
+            order.removeFirst()
+            if let i = free[oldBytes]?.firstIndex(of: old) {
+                free[oldBytes]!.remove(at: i)
+                pooledBytes -= oldBytes
+                evicted.append(old)
+            }
+        }
+        free[bytes, default: []].append(p)
+        order.append((bytes, p))
+        pooledBytes += bytes
+        lock.unlock()
+        evicted.forEach { $0.deallocate() }
     }
 
     /// Frees every pooled buffer.
@@ -49,6 +66,7 @@ public final class BufferPool: @unchecked Sendable {
         lock.lock()
         let all = free.values.flatMap { $0 }
         free = [:]
+        order = []
         pooledBytes = 0
         lock.unlock()
         all.forEach { $0.deallocate() }
