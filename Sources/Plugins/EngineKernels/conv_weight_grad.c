@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-// Output channels per tile: 3 kernel columns x OB accumulators, plus OB output-gradient vectors, fit
-// the vector registers (32 with AVX-512, 16 otherwise).
+// Output channels per tile: 3 x 3 taps x OB accumulators, plus OB output-gradient vectors, fit the
+// vector registers (32 with AVX-512, 16 otherwise).
 #define EK_VW 16
-#define EK_OB 6
+#define EK_OB 3
 #define EK_NAME(x) ek_avx512_##x
 #pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx2,fma"))), apply_to = function)
 #include "weight_grad_body.inc"
@@ -19,7 +19,7 @@
 #undef EK_NAME
 
 #define EK_VW 8
-#define EK_OB 3
+#define EK_OB 1
 #define EK_NAME(x) ek_avx2_##x
 #pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
 #include "weight_grad_body.inc"
@@ -29,7 +29,7 @@
 #undef EK_NAME
 
 #define EK_VW 4
-#define EK_OB 3
+#define EK_OB 1
 #define EK_NAME(x) ek_sse_##x
 #include "weight_grad_body.inc"
 #undef EK_VW
@@ -40,9 +40,9 @@ ek_wgrad_plan ek_wgrad_plan_for(int out_channels, int out_height, int out_width,
     ek_wgrad_plan p;
     int ob;
     switch (ek_current_isa()) {
-    case ISA_AVX512: ob = 6, p.vw = 16; break;
-    case ISA_AVX2: ob = 3, p.vw = 8; break;
-    default: ob = 3, p.vw = 4; break;
+    case ISA_AVX512: ob = 3, p.vw = 16; break;
+    case ISA_AVX2: ob = 1, p.vw = 8; break;
+    default: ob = 1, p.vw = 4; break;
     }
     p.owp = (out_width + p.vw - 1) / p.vw * p.vw;
     p.wp = p.owp + 2;
