@@ -116,8 +116,9 @@ final class CNNClassifierTests: XCTestCase {
     // linear piece a difference quotient is exact up to float32 rounding of the forward pass. A step
     // that crosses a kink (a ReLU turns, a max-pool argmax changes) at distance a < h makes the forward
     // and backward quotients differ by |D| (h - a) / h for a slope change D, and the central one err by
-    // half that; such coordinates (quotients more than the tolerance apart) are skipped, while a wrong
-    // gradient is not hidden by the filter. h = 3e-3: the trained network on 8-bit images has kinks
+    // half that; such coordinates are skipped (the quotients over the four half-steps of [-h, h] more
+    // than the tolerance apart: a kink on each side can bend the forward and backward quotients alike),
+    // while a wrong gradient is not hidden by the filter. h = 3e-3: the trained network on 8-bit images has kinks
     // within 1e-2 of many pixels. Tolerance 1e-2 of the largest gradient component: the logits'
     // float32 rounding (sums of 144-term convolutions and 64-wide layers whose partial sums are larger
     // than the logits) reaches ~1e-5, i.e. ~2e-3 in a quotient over 2h = 6e-3, and the GEMM blocking
@@ -133,13 +134,13 @@ final class CNNClassifierTests: XCTestCase {
         let scale = Double(gx.map { abs($0) }.max()!)
         XCTAssertGreaterThan(scale, 0)
 
-        // Probes: x + h e_i, x, x - h e_i for 32 coordinates of each sample, in one batch.
+        // Probes: x + t h e_i for t in 1, 1/2, 0, -1/2, -1, for 32 coordinates of each sample, in one batch.
         let coords = (0..<32).map { _ in Int(rng.next() % UInt64(d)) }
         let xs = x.floatArray()
         var probes: [Float] = []
         for s in 0..<2 {
             for i in coords {
-                for sign: Float in [1, 0, -1] {
+                for sign: Float in [1, 0.5, 0, -0.5, -1] {
                     var v = Array(xs[(s * d)..<((s + 1) * d)])
                     v[i] += sign * h
                     probes += v
@@ -155,10 +156,13 @@ final class CNNClassifierTests: XCTestCase {
         var checked = 0, worst = 0.0
         for s in 0..<2 {
             for (k, i) in coords.enumerated() {
-                let row = (s * coords.count + k) * 3
-                let plus = dot(row, s), center = dot(row + 1, s), minus = dot(row + 2, s)
-                let forwardQuotient = (plus - center) / Double(h), backwardQuotient = (center - minus) / Double(h)
-                if abs(forwardQuotient - backwardQuotient) > tolerance { continue }  // a kink within +-h
+                let row = (s * coords.count + k) * 5
+                let values = (0..<5).map { dot(row + $0, s) }  // at +h, +h/2, 0, -h/2, -h
+                let plus = values[0], minus = values[4]
+                // One linear piece over [-h, h]: the quotients over its four halves agree (comparing only
+                // the two sides of 0 misses a kink on each side that bends both the same way).
+                let quotients = (0..<4).map { (values[$0] - values[$0 + 1]) / Double(h / 2) }
+                if quotients.max()! - quotients.min()! > tolerance { continue }  // a kink within +-h
                 let err = abs((plus - minus) / Double(2 * h) - Double(gx[s * d + i]))
                 XCTAssertLessThanOrEqual(err, tolerance, "sample \(s), pixel \(i): central difference \((plus - minus) / Double(2 * h)), vjp \(gx[s * d + i])")
                 worst = max(worst, err)
