@@ -22,16 +22,14 @@ final class DirectConvTests: XCTestCase {
         Case(n: 1, c: 6, h: 4, w: 64, o: 48, kh: 3, kw: 3, ph: 1, pw: 1),
     ]
 
-    /// conv2d in Double: y[n, o, i, j] = bias[o] + sum x[n, c, i - ph + ki, j - pw + kj] w[o, c, ki, kj].
-    static func reference(_ x: NDArray, _ w: NDArray, _ bias: NDArray?, _ t: Case) -> [Double] {
+    /// Calls body(output index, input index, weight index) for every product of conv2d: output
+    /// [n, o, i, j] meets input [n, c, i - ph + ki, j - pw + kj] through weight [o, c, ki, kj].
+    static func forEachProduct(_ t: Case, _ body: (Int, Int, Int) -> Void) {
         let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
-        let (px, pw) = (x.pointer, w.pointer)
-        var y = [Double](repeating: 0, count: t.n * t.o * oh * ow)
         for b in 0..<t.n {
             for o in 0..<t.o {
                 for i in 0..<oh {
                     for j in 0..<ow {
-                        var sum = Double(bias?.pointer[o] ?? 0)
                         for c in 0..<t.c {
                             for ki in 0..<t.kh {
                                 let ih = i - t.ph + ki
@@ -39,71 +37,36 @@ final class DirectConvTests: XCTestCase {
                                 for kj in 0..<t.kw {
                                     let iw = j - t.pw + kj
                                     if iw < 0 || iw >= t.w { continue }
-                                    sum += Double(pw[((o * t.c + c) * t.kh + ki) * t.kw + kj])
-                                        * Double(px[((b * t.c + c) * t.h + ih) * t.w + iw])
+                                    body(((b * t.o + o) * oh + i) * ow + j, ((b * t.c + c) * t.h + ih) * t.w + iw,
+                                         ((o * t.c + c) * t.kh + ki) * t.kw + kj)
                                 }
                             }
                         }
-                        y[((b * t.o + o) * oh + i) * ow + j] = sum
                     }
                 }
             }
         }
+    }
+
+    /// conv2d in Double, plus bias.
+    static func reference(_ x: NDArray, _ w: NDArray, _ bias: NDArray, _ t: Case) -> [Double] {
+        let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
+        var y = (0..<(t.n * t.o * oh * ow)).map { Double(bias.pointer[($0 / (oh * ow)) % t.o]) }
+        forEachProduct(t) { yi, xi, wi in y[yi] += Double(w.pointer[wi]) * Double(x.pointer[xi]) }
         return y
     }
 
     /// The input gradient in Double: dx = sum over outputs of g * w at the taps each output read.
     static func referenceInputGrad(_ g: [Double], _ w: NDArray, _ t: Case) -> [Double] {
-        let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
         var dx = [Double](repeating: 0, count: t.n * t.c * t.h * t.w)
-        for b in 0..<t.n {
-            for o in 0..<t.o {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let gv = g[((b * t.o + o) * oh + i) * ow + j]
-                        if gv == 0 { continue }
-                        for c in 0..<t.c {
-                            for ki in 0..<t.kh {
-                                let ih = i - t.ph + ki
-                                if ih < 0 || ih >= t.h { continue }
-                                for kj in 0..<t.kw {
-                                    let iw = j - t.pw + kj
-                                    if iw < 0 || iw >= t.w { continue }
-                                    dx[((b * t.c + c) * t.h + ih) * t.w + iw] += gv * Double(w.pointer[((o * t.c + c) * t.kh + ki) * t.kw + kj])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        forEachProduct(t) { yi, xi, wi in dx[xi] += g[yi] * Double(w.pointer[wi]) }
         return dx
     }
 
-    /// The weight gradient in Double: dw[o, c, ki, kj] = sum of g[n, o, i, j] * x[n, c, i - ph + ki, j - pw + kj].
+    /// The weight gradient in Double: dw = sum over outputs of g * the input each tap read.
     static func referenceWeightGrad(_ x: NDArray, _ g: [Double], _ t: Case) -> [Double] {
-        let (oh, ow) = (t.h + 2 * t.ph - t.kh + 1, t.w + 2 * t.pw - t.kw + 1)
         var dw = [Double](repeating: 0, count: t.o * t.c * t.kh * t.kw)
-        for b in 0..<t.n {
-            for o in 0..<t.o {
-                for i in 0..<oh {
-                    for j in 0..<ow {
-                        let gv = g[((b * t.o + o) * oh + i) * ow + j]
-                        for c in 0..<t.c {
-                            for ki in 0..<t.kh {
-                                let ih = i - t.ph + ki
-                                if ih < 0 || ih >= t.h { continue }
-                                for kj in 0..<t.kw {
-                                    let iw = j - t.pw + kj
-                                    if iw < 0 || iw >= t.w { continue }
-                                    dw[((o * t.c + c) * t.kh + ki) * t.kw + kj] += gv * Double(x.pointer[((b * t.c + c) * t.h + ih) * t.w + iw])
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        forEachProduct(t) { yi, xi, wi in dw[wi] += g[yi] * Double(x.pointer[xi]) }
         return dw
     }
 

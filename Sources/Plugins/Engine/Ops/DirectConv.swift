@@ -32,14 +32,11 @@ enum DirectConv {
         return true
     }
 
-    static func supports(_ s: ConvShape) -> Bool {
-        s.geo.stride == (1, 1) && s.geo.dilation == (1, 1) && !(s.kh == 1 && s.kw == 1)
-            && s.geo.padding.0 < s.kh && s.geo.padding.1 < s.kw
-    }
-
-    /// Direct for the forward pass of s?
+    /// Direct for the forward pass and the input gradient of s? (The input gradient is a convolution
+    /// with s.o inputs and s.c outputs and padding k - 1 - p, so it needs p < k.)
     static func forward(_ s: ConvShape) -> Bool {
-        guard supports(s) else { return false }
+        guard s.geo.stride == (1, 1) && s.geo.dilation == (1, 1) && !(s.kh == 1 && s.kw == 1)
+                && s.geo.padding.0 < s.kh && s.geo.padding.1 < s.kw else { return false }
         switch choice {
         case .gemm: return false
         case .direct: return true
@@ -47,26 +44,10 @@ enum DirectConv {
         }
     }
 
-    /// Direct for the input gradient of s (a convolution with s.o inputs and s.c outputs)?
-    static func inputGrad(_ s: ConvShape) -> Bool {
-        guard supports(s) else { return false }
-        switch choice {
-        case .gemm: return false
-        case .direct: return true
-        case .automatic: return s.c <= 128 && s.o <= 128
-        }
-    }
+    static func inputGrad(_ s: ConvShape) -> Bool { forward(s) }
 
-    /// Direct for the weight gradient of s? (Kernels 3 wide only: the tile keeps the three columns in
-    /// registers.)
-    static func weightGrad(_ s: ConvShape) -> Bool {
-        guard supports(s) && s.kw == 3 else { return false }
-        switch choice {
-        case .gemm: return false
-        case .direct: return true
-        case .automatic: return s.c <= 128 && s.o <= 128
-        }
-    }
+    /// Direct for the weight gradient of s? Kernels 3 wide only (the tile keeps the columns in registers).
+    static func weightGrad(_ s: ConvShape) -> Bool { forward(s) && s.kw == 3 }
 
     /// dw [o, c, kh, 3] of conv2d for input x [n, c, h, w] and output gradient g [n, o, oh, ow], both
     /// contiguous: chunk by chunk (samples in order), each chunk's tiles spread over the threads.
