@@ -205,6 +205,21 @@ final class TrainingTests: XCTestCase {
         XCTAssertThrowsError(try ModelBuilder.build(["type": "sequential", "layers": [["type": "warp_drive"]]]))
     }
 
+    /// Building without the architecture's "init" (for weights loaded right after) skips the draws:
+    /// other starting weights, the same network once the file's weights are in.
+    func testBuildWithoutInitThenLoad() throws {
+        XCTAssertEqual(Self.architecture["init"]?.stringValue, "kaiming_normal", "the test needs an init to skip")
+        let net = try ModelBuilder.build(Self.architecture, seed: 7)
+        let bare = try ModelBuilder.build(Self.architecture, seed: 7, initialize: false)
+        let first = net.namedParameters()[0].1
+        XCTAssertNotEqual(first.array, bare.namedParameters()[0].1.array)
+        try bare.loadStateDict(Dictionary(uniqueKeysWithValues: net.stateDict()))
+        net.eval()
+        bare.eval()
+        let x = Var(Self.dataset(4, seed: 1).0)
+        XCTAssertEqual(noGrad { net(x) }.array, noGrad { bare(x) }.array)
+    }
+
     func testRegisteredLayerType() throws {
         ModelBuilder.register("scaled_linear") { spec, rng, _ in
             let inner = Linear(Int(spec["in"]!.intValue!), Int(spec["out"]!.intValue!), rng: &rng)

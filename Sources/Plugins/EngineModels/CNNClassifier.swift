@@ -41,7 +41,9 @@ final class CNNClassifier: ClassifierPlugin {
         }
         spec = ClassifierSpec(numClasses: classes, sampleShape: shape)
         do {
-            model = try ModelBuilder.build(architecture, seed: UInt64(parameters["seed"]?.intValue ?? 0))
+            // Weights from a file replace every parameter (loadStateDict is strict): no need to draw them first.
+            model = try ModelBuilder.build(architecture, seed: UInt64(parameters["seed"]?.intValue ?? 0),
+                                           initialize: parameters["weights"] == nil)
         } catch { throw PluginError.invalid("architecture: \(error)") }
         model.eval()
         if let path = parameters["weights"]?.stringValue {

@@ -37,9 +37,12 @@ public enum ModelBuilder {
         return factories[type]
     }
 
-    public static func build(_ spec: JSONValue, seed: UInt64 = 0) throws -> Module {
+    /// `initialize: false` skips the architecture's "init" (Kaiming-normal draws over every weight,
+    /// about a second for QuAC's VGG) when the caller loads all weights from a file right after; layers
+    /// still start from their cheap default initialization.
+    public static func build(_ spec: JSONValue, seed: UInt64 = 0, initialize: Bool = true) throws -> Module {
         var rng = RandomGenerator(seed: seed)
-        let kaiming = spec["init"]?.stringValue == "kaiming_normal"
+        let kaiming = initialize && spec["init"]?.stringValue == "kaiming_normal"
         return try layer(spec, path: "", rng: &rng, kaiming: kaiming)
     }
 
