@@ -47,18 +47,16 @@ extension Var {
         let out = Kernels.conv2d(x.data, w.data, geo, bias: bias?.data, relu: relu)
         return Var.make(relu ? "conv2d_relu" : "conv2d", out, [x, w] + (bias.map { [$0] } ?? [])) { g, y in
             let biasNeeded = bias?.gradNeeded ?? false
-            var grads: [Var?]
+            let biasSlot: [Var?] = bias == nil ? [] : [nil]
             if relu && !GradMode.isEnabled && !w.gradNeeded && !biasNeeded {
                 // First order, input gradient only: the mask costs nothing inside the kernel.
-                grads = [x.gradNeeded ? Var(Kernels.convInputGrad(g.data, w.data, inputShape: x.shape, geo, mask: y.data)) : nil, nil]
-            } else {
-                let gz = relu ? g.scaledWhere(positive: y.data, else: 0) : g
-                grads = [x.gradNeeded ? Var.convInputGrad(gz, w, inputShape: x.shape, geo) : nil,
-                         w.gradNeeded ? Var.convWeightGrad(x, gz, weightShape: w.shape, geo) : nil]
-                if bias != nil { grads.append(biasNeeded ? gz.sum(axes: [0, 2, 3]) : nil) }
+                let dx = x.gradNeeded ? Var(Kernels.convInputGrad(g.data, w.data, inputShape: x.shape, geo, mask: y.data)) : nil
+                return [dx, nil] + biasSlot
             }
-            if bias != nil && grads.count == 2 { grads.append(nil) }
-            return grads
+            let gz = relu ? g.scaledWhere(positive: y.data, else: 0) : g
+            return [x.gradNeeded ? Var.convInputGrad(gz, w, inputShape: x.shape, geo) : nil,
+                    w.gradNeeded ? Var.convWeightGrad(x, gz, weightShape: w.shape, geo) : nil]
+                + (biasNeeded ? [gz.sum(axes: [0, 2, 3])] : biasSlot)
         }
     }
 
@@ -308,7 +306,7 @@ extension Kernels {
         let s = ConvShape(input: inputShape, weight: w.shape, output: (g.shape[2], g.shape[3]), geo)
         precondition(g.shape[0] == s.n && g.shape[1] == s.o, "conv input gradient \(g.shape) for weight \(w.shape)")
         precondition(mask == nil || mask!.shape == g.shape, "mask \(mask!.shape) for gradient \(g.shape)")
-        if DirectConv.inputGrad(s) && (s.h, s.w) == (s.oh + s.kh - 1 - 2 * s.geo.padding.0, s.ow + s.kw - 1 - 2 * s.geo.padding.1) {
+        if DirectConv.inputGrad(s) {
             return DirectConv.run(g.contiguous(), w, bias: nil, relu: false, mask: mask?.contiguous(), s, adjoint: true)
         }
         let gc = mask.map { m in binary(g, m) { $1 > 0 ? $0 : 0 } } ?? g.contiguous()

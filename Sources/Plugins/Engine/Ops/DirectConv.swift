@@ -44,7 +44,11 @@ enum DirectConv {
         }
     }
 
-    static func inputGrad(_ s: ConvShape) -> Bool { forward(s) }
+    /// (The input must be exactly what the output covers: a transposed convolution's output padding
+    /// would leave columns the stride-1 adjoint does not produce.)
+    static func inputGrad(_ s: ConvShape) -> Bool {
+        forward(s) && s.h == s.oh + s.kh - 1 - 2 * s.geo.padding.0 && s.w == s.ow + s.kw - 1 - 2 * s.geo.padding.1
+    }
 
     /// Direct for the weight gradient of s? Kernels 3 wide only (the tile keeps the columns in registers).
     static func weightGrad(_ s: ConvShape) -> Bool { forward(s) && s.kw == 3 }
@@ -64,7 +68,7 @@ enum DirectConv {
             var row0 = 0
             while row0 < s.oh {
                 let rows = Swift.min(Int(plan.rows), s.oh - row0)
-                let cost = samples * rows * Int(plan.owp) * 9 * 6
+                let cost = samples * rows * Int(plan.owp) * s.kh * s.kw  // products per tile and output channel
                 parallelChunks(plan.tiles, cost: cost) { range in
                     let status = ek_wgrad_chunk(plan, xp, gp, c, h, w, o, kh, ph, pw, sample0, Int32(samples),
                                                 Int32(row0), Int32(rows), dwp, range.lowerBound, range.upperBound)
