@@ -138,9 +138,16 @@ final class BenchmarkTests: XCTestCase {
             let w = NDArray.uniform([fout, fin], low: -0.1, high: 0.1, rng: &rng)
             let g = NDArray.uniform([batch, fout], low: -1, high: 1, rng: &rng)
             let flops = 2.0 * Double(batch * fin * fout)
-            // The kernels Var.linear and its backward run: x W^T, g W, g^T x.
-            let fwd = Self.seconds(minSeconds: 0.5) { _ = Kernels.matmul(x, w.transposed(0, 1)) }
-            let dx = Self.seconds(minSeconds: 0.5) { _ = Kernels.matmul(g, w) }
+            // The kernels Var.linear and its backward run: x W^T, g W (without packing on small batches),
+            // g^T x.
+            let fwd = Self.seconds(minSeconds: 0.5) {
+                _ = SmallBatchGEMM.forwardApplies(batch: batch, inFeatures: fin, outFeatures: fout)
+                    ? SmallBatchGEMM.forward(x, w, bias: nil) : Kernels.matmul(x, w.transposed(0, 1))
+            }
+            let dx = Self.seconds(minSeconds: 0.5) {
+                _ = SmallBatchGEMM.inputGradApplies(batch: batch, inFeatures: fin, outFeatures: fout)
+                    ? SmallBatchGEMM.inputGrad(g, w) : Kernels.matmul(g, w)
+            }
             let dw = Self.seconds(minSeconds: 0.5) { _ = Kernels.matmul(g.transposed(0, 1), x) }
             layers.append(["name": "linear \(fin)->\(fout)", "flops": flops,
                            "forward_gflops": flops / fwd / 1e9, "input_grad_gflops": flops / dx / 1e9,
@@ -157,6 +164,34 @@ final class BenchmarkTests: XCTestCase {
         if let path = env["QUAC_ENGINE_BENCH_OUT"] {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: URL(fileURLWithPath: path))
+        }
+    }
+
+    /// Where linear layers switch between OpenBLAS and the no-packing kernel: both paths' GFLOP/s for
+    /// the VGG's fc layers over batch sizes (SmallBatchGEMM.forwardApplies and inputGradApplies hold
+    /// the resulting rules).
+    func testLinearPaths() throws {
+        try XCTSkipUnless(ProcessInfo.processInfo.environment["QUAC_ENGINE_BENCH"] == "1", "set QUAC_ENGINE_BENCH=1")
+        var rng = RandomGenerator(seed: 2)
+        let choice = SmallBatchGEMM.choice
+        defer { SmallBatchGEMM.choice = choice }
+        for (fin, fout) in [(6144, 4096), (4096, 4096), (512, 256)] {
+            let w = NDArray.uniform([fout, fin], low: -0.1, high: 0.1, rng: &rng)
+            for batch in [1, 4, 8, 16, 32, 64, 128, 256, 512] {
+                let x = NDArray.uniform([batch, fin], low: -1, high: 1, rng: &rng)
+                let g = NDArray.uniform([batch, fout], low: -1, high: 1, rng: &rng)
+                let flops = 2.0 * Double(batch * fin * fout)
+                let blasF = Self.seconds(minSeconds: 0.3) { _ = Kernels.matmul(x, w.transposed(0, 1)) }
+                let blasB = Self.seconds(minSeconds: 0.3) { _ = Kernels.matmul(g, w) }
+                let oursF = Self.seconds(minSeconds: 0.3) { _ = SmallBatchGEMM.forward(x, w, bias: nil) }
+                let oursB = Self.seconds(minSeconds: 0.3) { _ = SmallBatchGEMM.inputGrad(g, w) }
+                let chosen = { (on: Bool) in on ? "no-pack" : "blas" }
+                print(String(format: "engine bench linear %d->%d batch %d: forward blas %.1f / no-pack %.1f (%@ chosen), input grad blas %.1f / no-pack %.1f GFLOP/s (%@ chosen)",
+                             fin, fout, batch, flops / blasF / 1e9, flops / oursF / 1e9,
+                             chosen(SmallBatchGEMM.forwardApplies(batch: batch, inFeatures: fin, outFeatures: fout)),
+                             flops / blasB / 1e9, flops / oursB / 1e9,
+                             chosen(SmallBatchGEMM.inputGradApplies(batch: batch, inFeatures: fin, outFeatures: fout))))
+            }
         }
     }
 }

@@ -18,10 +18,31 @@ extension Var {
         let x = self
         precondition(x.rank == 2 && weight.rank == 2 && x.shape[1] == weight.shape[1],
                      "linear of input \(x.shape) with weight \(weight.shape)")
+        let (batch, fin, fout) = (x.shape[0], x.shape[1], weight.shape[0])
+        if SmallBatchGEMM.forwardApplies(batch: batch, inFeatures: fin, outFeatures: fout)
+            && (bias.map { $0.shape == [fout] } ?? true) {
+            // One op with the bias: the kernel adds it while it writes y.
+            let out = SmallBatchGEMM.forward(x.data, weight.data, bias: bias?.data)
+            return Var.make("linear", out, [x, weight] + (bias.map { [$0] } ?? [])) { g, _ in
+                let dx: Var? = x.gradNeeded ? g.linearInputGrad(weight) : nil
+                let dw: Var? = weight.gradNeeded ? g.transpose(0, 1).matmul(x) : nil
+                guard let bias, bias.gradNeeded else { return bias == nil ? [dx, dw] : [dx, dw, nil] }
+                return [dx, dw, g.sum(axes: [0])]
+            }
+        }
         let y = Var.make("linear", Kernels.matmul(x.data, weight.data.transposed(0, 1)), [x, weight]) { g, _ in
-            [x.gradNeeded ? g.matmul(weight) : nil, weight.gradNeeded ? g.transpose(0, 1).matmul(x) : nil]
+            [x.gradNeeded ? g.linearInputGrad(weight) : nil, weight.gradNeeded ? g.transpose(0, 1).matmul(x) : nil]
         }
         return bias.map { y + $0 } ?? y
+    }
+
+    /// g W: the input gradient of a linear layer (differentiable again, as a matmul).
+    func linearInputGrad(_ weight: Var) -> Var {
+        let g = self
+        guard !GradMode.isEnabled || !(g.requiresGrad || weight.requiresGrad),
+              SmallBatchGEMM.inputGradApplies(batch: g.shape[0], inFeatures: weight.shape[1], outFeatures: weight.shape[0])
+        else { return g.matmul(weight) }
+        return Var(SmallBatchGEMM.inputGrad(g.data, weight.data))
     }
 
     // MARK: Softmax family

@@ -1,6 +1,6 @@
 // Vectorized kernels of the compute engine that Swift cannot express portably: direct 2-D convolution
 // and its weight gradient for layers with few channels, where im2col + GEMM spends its time copying,
-// and 2x2 max pooling. Each function is built for AVX-512, AVX2 + FMA and baseline SSE; the widest
+// 2x2 max pooling, and a matrix product without packing for linear layers on small batches. Each function is built for AVX-512, AVX2 + FMA and baseline SSE; the widest
 // one the CPU supports runs (chosen once).
 //
 // Conventions: arrays are float32, contiguous, NCHW; weights [out, in, kh, kw] as F.conv2d. Stride 1
@@ -76,6 +76,21 @@ int ek_wgrad_chunk(ek_wgrad_plan plan, const float *x, const float *g, int c, in
 /// the value taken (of top-left, top-right, bottom-left, bottom-right, a later one wins when it is
 /// larger or NaN).
 void ek_max_pool_2x2(const float *x, int h, int w, float *y, int32_t *index, long plane_begin, long plane_end);
+
+/// C = A B for rows [row_begin, row_end) x columns [col_begin, col_end) of C, plus row_bias[i] on row i
+/// when row_bias is not NULL: A [m, k], B [k, n], C [m, n], row-major with rows lda, ldb, ldc apart.
+/// Nothing is packed: A's entries are broadcast from its rows and B's rows are read as vectors, which
+/// beats a packing GEMM when one side is short (a linear layer on a batch of tens: packing the weight
+/// costs about as much as the product). Each entry sums in an order that does not depend on the
+/// ranges, so callers may split rows or columns over threads freely.
+void ek_gemm(int k, const float *a, long lda, const float *b, long ldb, float *c, long ldc, const float *row_bias,
+             long row_begin, long row_end, long col_begin, long col_end);
+
+/// Columns of one register tile of ek_gemm: splits of the columns at multiples of it keep every tile whole.
+long ek_gemm_column_block(void);
+
+/// Floats per vector of ek_gemm: columns in multiples of it run without the one-column tail.
+long ek_gemm_vector_floats(void);
 
 #ifdef __cplusplus
 }
