@@ -69,7 +69,8 @@ let package = Package(
         // AVX2 and SSE and chosen at run time. Optimized in debug builds too: the tests would otherwise
         // crawl through them. The *_body.inc files are included once per instruction set.
         .target(name: "EngineKernels", path: "Sources/Plugins/EngineKernels",
-                exclude: ["direct_conv_body.inc", "gemm_body.inc", "max_pool_body.inc", "weight_grad_body.inc"],
+                exclude: ["direct_conv_body.inc", "gemm_body.inc", "max_pool_body.inc", "weight_grad_body.inc",
+                          "winograd_body.inc"],
                 cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
         .target(name: "Engine", dependencies: ["COpenBLAS", "EngineKernels", "QuacCore", "QuacPluginAPI"],
                 path: "Sources/Plugins/Engine"),

@@ -189,8 +189,13 @@ enum Kernels {
             return
         }
         let (aa, lda, ta) = blasOperand(a), (bb, ldb, tb) = blasOperand(b)
-        cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                    Int32(m), Int32(n), Int32(k), alpha, aa.pointer, lda, bb.pointer, ldb, beta, c, Int32(ldc ?? n))
+        let call = {
+            cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                        Int32(m), Int32(n), Int32(k), alpha, aa.pointer, lda, bb.pointer, ldb, beta, c, Int32(ldc ?? n))
+        }
+        // OpenBLAS threads products from 2^18 multiply-adds on, and its woken workers then spin (sched_yield)
+        // for a while, taking cores from the engine's own loops; products this small gain nothing from them.
+        if m * n * k < 1 << 22 && EngineThreads.count > 1 { BLASThreads.withSingleThread(call) } else { call() }
     }
 
     static func matmul(_ a: NDArray, _ b: NDArray) -> NDArray {

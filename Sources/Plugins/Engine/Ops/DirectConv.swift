@@ -91,6 +91,10 @@ enum DirectConv {
         let (inC, inH, inW, outC) = adjoint ? (s.o, s.oh, s.ow, s.c) : (s.c, s.h, s.w, s.o)
         let (ph, pw) = adjoint ? (s.kh - 1 - s.geo.padding.0, s.kw - 1 - s.geo.padding.1) : s.geo.padding
         let (outH, outW) = (inH + 2 * ph - s.kh + 1, inW + 2 * pw - s.kw + 1)
+        if Winograd.applies(inC: inC, outC: outC, h: inH, w: inW, kh: s.kh, kw: s.kw, ph: ph, pw: pw) {
+            return Winograd.run(x, w, bias: bias, relu: relu, mask: mask, n: s.n, inC: inC, outC: outC, h: inH,
+                                width: inW, adjoint: adjoint)
+        }
         let plan = ek_conv_plan_for(Int32(outC), Int32(outW))
         var packed = [Float](repeating: 0, count: ek_conv_packed_count(plan, Int32(outC), Int32(inC), Int32(s.kh), Int32(s.kw)))
         packed.withUnsafeMutableBufferPointer {

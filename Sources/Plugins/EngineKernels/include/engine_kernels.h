@@ -77,6 +77,22 @@ int ek_wgrad_chunk(ek_wgrad_plan plan, const float *x, const float *g, int c, in
 /// larger or NaN).
 void ek_max_pool_2x2(const float *x, int h, int w, float *y, int32_t *index, long plane_begin, long plane_end);
 
+/// Floats of transformed weights for a Winograd convolution with out_channels x in_channels 3x3 kernels.
+size_t ek_winograd_packed_count(int out_channels, int in_channels);
+
+/// The Winograd transform G g G^T of every kernel of w [wo, wi, 3, 3], laid out for
+/// ek_winograd_conv3x3; adjoint as in ek_conv_pack (1: for the convolution that computes conv2d's input
+/// gradient, out = wi, in = wo).
+void ek_winograd_pack(const float *w, int wo, int wi, int adjoint, float *u);
+
+/// y [N, o, h, w] for samples [sample_begin, sample_end) of the 3x3 cross-correlation (padding 1,
+/// stride 1) of x [N, c, h, w] with packed weights u, plus bias (may be NULL), through a ReLU when
+/// `relu`; mask as in ek_conv2d_rows. Winograd F(2x2, 3x3): 16 multiplies per 2x2 outputs and channel
+/// pair instead of 36, so it pays where the channel counts make those products most of the work. h and
+/// w must be even (else -2); -1 when memory runs out; 0 otherwise.
+int ek_winograd_conv3x3(const float *x, int c, int h, int w, const float *u, int o, const float *bias, int relu,
+                        const float *mask, float *y, long sample_begin, long sample_end);
+
 /// C = A B for rows [row_begin, row_end) x columns [col_begin, col_end) of C, plus row_bias[i] on row i
 /// when row_bias is not NULL: A [m, k], B [k, n], C [m, n], row-major with rows lda, ldb, ldc apart.
 /// Nothing is packed: A's entries are broadcast from its rows and B's rows are read as vectors, which

@@ -1,0 +1,78 @@
+import EngineKernels
+import XCTest
+@testable import Engine
+
+/// The Winograd F(2x2, 3x3) kernels (EngineKernels' ek_winograd_conv3x3), in every instruction set this
+/// CPU has, against the convolution summed in Double (DirectConvTests' references): the forward with
+/// bias and ReLU, the input gradient with and without a ReLU mask, over shapes that cover tile rows
+/// narrower and wider than a vector, output channels that are not a multiple of the register tile,
+/// one-tile planes and planes split into several blocks.
+final class WinogradTests: XCTestCase {
+    typealias Case = DirectConvTests.Case
+
+    static let cases: [Case] = [
+        Case(n: 2, c: 3, h: 8, w: 10, o: 7, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 1, c: 16, h: 6, w: 34, o: 13, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 2, c: 20, h: 4, w: 64, o: 6, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 1, c: 5, h: 2, w: 2, o: 1, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 3, c: 17, h: 20, w: 20, o: 30, kh: 3, kw: 3, ph: 1, pw: 1),
+        Case(n: 1, c: 2, h: 132, w: 70, o: 4, kh: 3, kw: 3, ph: 1, pw: 1),
+    ]
+
+    func assertClose(_ got: NDArray, _ want: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
+        let scale = max(1, want.map(abs).max() ?? 0)
+        var worst = 0.0
+        for k in 0..<min(got.count, want.count) { worst = max(worst, abs(Double(got.pointer[k]) - want[k])) }
+        XCTAssertLessThan(worst / scale, 2e-6, what, file: file, line: line)
+    }
+
+    func testEveryShapeAgainstDoubleSums() {
+        let (choice, direct) = (Winograd.choice, DirectConv.choice)
+        Winograd.choice = .on
+        DirectConv.choice = .direct
+        defer { Winograd.choice = choice; DirectConv.choice = direct }
+        var ran: [String] = []
+        for isa in ["avx512", "avx2", "sse"] {
+            let supported = DirectConv.withISA(isa) {
+                for (k, t) in Self.cases.enumerated() {
+                    var rng = RandomGenerator(seed: UInt64(70 + k))
+                    let x = NDArray.uniform([t.n, t.c, t.h, t.w], low: -1, high: 1, rng: &rng)
+                    let w = NDArray.uniform([t.o, t.c, 3, 3], low: -1, high: 1, rng: &rng)
+                    let bias = NDArray.uniform([t.o], low: -1, high: 1, rng: &rng)
+                    let geo = ConvGeometry(stride: 1, padding: 1)
+                    XCTAssertTrue(Winograd.applies(inC: t.c, outC: t.o, h: t.h, w: t.w, kh: 3, kw: 3, ph: 1, pw: 1))
+                    let label = "\(isa) case \(k) \(t)"
+
+                    let want = DirectConvTests.reference(x, w, bias, t)
+                    assertClose(Kernels.conv2d(x, w, geo, bias: bias, relu: false), want, "\(label): conv2d + bias")
+                    let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
+                    assertClose(y, want.map { max($0, 0) }, "\(label): conv2d + bias + relu")
+
+                    let g = NDArray.uniform(y.shape, low: -1, high: 1, rng: &rng)
+                    let gd = (0..<g.count).map { Double(g.pointer[$0]) }
+                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo),
+                                DirectConvTests.referenceInputGrad(gd, w, t), "\(label): input gradient")
+                    let masked = (0..<g.count).map { y.pointer[$0] > 0 ? gd[$0] : 0 }
+                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo, mask: y),
+                                DirectConvTests.referenceInputGrad(masked, w, t), "\(label): input gradient through the relu mask")
+                }
+            }
+            if supported { ran.append(isa) }
+        }
+        XCTAssertTrue(ran.contains("sse"), "every x86-64 CPU has the SSE kernels")
+        print("Winograd convolution checked with: \(ran.joined(separator: ", ")) (running: \(DirectConv.isa))")
+    }
+
+    /// Only 3x3 kernels with padding 1 on even planes take it; the rest stays direct.
+    func testWhereItApplies() {
+        let choice = Winograd.choice
+        Winograd.choice = .automatic
+        defer { Winograd.choice = choice }
+        XCTAssertTrue(Winograd.applies(inC: 24, outC: 24, h: 64, w: 64, kh: 3, kw: 3, ph: 1, pw: 1))
+        XCTAssertFalse(Winograd.applies(inC: 12, outC: 12, h: 128, w: 128, kh: 3, kw: 3, ph: 1, pw: 1), "few channels")
+        XCTAssertFalse(Winograd.applies(inC: 24, outC: 24, h: 63, w: 64, kh: 3, kw: 3, ph: 1, pw: 1), "odd height")
+        XCTAssertFalse(Winograd.applies(inC: 24, outC: 24, h: 64, w: 64, kh: 3, kw: 3, ph: 0, pw: 0), "padding 0")
+        XCTAssertFalse(Winograd.applies(inC: 24, outC: 24, h: 64, w: 64, kh: 5, kw: 5, ph: 2, pw: 2), "5x5")
+    }
+}
