@@ -77,7 +77,8 @@ final class SmallBatchGEMMTests: XCTestCase {
         if DirectConv.isa != "sse" && SmallBatchGEMM.choice == .automatic {
             XCTAssertTrue(SmallBatchGEMM.forwardApplies(batch: 64, inFeatures: 6144, outFeatures: 4096))
             XCTAssertTrue(SmallBatchGEMM.inputGradApplies(batch: 64, inFeatures: 6144, outFeatures: 4096))
-            XCTAssertFalse(SmallBatchGEMM.forwardApplies(batch: 1, inFeatures: 6144, outFeatures: 4096))
+            XCTAssertFalse(SmallBatchGEMM.forwardApplies(batch: 512, inFeatures: 6144, outFeatures: 4096))
+            XCTAssertFalse(SmallBatchGEMM.forwardApplies(batch: 64, inFeatures: 512, outFeatures: 256))
         }
         let choice = SmallBatchGEMM.choice
         defer { SmallBatchGEMM.choice = choice }

@@ -18,9 +18,12 @@
 //                           self-describing safetensors model files.
 //   Optim/                  SGD, Adam/AdamW, clipping, EMA, LR schedules, checkpoints.
 //
-// Speed: conv2d is im2col + GEMM (small planes batched into one GEMM, the batch split between threads
-// with single-threaded BLAS); normalization and affine steps are fused kernels whose recorded backward
-// falls back to the composite formula. OpenBLAS 0.3.21 mistakes some Xeons for "Prescott" and runs
+// Speed (docs/engine.md): stride-1 convolutions run on EngineKernels' direct kernels
+// (Ops/DirectConv.swift), 3x3 ones with 16+ channels on Winograd F(2x2, 3x3) (Ops/Winograd.swift), the
+// rest as im2col + GEMM; linear layers on small batches on a GEMM that packs nothing
+// (Ops/SmallBatchGEMM.swift); eval-mode conv + batch norm + ReLU run as one op (NN/ConvFusion.swift);
+// normalization and affine steps are fused kernels whose recorded backward falls back to the composite
+// formula. OpenBLAS 0.3.21 mistakes some Xeons for "Prescott" and runs
 // its generic kernel; EngineThreads.recommendedBLASCoreType() names the OPENBLAS_CORETYPE to set
 // before the library loads.
 //

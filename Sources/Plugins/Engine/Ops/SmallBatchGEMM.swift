@@ -13,9 +13,10 @@ import Foundation
 enum SmallBatchGEMM {
     /// Which linear layers take this path: QUAC_ENGINE_LINEAR=blas or nopack forces one (benchmarks and
     /// tests compare both); by default the rules below, from `BenchmarkTests.testLinearPaths` (AMD EPYC,
-    /// 2 threads, AVX-512: the input gradient without packing is 1.1x to 2.2x OpenBLAS for batches 4 to
-    /// 256 on weights of a million entries; the forward 1.3x to 1.6x at batch 64, even at 32 and 128, behind
-    /// below 32, where its tiles run narrow). The SSE build is there for correctness, not speed.
+    /// 2 threads, AVX-512, on 6144x4096 and 4096x4096 weights: the forward without packing is 1.1x to
+    /// 1.7x OpenBLAS for batches 1 to 64, even at 128, behind from 256 on; the input gradient 1.1x to 2x
+    /// for batches 1 to 128, about even at 256; on a 512x256 weight OpenBLAS's forward wins). The SSE
+    /// build is there for correctness, not speed.
     enum Choice { case automatic, blas, nopack }
     nonisolated(unsafe) static var choice: Choice = {
         switch ProcessInfo.processInfo.environment["QUAC_ENGINE_LINEAR"] {
@@ -32,7 +33,7 @@ enum SmallBatchGEMM {
         case .blas: return false
         case .nopack: return true
         case .automatic:
-            return DirectConv.isa != "sse" && (32...128).contains(batch) && inFeatures * outFeatures >= 1 << 20
+            return DirectConv.isa != "sse" && batch <= 128 && inFeatures * outFeatures >= 1 << 20
         }
     }
 
