@@ -3,37 +3,8 @@
 #include "engine_kernels.h"
 #include "isa.h"
 
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-// Each thread's scratch (padded planes, transformed tiles), kept between calls: a fresh allocation per
-// call would come from the OS as new pages, and faulting them in cost about as much as the transforms.
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-typedef struct { float *data; size_t count; } ek_scratch;
-static void scratch_free(void *p) {
-    ek_scratch *s = p;
-    free(s->data);
-    free(s);
-}
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
-
-// At least `count` floats for this thread (contents undefined), or NULL when memory runs out.
-static float *ek_thread_scratch(size_t count) {
-    pthread_once(&scratch_once, scratch_init);
-    ek_scratch *s = pthread_getspecific(scratch_key);
-    if (!s) {
-        s = calloc(1, sizeof *s);
-        if (!s || pthread_setspecific(scratch_key, s) != 0) { free(s); return NULL; }
-    }
-    if (s->count < count) {
-        free(s->data);
-        s->data = malloc(count * sizeof(float));
-        s->count = s->data ? count : 0;
-    }
-    return s->data;
-}
 
 #define EK_VW 16
 #define EK_NV 4

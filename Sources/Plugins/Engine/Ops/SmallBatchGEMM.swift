@@ -1,14 +1,15 @@
 import EngineKernels
 import Foundation
 
-/// Linear layers on small batches through EngineKernels' ek_gemm, which packs nothing. A packing GEMM
-/// (OpenBLAS) copies the whole weight into its blocked layout on every call; with a batch of tens the
-/// product does only a few dozen multiply-adds per weight, so the copy costs about as much as the
-/// product (W1's fc layers: 6144 x 4096 and 4096 x 4096 weights, batch 64). The kernel instead reads
-/// the weight once, straight from its rows:
+/// Linear layers on small batches through EngineKernels' ek_gemm, which does not pack the weight into
+/// a blocked layout. A packing GEMM (OpenBLAS) copies and rearranges both operands on every call; with
+/// a batch of tens the product does only a few dozen multiply-adds per weight, so the packing costs
+/// about as much as the product (W1's fc layers: 6144 x 4096 and 4096 x 4096 weights, batch 64). The
+/// kernel instead reads the weight once, straight from its rows:
 /// - forward, y^T = W x^T: W's entries are broadcast, x^T's rows (the batch, padded to whole vectors)
 ///   are the vectors; y^T goes back to y with one small transpose;
-/// - input gradient, dx = g W: g's entries are broadcast, W's rows are the vectors.
+/// - input gradient, dx = g W: g's entries are broadcast, W's rows are the vectors (a block of rows at
+///   a time copied as plain rows, since W's rows are pages apart).
 /// Every entry sums its products in the same order whatever the thread count.
 enum SmallBatchGEMM {
     /// Which linear layers take this path: QUAC_ENGINE_LINEAR=blas or nopack forces one (benchmarks and

@@ -1,7 +1,8 @@
 // Vectorized kernels of the compute engine that Swift cannot express portably: direct 2-D convolution
 // and its weight gradient for layers with few channels, where im2col + GEMM spends its time copying,
-// 2x2 max pooling, and a matrix product without packing for linear layers on small batches. Each function is built for AVX-512, AVX2 + FMA and baseline SSE; the widest
-// one the CPU supports runs (chosen once).
+// Winograd convolution for 3x3 layers with more channels, 2x2 max pooling, and a matrix product
+// without packing for linear layers on small batches. Each function is built for AVX-512, AVX2 + FMA
+// and baseline SSE; the widest one the CPU supports runs (chosen once).
 //
 // Conventions: arrays are float32, contiguous, NCHW; weights [out, in, kh, kw] as F.conv2d. Stride 1
 // and dilation 1 only (the caller falls back to im2col + GEMM otherwise). Functions never allocate
@@ -95,10 +96,11 @@ int ek_winograd_conv3x3(const float *x, int c, int h, int w, const float *u, int
 
 /// C = A B for rows [row_begin, row_end) x columns [col_begin, col_end) of C, plus row_bias[i] on row i
 /// when row_bias is not NULL: A [m, k], B [k, n], C [m, n], row-major with rows lda, ldb, ldc apart.
-/// Nothing is packed: A's entries are broadcast from its rows and B's rows are read as vectors, which
-/// beats a packing GEMM when one side is short (a linear layer on a batch of tens: packing the weight
-/// costs about as much as the product). Each entry sums in an order that does not depend on the
-/// ranges, so callers may split rows or columns over threads freely.
+/// Nothing is rearranged: A's entries are broadcast from its rows and B's rows are read as vectors
+/// (a block of B's rows is copied as it is when they lie a page or more apart), which beats a packing
+/// GEMM when one side is short (a linear layer on a batch of tens: packing the weight costs about as
+/// much as the product). Each entry sums in an order that does not depend on the ranges, so callers
+/// may split rows or columns over threads freely. Uses a per-thread scratch block; never fails.
 void ek_gemm(int k, const float *a, long lda, const float *b, long ldb, float *c, long ldc, const float *row_bias,
              long row_begin, long row_end, long col_begin, long col_end);
 
