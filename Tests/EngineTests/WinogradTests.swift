@@ -64,6 +64,30 @@ final class WinogradTests: XCTestCase {
         print("Winograd convolution checked with: \(ran.joined(separator: ", ")) (running: \(DirectConv.isa))")
     }
 
+    /// Work goes out as blocks of tile rows, so one sample spreads over threads; each output is computed
+    /// by one block in a fixed order, so results are bit for bit the same with any thread count.
+    func testOneSampleOverThreads() {
+        let (choice, direct) = (Winograd.choice, DirectConv.choice)
+        Winograd.choice = .on
+        DirectConv.choice = .direct
+        defer { Winograd.choice = choice; DirectConv.choice = direct }
+        var rng = RandomGenerator(seed: 9)
+        let x = NDArray.uniform([1, 20, 96, 64], low: -1, high: 1, rng: &rng)
+        let w = NDArray.uniform([24, 20, 3, 3], low: -1, high: 1, rng: &rng)
+        XCTAssertGreaterThan(ek_winograd_blocks(20, 96, 64, 24), 2, "the plane must make several blocks")
+        let geo = ConvGeometry(stride: 1, padding: 1)
+        let threads = EngineThreads.count
+        defer { EngineThreads.count = threads }
+        var results: [[Float]] = []
+        for t in [1, 2, 3] {
+            EngineThreads.count = t
+            let y = Kernels.conv2d(x, w, geo, bias: nil, relu: false)
+            results.append(y.array + Kernels.convInputGrad(y, w, inputShape: x.shape, geo, mask: y).array)
+        }
+        XCTAssertEqual(results[0], results[1])
+        XCTAssertEqual(results[0], results[2])
+    }
+
     /// Only 3x3 kernels with padding 1 on even planes take it; the rest stays direct.
     func testWhereItApplies() {
         let choice = Winograd.choice

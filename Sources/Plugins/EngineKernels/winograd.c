@@ -86,12 +86,23 @@ void ek_winograd_pack(const float *w, int wo, int wi, int adjoint, float *u) {
     }
 }
 
+long ek_winograd_blocks(int c, int h, int w, int o) {
+    if (h < 2 || h % 2 || w % 2) return 0;
+    int rows;
+    switch (ek_current_isa()) {
+    case ISA_AVX512: rows = ek_avx512_wino_rows_per_block(c, h, w, o); break;
+    case ISA_AVX2: rows = ek_avx2_wino_rows_per_block(c, h, w, o); break;
+    default: rows = ek_sse_wino_rows_per_block(c, h, w, o); break;
+    }
+    return (h / 2 + rows - 1) / rows;
+}
+
 int ek_winograd_conv3x3(const float *x, int c, int h, int w, const float *u, int o, const float *bias, int relu,
-                        const float *mask, float *y, long sample_begin, long sample_end) {
+                        const float *mask, float *y, long item_begin, long item_end) {
     if (h % 2 || w % 2) return -2;
     switch (ek_current_isa()) {
-    case ISA_AVX512: return ek_avx512_winograd_conv3x3(x, c, h, w, u, o, bias, relu, mask, y, sample_begin, sample_end);
-    case ISA_AVX2: return ek_avx2_winograd_conv3x3(x, c, h, w, u, o, bias, relu, mask, y, sample_begin, sample_end);
-    default: return ek_sse_winograd_conv3x3(x, c, h, w, u, o, bias, relu, mask, y, sample_begin, sample_end);
+    case ISA_AVX512: return ek_avx512_winograd_conv3x3(x, c, h, w, u, o, bias, relu, mask, y, item_begin, item_end);
+    case ISA_AVX2: return ek_avx2_winograd_conv3x3(x, c, h, w, u, o, bias, relu, mask, y, item_begin, item_end);
+    default: return ek_sse_winograd_conv3x3(x, c, h, w, u, o, bias, relu, mask, y, item_begin, item_end);
     }
 }

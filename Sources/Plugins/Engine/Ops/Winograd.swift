@@ -31,7 +31,7 @@ enum Winograd {
     }
 
     /// The convolution of DirectConv.run (x [n, inC, h, w] contiguous; weights w as conv2d's, read as
-    /// the adjoint's when `adjoint`), samples spread over the threads.
+    /// the adjoint's when `adjoint`), blocks of samples' tile rows spread over the threads.
     static func run(_ x: NDArray, _ w: NDArray, bias: NDArray?, relu: Bool, mask: NDArray?, n: Int, inC: Int, outC: Int,
                     h: Int, width: Int, adjoint: Bool) -> NDArray {
         let wc = w.contiguous()
@@ -42,8 +42,11 @@ enum Winograd {
         let out = NDArray.uninitialized([n, outC, h, width])
         let biasData = bias?.contiguous()
         let xp = x.pointer, yp = out.pointer, mp = mask.map { UnsafePointer($0.pointer) }
+        let blocks = ek_winograd_blocks(Int32(inC), Int32(h), Int32(width), Int32(outC))
+        precondition(blocks > 0, "Winograd convolution of an odd plane \(h)x\(width)")
         packed.withUnsafeBufferPointer { pk in
-            parallelChunks(n, cost: inC * outC * h * width) { range in
+            // Work items: blocks of tile rows of each sample, so one sample still spreads over threads.
+            parallelChunks(n * blocks, cost: inC * outC * h * width / blocks) { range in
                 let status = ek_winograd_conv3x3(xp, Int32(inC), Int32(h), Int32(width), pk.baseAddress, Int32(outC),
                                                  biasData?.pointer, relu ? 1 : 0, mp, yp, range.lowerBound, range.upperBound)
                 precondition(status == 0, "out of memory in a Winograd convolution")

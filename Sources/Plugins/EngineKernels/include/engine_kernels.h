@@ -86,13 +86,18 @@ size_t ek_winograd_packed_count(int out_channels, int in_channels);
 /// gradient, out = wi, in = wo).
 void ek_winograd_pack(const float *w, int wo, int wi, int adjoint, float *u);
 
-/// y [N, o, h, w] for samples [sample_begin, sample_end) of the 3x3 cross-correlation (padding 1,
-/// stride 1) of x [N, c, h, w] with packed weights u, plus bias (may be NULL), through a ReLU when
-/// `relu`; mask as in ek_conv2d_rows. Winograd F(2x2, 3x3): 16 multiplies per 2x2 outputs and channel
-/// pair instead of 36, so it pays where the channel counts make those products most of the work. h and
-/// w must be even (else -2); -1 when memory runs out; 0 otherwise.
+/// How many work items of ek_winograd_conv3x3 one sample makes (blocks of its tile rows; 0 when h or w
+/// is odd): a call covers items [item_begin, item_end) of N x this many.
+long ek_winograd_blocks(int c, int h, int w, int o);
+
+/// y [N, o, h, w] for the given work items (sample item / blocks, block item % blocks) of the 3x3
+/// cross-correlation (padding 1, stride 1) of x [N, c, h, w] with packed weights u, plus bias (may be
+/// NULL), through a ReLU when `relu`; mask as in ek_conv2d_rows. Winograd F(2x2, 3x3): 16 multiplies
+/// per 2x2 outputs and channel pair instead of 36, so it pays where the channel counts make those
+/// products most of the work. h and w must be even (else -2); -1 when memory runs out; 0 otherwise.
+/// Calls for disjoint item ranges may run at once.
 int ek_winograd_conv3x3(const float *x, int c, int h, int w, const float *u, int o, const float *bias, int relu,
-                        const float *mask, float *y, long sample_begin, long sample_end);
+                        const float *mask, float *y, long item_begin, long item_end);
 
 /// C = A B for rows [row_begin, row_end) x columns [col_begin, col_end) of C, plus row_bias[i] on row i
 /// when row_bias is not NULL: A [m, k], B [k, n], C [m, n], row-major with rows lda, ldb, ldc apart.
