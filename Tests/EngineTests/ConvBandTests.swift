@@ -11,7 +11,7 @@ final class ConvBandTests: XCTestCase {
         let s = ConvShape(input: input, weight: w.shape, geo)
         // The banded path is im2col + GEMM's: keep stride-1 shapes off the direct kernel.
         let choice = DirectConv.choice
-        DirectConv.choice = .gemm
+        DirectConv.choice = .never
         defer { DirectConv.choice = choice }
         XCTAssertLessThan(s.rowsPerBand, s.oh, "the shape must take the banded path", file: file, line: line)
         XCTAssertEqual(s.samplesPerGEMM, 1, file: file, line: line)

@@ -70,17 +70,10 @@ final class DirectConvTests: XCTestCase {
         return dw
     }
 
-    func assertClose(_ got: NDArray, _ want: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
-        let scale = max(1, want.map(abs).max() ?? 0)
-        var worst = 0.0
-        for k in 0..<min(got.count, want.count) { worst = max(worst, abs(Double(got.pointer[k]) - want[k])) }
-        XCTAssertLessThan(worst / scale, 1e-5, what, file: file, line: line)
-    }
 
     func testEveryTileAgainstDoubleSums() {
         let choice = DirectConv.choice
-        DirectConv.choice = .direct
+        DirectConv.choice = .always
         defer { DirectConv.choice = choice }
         var ran: [String] = []
         for isa in ["avx512", "avx2", "sse"] {
@@ -94,19 +87,7 @@ final class DirectConvTests: XCTestCase {
                     let s = ConvShape(input: x.shape, weight: w.shape, geo)
                     XCTAssertTrue(DirectConv.forward(s) && DirectConv.inputGrad(s), "case \(k) must take the direct path")
                     let label = "\(isa) case \(k) \(t)"
-
-                    let want = Self.reference(x, w, bias, t)
-                    assertClose(Kernels.conv2d(x, w, geo, bias: bias, relu: false), want, "\(label): conv2d + bias")
-                    let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
-                    assertClose(y, want.map { max($0, 0) }, "\(label): conv2d + bias + relu")
-
-                    let g = NDArray.uniform(y.shape, low: -1, high: 1, rng: &rng)
-                    let gd = (0..<g.count).map { Double(g.pointer[$0]) }
-                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo),
-                                Self.referenceInputGrad(gd, w, t), "\(label): input gradient")
-                    let masked = (0..<g.count).map { y.pointer[$0] > 0 ? gd[$0] : 0 }
-                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo, mask: y),
-                                Self.referenceInputGrad(masked, w, t), "\(label): input gradient through the relu mask")
+                    let (g, gd) = checkForwardAndInputGrad(x, w, bias, t, label, rng: &rng)
                     if t.kw == 3 {
                         XCTAssertTrue(DirectConv.weightGrad(s))
                         assertClose(Kernels.convWeightGrad(x, g, weightShape: w.shape, geo),
@@ -155,7 +136,7 @@ final class DirectConvTests: XCTestCase {
         let choice = DirectConv.choice
         defer { DirectConv.choice = choice }
         var outs: [[Float]] = []
-        for c in [DirectConv.Choice.direct, .gemm] {
+        for c in [KernelChoice.always, .never] {
             DirectConv.choice = c
             let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
             outs.append(y.array + Kernels.convInputGrad(y, w, inputShape: x.shape, geo, mask: y).array
@@ -164,5 +145,30 @@ final class DirectConvTests: XCTestCase {
         let scale = outs[1].map(abs).max() ?? 1
         let worst = zip(outs[0], outs[1]).map { abs($0 - $1) }.max() ?? 0
         XCTAssertLessThan(worst / scale, 1e-6)
+    }
+}
+
+extension XCTestCase {
+    /// Kernels.conv2d (with bias, with and without ReLU) and Kernels.convInputGrad (with and without
+    /// the ReLU mask) against the Double references; returns the output gradient it drew, as NDArray
+    /// and as Doubles. Shared with WinogradTests.
+    func checkForwardAndInputGrad(_ x: NDArray, _ w: NDArray, _ bias: NDArray, _ t: DirectConvTests.Case, _ label: String,
+                                  tolerance: Double = 1e-5, rng: inout RandomGenerator,
+                                  file: StaticString = #filePath, line: UInt = #line) -> (NDArray, [Double]) {
+        let geo = ConvGeometry(stride: (1, 1), padding: (t.ph, t.pw))
+        let want = DirectConvTests.reference(x, w, bias, t)
+        assertClose(Kernels.conv2d(x, w, geo, bias: bias, relu: false), want, "\(label): conv2d + bias",
+                    tolerance: tolerance, file: file, line: line)
+        let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
+        assertClose(y, want.map { max($0, 0) }, "\(label): conv2d + bias + relu", tolerance: tolerance, file: file, line: line)
+
+        let g = NDArray.uniform(y.shape, low: -1, high: 1, rng: &rng)
+        let gd = (0..<g.count).map { Double(g.pointer[$0]) }
+        assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo), DirectConvTests.referenceInputGrad(gd, w, t),
+                    "\(label): input gradient", tolerance: tolerance, file: file, line: line)
+        let masked = (0..<g.count).map { y.pointer[$0] > 0 ? gd[$0] : 0 }
+        assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo, mask: y), DirectConvTests.referenceInputGrad(masked, w, t),
+                    "\(label): input gradient through the relu mask", tolerance: tolerance, file: file, line: line)
+        return (g, gd)
     }
 }

@@ -19,18 +19,11 @@ final class WinogradTests: XCTestCase {
         Case(n: 1, c: 2, h: 132, w: 70, o: 4, kh: 3, kw: 3, ph: 1, pw: 1),
     ]
 
-    func assertClose(_ got: NDArray, _ want: [Double], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertEqual(got.count, want.count, what, file: file, line: line)
-        let scale = max(1, want.map(abs).max() ?? 0)
-        var worst = 0.0
-        for k in 0..<min(got.count, want.count) { worst = max(worst, abs(Double(got.pointer[k]) - want[k])) }
-        XCTAssertLessThan(worst / scale, 2e-6, what, file: file, line: line)
-    }
 
     func testEveryShapeAgainstDoubleSums() {
         let (choice, direct) = (Winograd.choice, DirectConv.choice)
-        Winograd.choice = .on
-        DirectConv.choice = .direct
+        Winograd.choice = .always
+        DirectConv.choice = .always
         defer { Winograd.choice = choice; DirectConv.choice = direct }
         var ran: [String] = []
         for isa in ["avx512", "avx2", "sse"] {
@@ -40,22 +33,8 @@ final class WinogradTests: XCTestCase {
                     let x = NDArray.uniform([t.n, t.c, t.h, t.w], low: -1, high: 1, rng: &rng)
                     let w = NDArray.uniform([t.o, t.c, 3, 3], low: -1, high: 1, rng: &rng)
                     let bias = NDArray.uniform([t.o], low: -1, high: 1, rng: &rng)
-                    let geo = ConvGeometry(stride: 1, padding: 1)
                     XCTAssertTrue(Winograd.applies(inC: t.c, outC: t.o, h: t.h, w: t.w, kh: 3, kw: 3, ph: 1, pw: 1))
-                    let label = "\(isa) case \(k) \(t)"
-
-                    let want = DirectConvTests.reference(x, w, bias, t)
-                    assertClose(Kernels.conv2d(x, w, geo, bias: bias, relu: false), want, "\(label): conv2d + bias")
-                    let y = Kernels.conv2d(x, w, geo, bias: bias, relu: true)
-                    assertClose(y, want.map { max($0, 0) }, "\(label): conv2d + bias + relu")
-
-                    let g = NDArray.uniform(y.shape, low: -1, high: 1, rng: &rng)
-                    let gd = (0..<g.count).map { Double(g.pointer[$0]) }
-                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo),
-                                DirectConvTests.referenceInputGrad(gd, w, t), "\(label): input gradient")
-                    let masked = (0..<g.count).map { y.pointer[$0] > 0 ? gd[$0] : 0 }
-                    assertClose(Kernels.convInputGrad(g, w, inputShape: x.shape, geo, mask: y),
-                                DirectConvTests.referenceInputGrad(masked, w, t), "\(label): input gradient through the relu mask")
+                    _ = checkForwardAndInputGrad(x, w, bias, t, "\(isa) case \(k) \(t)", tolerance: 2e-6, rng: &rng)
                 }
             }
             if supported { ran.append(isa) }
@@ -68,8 +47,8 @@ final class WinogradTests: XCTestCase {
     /// by one block in a fixed order, so results are bit for bit the same with any thread count.
     func testOneSampleOverThreads() {
         let (choice, direct) = (Winograd.choice, DirectConv.choice)
-        Winograd.choice = .on
-        DirectConv.choice = .direct
+        Winograd.choice = .always
+        DirectConv.choice = .always
         defer { Winograd.choice = choice; DirectConv.choice = direct }
         var rng = RandomGenerator(seed: 9)
         let x = NDArray.uniform([1, 20, 96, 64], low: -1, high: 1, rng: &rng)

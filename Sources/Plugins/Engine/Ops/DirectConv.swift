@@ -10,14 +10,8 @@ enum DirectConv {
     /// Which convolutions take the direct path: QUAC_ENGINE_CONV=gemm or direct forces one (benchmarks
     /// and tests compare both); by default, stride-1 undilated kernels larger than 1x1 whose channel
     /// counts keep im2col's copying the larger part of the work.
-    enum Choice { case automatic, gemm, direct }
-    nonisolated(unsafe) static var choice: Choice = {
-        switch ProcessInfo.processInfo.environment["QUAC_ENGINE_CONV"] {
-        case "gemm": return .gemm
-        case "direct": return .direct
-        default: return .automatic
-        }
-    }()
+    nonisolated(unsafe) static var choice =
+        KernelChoice.fromEnvironment("QUAC_ENGINE_CONV", always: "direct", never: "gemm")
 
     /// The instruction set the kernels run with ("avx512", "avx2", "sse").
     static var isa: String { String(cString: ek_isa()) }
@@ -38,8 +32,8 @@ enum DirectConv {
         guard s.geo.stride == (1, 1) && s.geo.dilation == (1, 1) && !(s.kh == 1 && s.kw == 1)
                 && s.geo.padding.0 < s.kh && s.geo.padding.1 < s.kw else { return false }
         switch choice {
-        case .gemm: return false
-        case .direct: return true
+        case .never: return false
+        case .always: return true
         case .automatic: return s.c <= 128 && s.o <= 128
         }
     }

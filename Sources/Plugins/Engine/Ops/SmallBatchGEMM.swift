@@ -18,21 +18,15 @@ enum SmallBatchGEMM {
     /// 1.7x OpenBLAS for batches 1 to 64, even at 128, behind from 256 on; the input gradient 1.1x to 2x
     /// for batches 1 to 128, about even at 256; on a 512x256 weight OpenBLAS's forward wins). The SSE
     /// build is there for correctness, not speed.
-    enum Choice { case automatic, blas, nopack }
-    nonisolated(unsafe) static var choice: Choice = {
-        switch ProcessInfo.processInfo.environment["QUAC_ENGINE_LINEAR"] {
-        case "blas": return .blas
-        case "nopack": return .nopack
-        default: return .automatic
-        }
-    }()
+    nonisolated(unsafe) static var choice =
+        KernelChoice.fromEnvironment("QUAC_ENGINE_LINEAR", always: "nopack", never: "blas")
 
     /// The no-packing forward for a batch of `batch` rows through a weight [outFeatures, inFeatures]?
     static func forwardApplies(batch: Int, inFeatures: Int, outFeatures: Int) -> Bool {
         guard batch > 0 && inFeatures > 0 && outFeatures > 0 else { return false }
         switch choice {
-        case .blas: return false
-        case .nopack: return true
+        case .never: return false
+        case .always: return true
         case .automatic:
             return DirectConv.isa != "sse" && batch <= 128 && inFeatures * outFeatures >= 1 << 20
         }
@@ -42,8 +36,8 @@ enum SmallBatchGEMM {
     static func inputGradApplies(batch: Int, inFeatures: Int, outFeatures: Int) -> Bool {
         guard batch > 0 && inFeatures > 0 && outFeatures > 0 else { return false }
         switch choice {
-        case .blas: return false
-        case .nopack: return true
+        case .never: return false
+        case .always: return true
         case .automatic:
             let weight = inFeatures * outFeatures
             return DirectConv.isa != "sse" && batch <= 256 && weight >= 1 << 16 && inFeatures >= 64

@@ -10,22 +10,16 @@ import Foundation
 enum Winograd {
     /// QUAC_ENGINE_WINOGRAD=off or on forces the choice (tests and benchmarks compare both); by default
     /// convolutions with at least `minChannels` input and output channels.
-    enum Choice { case automatic, off, on }
-    nonisolated(unsafe) static var choice: Choice = {
-        switch ProcessInfo.processInfo.environment["QUAC_ENGINE_WINOGRAD"] {
-        case "off": return .off
-        case "on": return .on
-        default: return .automatic
-        }
-    }()
+    nonisolated(unsafe) static var choice =
+        KernelChoice.fromEnvironment("QUAC_ENGINE_WINOGRAD", always: "on", never: "off")
     static let minChannels = 16
 
     /// Winograd for the convolution inC x (h, w) -> outC with this kernel and padding?
     static func applies(inC: Int, outC: Int, h: Int, w: Int, kh: Int, kw: Int, ph: Int, pw: Int) -> Bool {
         guard kh == 3 && kw == 3 && ph == 1 && pw == 1 && h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0 else { return false }
         switch choice {
-        case .off: return false
-        case .on: return true
+        case .never: return false
+        case .always: return true
         case .automatic: return Swift.min(inC, outC) >= minChannels
         }
     }
