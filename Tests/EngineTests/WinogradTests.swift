@@ -67,6 +67,49 @@ final class WinogradTests: XCTestCase {
         XCTAssertEqual(results[0], results[2])
     }
 
+    /// A training step of a small VGG (training-mode batch norm, cross-entropy): every parameter's
+    /// gradient with Winograd in the forward and backward passes matches the direct kernels' to 1e-4
+    /// of its largest entry (they differ by rounding only; training runs still drift apart over many
+    /// steps, as with any change of rounding).
+    func testTrainingStepGradientsMatchDirect() throws {
+        var layers: [JSONValue] = []
+        var c: Int64 = 1
+        for out: Int64 in [8, 16, 32, 32] {
+            layers += [["type": "conv2d", "in": .int(c), "out": .int(out), "kernel": 3, "padding": 1],
+                       ["type": "batch_norm", "channels": .int(out)], ["type": "relu"],
+                       ["type": "conv2d", "in": .int(out), "out": .int(out), "kernel": 3, "padding": 1],
+                       ["type": "batch_norm", "channels": .int(out)], ["type": "relu"], ["type": "max_pool2d", "kernel": 2]]
+            c = out
+        }
+        let spec: JSONValue = ["type": "sequential", "init": "kaiming_normal", "layers": .array(layers + [
+            ["type": "flatten"], ["type": "linear", "in": 128, "out": 64], ["type": "relu"], ["type": "linear", "in": 64, "out": 2]])]
+        let net = try ModelBuilder.build(spec, seed: 3)
+        net.train()
+        var rng = RandomGenerator(seed: 4)
+        let x = NDArray.uniform([16, 1, 32, 32], low: -1, high: 1, rng: &rng)
+        let labels = Labels((0..<16).map { $0 % 2 })
+        let (choice, direct) = (Winograd.choice, DirectConv.choice)
+        defer { Winograd.choice = choice; DirectConv.choice = direct }
+        DirectConv.choice = .always
+        var grads: [[[Float]]] = []
+        for w in [KernelChoice.never, .always] {
+            Winograd.choice = w
+            let params = net.parameters
+            params.forEach { $0.zeroGrad() }
+            Loss.crossEntropy(net(Var(x)), labels).backward()
+            grads.append(params.map { $0.grad!.data.array })
+        }
+        XCTAssertEqual(grads[0].count, grads[1].count)
+        // The convolutions' biases feed training-mode batch norm, which cancels them: their gradients are
+        // zero up to rounding, so each parameter is measured against at least 1% of the largest entry.
+        let overall = grads[0].map { $0.map(abs).max() ?? 0 }.max() ?? 0
+        for (k, (a, b)) in zip(grads[0], grads[1]).enumerated() {
+            let scale = max(a.map(abs).max() ?? 0, 1e-2 * overall)
+            let worst = zip(a, b).map { abs($0 - $1) }.max() ?? 0
+            XCTAssertLessThan(worst / scale, 1e-4, "parameter \(k)")
+        }
+    }
+
     /// Only 3x3 kernels with padding 1 on even planes take it; the rest stays direct.
     func testWhereItApplies() {
         let choice = Winograd.choice
