@@ -213,6 +213,14 @@ final class TrainingTests: XCTestCase {
         let bare = try ModelBuilder.build(Self.architecture, seed: 7, initialize: false)
         let first = net.namedParameters()[0].1
         XCTAssertNotEqual(first.array, bare.namedParameters()[0].1.array)
+        // Nothing drawn: conv and linear weights start at zero (batch norm's scale at its constant 1), and
+        // a file missing any parameter is refused.
+        let weights = bare.parameters.filter { $0.rank >= 2 }
+        XCTAssertFalse(weights.isEmpty)
+        XCTAssertTrue(weights.allSatisfy { $0.data.array.allSatisfy { $0 == 0 } })
+        var partial = Dictionary(uniqueKeysWithValues: net.stateDict())
+        partial.removeValue(forKey: net.namedParameters()[0].0)
+        XCTAssertThrowsError(try bare.loadStateDict(partial))
         try bare.loadStateDict(Dictionary(uniqueKeysWithValues: net.stateDict()))
         net.eval()
         bare.eval()

@@ -39,8 +39,10 @@ extension NDArray {
         return normal(shape, std: gain / Float(fanIn).squareRoot(), rng: &rng)
     }
 
-    /// PyTorch's default for Linear and Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-    public static func fanInUniform(_ shape: [Int], fanIn: Int, rng: inout RandomGenerator) -> NDArray {
+    /// PyTorch's default for Linear and Conv weights and biases: U(-1/sqrt(fan_in), 1/sqrt(fan_in));
+    /// zeros, and no draws from rng, when `draw` is false.
+    public static func fanInUniform(_ shape: [Int], fanIn: Int, draw: Bool = true, rng: inout RandomGenerator) -> NDArray {
+        guard draw else { return zeros(shape) }
         let bound = 1 / Float(max(fanIn, 1)).squareRoot()
         return uniform(shape, low: -bound, high: bound, rng: &rng)
     }

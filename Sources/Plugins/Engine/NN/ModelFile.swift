@@ -37,16 +37,22 @@ public enum ModelBuilder {
         return factories[type]
     }
 
-    /// `initialize: false` skips the architecture's "init" (Kaiming-normal draws over every weight,
-    /// about a second for QuAC's VGG) when the caller loads all weights from a file right after; layers
-    /// still start from their cheap default initialization.
+    /// How a network's weights start: as its architecture's "init" says (Kaiming-normal, or else each
+    /// layer's PyTorch default), or as zeros when every one is loaded from a file right after.
+    enum Initialization { case kaimingNormal, layerDefaults, none }
+
+    /// `initialize: false` draws no random weights at all (the Kaiming-normal draws over QuAC's VGG take
+    /// about a second, its layers' default draws a tenth of that) when the caller loads all weights from
+    /// a file right after: `loadStateDict` fails on any parameter the file lacks, so no zero survives.
     public static func build(_ spec: JSONValue, seed: UInt64 = 0, initialize: Bool = true) throws -> Module {
         var rng = RandomGenerator(seed: seed)
-        let kaiming = initialize && spec["init"]?.stringValue == "kaiming_normal"
-        return try layer(spec, path: "", rng: &rng, kaiming: kaiming)
+        let mode: Initialization = !initialize ? .none
+            : spec["init"]?.stringValue == "kaiming_normal" ? .kaimingNormal : .layerDefaults
+        return try layer(spec, path: "", rng: &rng, initialization: mode)
     }
 
-    static func layer(_ spec: JSONValue, path: String, rng: inout RandomGenerator, kaiming: Bool) throws -> Module {
+    static func layer(_ spec: JSONValue, path: String, rng: inout RandomGenerator,
+                      initialization mode: Initialization) throws -> Module {
         guard let type = spec["type"]?.stringValue else { throw EngineError.badArchitecture("\(path): layer without a \"type\"") }
         func int(_ key: String, _ def: Int? = nil) throws -> Int {
             if let v = spec[key]?.intValue { return Int(v) }
@@ -55,8 +61,9 @@ public enum ModelBuilder {
         }
         func float(_ key: String, _ def: Float) -> Float { spec[key]?.doubleValue.map { Float($0) } ?? def }
         func bool(_ key: String, _ def: Bool) -> Bool { spec[key]?.boolValue ?? def }
+        let draws = mode != .none
         func reinit(_ w: Var, _ b: Var?) {
-            guard kaiming else { return }
+            guard mode == .kaimingNormal else { return }
             w.setData(.kaimingNormal(w.shape, rng: &rng))
             b?.setData(.zeros(b!.shape))
         }
@@ -64,7 +71,7 @@ public enum ModelBuilder {
         switch type {
         case "sequential":
             guard let items = spec["layers"]?.arrayValue else { throw EngineError.badArchitecture("\(path): sequential needs \"layers\"") }
-            return Sequential(try items.enumerated().map { try layer($1, path: "\(path)/layers/\($0)", rng: &rng, kaiming: kaiming) })
+            return Sequential(try items.enumerated().map { try layer($1, path: "\(path)/layers/\($0)", rng: &rng, initialization: mode) })
         case "graph":
             guard let items = spec["nodes"]?.arrayValue, let output = spec["output"]?.stringValue else {
                 throw EngineError.badArchitecture("\(path): graph needs \"nodes\" and \"output\"")
@@ -87,7 +94,7 @@ public enum ModelBuilder {
                     guard let l = item["layer"] else { throw EngineError.badArchitecture("\(p): a node needs a \"layer\" or an \"op\"") }
                     let input = item["input"]?.stringValue ?? nodes.last?.0 ?? "input"
                     guard known.contains(input) else { throw EngineError.badArchitecture("\(p): unknown input \"\(input)\"") }
-                    nodes.append((name, .layer(try layer(l, path: p + "/layer", rng: &rng, kaiming: kaiming), input: input)))
+                    nodes.append((name, .layer(try layer(l, path: p + "/layer", rng: &rng, initialization: mode), input: input)))
                 }
                 known.insert(name)
             }
@@ -95,22 +102,23 @@ public enum ModelBuilder {
             return Graph(nodes: nodes, output: output)
         case "residual":
             guard let body = spec["body"] else { throw EngineError.badArchitecture("\(path): residual needs a \"body\"") }
-            let b = try layer(body, path: path + "/body", rng: &rng, kaiming: kaiming)
-            let s = try spec["shortcut"].map { try layer($0, path: path + "/shortcut", rng: &rng, kaiming: kaiming) }
+            let b = try layer(body, path: path + "/body", rng: &rng, initialization: mode)
+            let s = try spec["shortcut"].map { try layer($0, path: path + "/shortcut", rng: &rng, initialization: mode) }
             return Residual(body: b, shortcut: s, scale: float("scale", 1))
         case "linear":
-            let m = Linear(try int("in"), try int("out"), bias: bool("bias", true), rng: &rng)
+            let m = Linear(try int("in"), try int("out"), bias: bool("bias", true), initialize: draws, rng: &rng)
             reinit(m.weight, m.bias)
             return m
         case "conv2d":
             let m = Conv2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride", 1),
-                           padding: try int("padding", 0), dilation: try int("dilation", 1), bias: bool("bias", true), rng: &rng)
+                           padding: try int("padding", 0), dilation: try int("dilation", 1), bias: bool("bias", true),
+                           initialize: draws, rng: &rng)
             reinit(m.weight, m.bias)
             return m
         case "conv_transpose2d":
             let m = ConvTranspose2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride", 1),
                                     padding: try int("padding", 0), outputPadding: try int("output_padding", 0),
-                                    bias: bool("bias", true), rng: &rng)
+                                    bias: bool("bias", true), initialize: draws, rng: &rng)
             reinit(m.weight, m.bias)
             return m
         case "batch_norm":
@@ -148,7 +156,7 @@ public enum ModelBuilder {
         case "identity":
             return Lambda(type) { $0 }
         default:
-            if let make = factory(type) { return try make(spec, &rng, kaiming) }
+            if let make = factory(type) { return try make(spec, &rng, mode == .kaimingNormal) }
             throw EngineError.badArchitecture("\(path): unknown layer type \"\(type)\"")
         }
     }

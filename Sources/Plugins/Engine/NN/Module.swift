@@ -137,10 +137,12 @@ public final class Linear: Module, @unchecked Sendable {
     public private(set) var weight: Var
     public private(set) var bias: Var?
 
-    /// PyTorch's default initialization (uniform in +-1/sqrt(in)).
-    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, rng: inout RandomGenerator) {
-        weight = Var(.fanInUniform([outFeatures, inFeatures], fanIn: inFeatures, rng: &rng), requiresGrad: true)
-        self.bias = bias ? Var(.fanInUniform([outFeatures], fanIn: inFeatures, rng: &rng), requiresGrad: true) : nil
+    /// PyTorch's default initialization (uniform in +-1/sqrt(in)); zeros when `initialize` is false (the
+    /// weights come from a file next).
+    public init(_ inFeatures: Int, _ outFeatures: Int, bias: Bool = true, initialize: Bool = true,
+                rng: inout RandomGenerator) {
+        weight = Var(.fanInUniform([outFeatures, inFeatures], fanIn: inFeatures, draw: initialize, rng: &rng), requiresGrad: true)
+        self.bias = bias ? Var(.fanInUniform([outFeatures], fanIn: inFeatures, draw: initialize, rng: &rng), requiresGrad: true) : nil
     }
 
     public override func forward(_ x: Var) -> Var { x.linear(weight, bias) }
@@ -156,10 +158,11 @@ public final class Conv2d: Module, @unchecked Sendable {
     public let geometry: ConvGeometry
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                dilation: Int = 1, bias: Bool = true, rng: inout RandomGenerator) {
+                dilation: Int = 1, bias: Bool = true, initialize: Bool = true, rng: inout RandomGenerator) {
         let fanIn = inChannels * kernel * kernel
-        weight = Var(.fanInUniform([outChannels, inChannels, kernel, kernel], fanIn: fanIn, rng: &rng), requiresGrad: true)
-        self.bias = bias ? Var(.fanInUniform([outChannels], fanIn: fanIn, rng: &rng), requiresGrad: true) : nil
+        weight = Var(.fanInUniform([outChannels, inChannels, kernel, kernel], fanIn: fanIn, draw: initialize, rng: &rng),
+                     requiresGrad: true)
+        self.bias = bias ? Var(.fanInUniform([outChannels], fanIn: fanIn, draw: initialize, rng: &rng), requiresGrad: true) : nil
         geometry = ConvGeometry(stride: stride, padding: padding, dilation: dilation)
     }
 
@@ -177,11 +180,12 @@ public final class ConvTranspose2d: Module, @unchecked Sendable {
     public let outputPadding: Int
 
     public init(_ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                outputPadding: Int = 0, bias: Bool = true, rng: inout RandomGenerator) {
+                outputPadding: Int = 0, bias: Bool = true, initialize: Bool = true, rng: inout RandomGenerator) {
         // PyTorch computes fan-in from weight.shape[1] * k * k for transposed convolutions.
         let fanIn = outChannels * kernel * kernel
-        weight = Var(.fanInUniform([inChannels, outChannels, kernel, kernel], fanIn: fanIn, rng: &rng), requiresGrad: true)
-        self.bias = bias ? Var(.fanInUniform([outChannels], fanIn: fanIn, rng: &rng), requiresGrad: true) : nil
+        weight = Var(.fanInUniform([inChannels, outChannels, kernel, kernel], fanIn: fanIn, draw: initialize, rng: &rng),
+                     requiresGrad: true)
+        self.bias = bias ? Var(.fanInUniform([outChannels], fanIn: fanIn, draw: initialize, rng: &rng), requiresGrad: true) : nil
         geometry = ConvGeometry(stride: stride, padding: padding)
         self.outputPadding = outputPadding
     }
