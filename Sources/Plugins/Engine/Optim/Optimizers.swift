@@ -43,23 +43,28 @@ public final class SGD: Optimizer {
             guard let g = p.grad?.data.contiguous() else { continue }
             let w = p.data.contiguous()
             let (pw, pg, n) = (w.pointer, g.pointer, w.count)
+            // Elementwise, so spread over the threads (each entry's update is the same whatever the split).
             if mu == 0 {
-                for i in 0..<n { pw[i] -= lr * (pg[i] + wd * pw[i]) }
+                parallelChunks(n, cost: 3) { r in for i in r { pw[i] -= lr * (pg[i] + wd * pw[i]) } }
             } else if let b = buffers[k] {
                 let pb = b.pointer
-                for i in 0..<n {
-                    let d = pg[i] + wd * pw[i]
-                    pb[i] = mu * pb[i] + (1 - damp) * d
-                    pw[i] -= lr * (nest ? d + mu * pb[i] : pb[i])
+                parallelChunks(n, cost: 4) { r in
+                    for i in r {
+                        let d = pg[i] + wd * pw[i]
+                        pb[i] = mu * pb[i] + (1 - damp) * d
+                        pw[i] -= lr * (nest ? d + mu * pb[i] : pb[i])
+                    }
                 }
             } else {
                 // First step: the buffer starts as the (decayed) gradient itself.
                 let b = NDArray.uninitialized(w.shape)
                 let pb = b.pointer
-                for i in 0..<n {
-                    let d = pg[i] + wd * pw[i]
-                    pb[i] = d
-                    pw[i] -= lr * (nest ? d + mu * d : d)
+                parallelChunks(n, cost: 4) { r in
+                    for i in r {
+                        let d = pg[i] + wd * pw[i]
+                        pb[i] = d
+                        pw[i] -= lr * (nest ? d + mu * d : d)
+                    }
                 }
                 buffers[k] = b
             }
@@ -118,13 +123,16 @@ public final class Adam: Optimizer {
             // Branch-free so the loop vectorizes: AdamW shrinks the weight, Adam adds wd * w to the
             // gradient (both exact no-ops when the other applies).
             let shrink: Float = dec ? 1 - lr * wd : 1, l2: Float = dec ? 0 : wd
-            for i in 0..<w.count {
-                let grad = pg[i] + l2 * pw[i]
-                let m = pm[i] * b1 + (1 - b1) * grad
-                let v = pv[i] * b2 + (1 - b2) * grad * grad
-                pm[i] = m
-                pv[i] = v
-                pw[i] = pw[i] * shrink - stepSize * (m / (v.squareRoot() / bc2Sqrt + eps))
+            // Elementwise, so spread over the threads (each entry's update is the same whatever the split).
+            parallelChunks(w.count, cost: 5) { r in
+                for i in r {
+                    let grad = pg[i] + l2 * pw[i]
+                    let m = pm[i] * b1 + (1 - b1) * grad
+                    let v = pv[i] * b2 + (1 - b2) * grad * grad
+                    pm[i] = m
+                    pv[i] = v
+                    pw[i] = pw[i] * shrink - stepSize * (m / (v.squareRoot() / bc2Sqrt + eps))
+                }
             }
             if !p.data.isContiguous { p.setData(w) }
         }
