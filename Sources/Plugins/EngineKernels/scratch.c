@@ -1,6 +1,8 @@
 // Per-thread scratch buffers that outlive a call: see isa.h.
+#define _GNU_SOURCE
 #include "isa.h"
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 
@@ -18,7 +20,14 @@ static void scratch_free(void *p) {
     free(s);
 }
 
-static void scratch_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+static void scratch_init(void) {
+    pthread_key_create(&scratch_key, scratch_free);
+    // Threads that outlive this code run scratch_free when they end, so the library holding it must
+    // never be unloaded: pin it (a plugin's dlclose would otherwise leave them a dangling destructor).
+    Dl_info info;
+    if (dladdr((void *)scratch_free, &info) && info.dli_fname)
+        dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_NODELETE);
+}
 
 float *ek_thread_scratch(int slot, size_t count) {
     pthread_once(&scratch_once, scratch_init);
