@@ -16,7 +16,9 @@ enum Winograd {
 
     /// Winograd for the convolution inC x (h, w) -> outC with this kernel and padding?
     static func applies(inC: Int, outC: Int, h: Int, w: Int, kh: Int, kw: Int, ph: Int, pw: Int) -> Bool {
-        guard kh == 3 && kw == 3 && ph == 1 && pw == 1 && h % 2 == 0 && w % 2 == 0 && h > 0 && w > 0 else { return false }
+        guard kh == 3 && kw == 3 && ph == 1 && pw == 1, h > 0 && w > 0 && h % 2 == 0 && w % 2 == 0 else {
+            return false
+        }
         switch choice {
         case .never: return false
         case .always: return true
