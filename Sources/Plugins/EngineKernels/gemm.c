@@ -42,17 +42,17 @@
 
 long ek_gemm_vector_floats(void) {
     switch (ek_current_isa()) {
-    case ISA_AVX512: return 16;
-    case ISA_AVX2: return 8;
-    default: return 4;
+    case ISA_AVX512: return ek_avx512_gemm_vector_floats;
+    case ISA_AVX2: return ek_avx2_gemm_vector_floats;
+    default: return ek_sse_gemm_vector_floats;
     }
 }
 
 long ek_gemm_column_block(void) {
     switch (ek_current_isa()) {
-    case ISA_AVX512: return 16 * 4;
-    case ISA_AVX2: return 8 * 2;
-    default: return 4 * 2;
+    case ISA_AVX512: return ek_avx512_gemm_column_block;
+    case ISA_AVX2: return ek_avx2_gemm_column_block;
+    default: return ek_sse_gemm_column_block;
     }
 }
 

@@ -6,6 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Output channels per register tile of the 16 products (every instruction set): weights are packed, and
+// output channels padded, in groups of this many.
+#define EK_WINO_OB 6
+
+static inline int ek_wino_padded_out(int o) { return (o + EK_WINO_OB - 1) / EK_WINO_OB * EK_WINO_OB; }
+
 #define EK_VW 16
 #define EK_NV 4
 #define EK_NAME(x) ek_avx512_##x
@@ -59,11 +65,11 @@
 #undef EK_ZIP_HI
 
 size_t ek_winograd_packed_count(int out_channels, int in_channels) {
-    return 16 * (size_t)in_channels * (size_t)((out_channels + 5) / 6 * 6);
+    return 16 * (size_t)in_channels * (size_t)ek_wino_padded_out(out_channels);
 }
 
 void ek_winograd_pack(const float *w, int wo, int wi, int adjoint, float *u) {
-    int out = adjoint ? wi : wo, in = adjoint ? wo : wi, op = (out + 5) / 6 * 6;
+    int out = adjoint ? wi : wo, in = adjoint ? wo : wi, op = ek_wino_padded_out(out);
     memset(u, 0, ek_winograd_packed_count(out, in) * sizeof(float));
     for (int a = 0; a < out; a++) {
         for (int b = 0; b < in; b++) {
@@ -80,7 +86,7 @@ void ek_winograd_pack(const float *w, int wo, int wi, int adjoint, float *u) {
             }
             for (int i = 0; i < 4; i++) {  // (G g) G^T: columns
                 float r[4] = {t[i][0], 0.5f * (t[i][0] + t[i][1] + t[i][2]), 0.5f * (t[i][0] - t[i][1] + t[i][2]), t[i][2]};
-                for (int j = 0; j < 4; j++) u[(((long)(i * 4 + j) * (op / 6) + a / 6) * in + b) * 6 + a % 6] = r[j];
+                for (int j = 0; j < 4; j++) u[(((long)(i * 4 + j) * (op / EK_WINO_OB) + a / EK_WINO_OB) * in + b) * EK_WINO_OB + a % EK_WINO_OB] = r[j];
             }
         }
     }

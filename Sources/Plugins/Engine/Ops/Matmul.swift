@@ -24,10 +24,10 @@ extension Var {
             // One op with the bias: the kernel adds it while it writes y.
             let out = SmallBatchGEMM.forward(x.data, weight.data, bias: bias?.data)
             return Var.make("linear", out, [x, weight] + (bias.map { [$0] } ?? [])) { g, _ in
-                let dx: Var? = x.gradNeeded ? g.linearInputGrad(weight) : nil
-                let dw: Var? = weight.gradNeeded ? g.transpose(0, 1).matmul(x) : nil
-                guard let bias, bias.gradNeeded else { return bias == nil ? [dx, dw] : [dx, dw, nil] }
-                return [dx, dw, g.sum(axes: [0])]
+                var grads: [Var?] = [x.gradNeeded ? g.linearInputGrad(weight) : nil,
+                                     weight.gradNeeded ? g.transpose(0, 1).matmul(x) : nil]
+                if let bias { grads.append(bias.gradNeeded ? g.sum(axes: [0]) : nil) }
+                return grads
             }
         }
         let y = Var.make("linear", Kernels.matmul(x.data, weight.data.transposed(0, 1)), [x, weight]) { g, _ in

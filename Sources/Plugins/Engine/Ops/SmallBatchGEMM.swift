@@ -59,7 +59,7 @@ enum SmallBatchGEMM {
         let yt = NDArray.uninitialized([n, mp])
         let (wp, xtp, ytp) = (wc.pointer, xt.pointer, yt.pointer)
         let bp = bc.map { UnsafePointer($0.pointer) }
-        let unit = 6  // rows of a register tile: chunks of whole tiles
+        let unit = 6  // rows per chunk unit (the kernel's register tile; any split gives the same sums)
         parallelChunks((n + unit - 1) / unit, cost: unit * k) { range in
             ek_gemm(Int32(k), wp, k, xtp, mp, ytp, mp, bp, range.lowerBound * unit,
                     Swift.min(range.upperBound * unit, n), 0, mp)
