@@ -10,7 +10,7 @@ SWIFT ?= swift
 export OPENBLAS_CORETYPE ?= $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -q avx512bw && echo SkylakeX || (grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | grep -q avx2 && echo Haswell))
 RELEASE_BIN = .build/release/quac-host
 
-.PHONY: demo toy test setup setup-test build release sdk-check clean
+.PHONY: demo toy test setup setup-test build release sdk-check install install-files clean
 
 demo: setup release
 	$(RELEASE_BIN) data synth --output runs/synth-data --size 32 --count 1024 --format safetensors
@@ -42,5 +42,22 @@ release:
 sdk-check:
 	$(MAKE) -s -C SDK check BUILD_DIR=$(CURDIR)/.build-sdk-check
 
+# make install PREFIX=/opt/quac: quac-host in PREFIX/bin, the built-in plugin libraries in
+# PREFIX/lib/quac-host, their manifests and the manifest schemas in PREFIX/share/quac-host, and the SDK
+# (headers in PREFIX/include/quac, libquacsdk.a, quac-sdk.pc). DESTDIR is honoured. install-files
+# copies an existing build (PRODUCTS, default the release build) without building it.
+PREFIX ?= /usr/local
+PRODUCTS ?= .build/release
+install: setup release install-files
+
+install-files:
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/quac-host \
+	    $(DESTDIR)$(PREFIX)/share/quac-host/plugins $(DESTDIR)$(PREFIX)/share/quac-host/schemas
+	install -m 755 $(PRODUCTS)/quac-host $(DESTDIR)$(PREFIX)/bin/quac-host
+	install -m 755 $(PRODUCTS)/libQuac*.so $(DESTDIR)$(PREFIX)/lib/quac-host/
+	install -m 644 Sources/Host/Resources/plugins/*.json $(DESTDIR)$(PREFIX)/share/quac-host/plugins/
+	install -m 644 Sources/Host/Resources/schemas/*.json $(DESTDIR)$(PREFIX)/share/quac-host/schemas/
+	$(MAKE) -s -C SDK install PREFIX=$(PREFIX) BUILD_DIR=$(CURDIR)/.build-sdk-install
+
 clean:
-	rm -rf .build .build-sdk-check runs
+	rm -rf .build .build-sdk-check .build-sdk-install runs

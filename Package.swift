@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "QuacHost",
                 dependencies: ["QuacCore", "QuacPluginAPI", "CFFI", .product(name: "Logging", package: "swift-log")],
                 path: "Sources/Host",
-                resources: [.copy("Resources/schemas")]),
+                resources: [.copy("Resources/schemas"), .copy("Resources/plugins")]),
         .executableTarget(name: "quac-host",
                           dependencies: ["QuacHost",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -68,12 +68,12 @@ let package = Package(
         // Its vectorized C kernels (direct convolution and its gradients, max pooling, small-batch GEMM), built for AVX-512,
         // AVX2 and SSE and chosen at run time. Optimized in debug builds too: the tests would otherwise
         // crawl through them. The *_body.inc files are included once per instruction set.
-        .target(name: "EngineKernels", path: "Sources/Plugins/EngineKernels",
+        .target(name: "EngineKernels", path: "Sources/EngineKernels",
                 exclude: ["direct_conv_body.inc", "gemm_body.inc", "max_pool_body.inc", "weight_grad_body.inc",
                           "winograd_body.inc"],
                 cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
         .target(name: "Engine", dependencies: ["COpenBLAS", "EngineKernels", "QuacCore", "QuacPluginAPI"],
-                path: "Sources/Plugins/Engine"),
+                path: "Sources/Engine"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests", exclude: ["Golden"]),
 
         .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),

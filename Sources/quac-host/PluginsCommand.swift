@@ -76,9 +76,9 @@ struct PluginsCommand: ParsableCommand {
             if any check fails.
             """)
         @Argument(help: "Plugin id, manifest path or library path.") var target: String
-        @Option(help: "Classifier plugin used by the checks of attributors, scorers and converters.")
+        @Option(help: "Classifier plugin used by the checks of attributors, scorers and converters; sized from the plugin's own input_shape, or image_size and input_channels, and num_classes parameters when it has them.")
         var classifier: String = "org.quac.mlp-classifier"
-        @Option(help: "JSON parameters for the plugin under test.") var params: String = "{}"
+        @Option(help: "JSON parameters for the plugin under test (default: the manifest's \"check\" parameters, or {}).") var params: String?
         @OptionGroup var paths: PluginPathOptions
         @Flag(help: "Print JSON.") var json = false
         @Flag(name: .customLong("in-process"), help: .hidden) var inProcess = false
@@ -89,8 +89,10 @@ struct PluginsCommand: ParsableCommand {
             try QuacHostCommand.guarded {
                 let registry = paths.registry
                 let manifests = try ConformanceChecker.manifests(for: target, registry: registry)
-                let parameters: JSONValue
-                do { parameters = try JSONParser.parse(params) } catch { throw QuacError("--params: malformed JSON at \(error)") }
+                var given: JSONValue?
+                if let params {
+                    do { given = try JSONParser.parse(params) } catch { throw QuacError("--params: malformed JSON at \(error)") }
+                }
                 var reports: [JSONValue] = []
                 for m in manifests {
                     let show: (ConformanceChecker.Result) -> Void = { r in
@@ -98,7 +100,7 @@ struct PluginsCommand: ParsableCommand {
                         else if !json { print("\(r.passed ? "PASS" : "FAIL")  \(m.id)  \(r.name)\(r.detail.isEmpty ? "" : ": \(r.detail)")"); fflush(stdout) }
                     }
                     let results = inProcess
-                        ? ConformanceChecker(manifest: m, parameters: parameters, registry: registry, classifierID: classifier).run(onResult: show)
+                        ? ConformanceChecker(manifest: m, parameters: given, registry: registry, classifierID: classifier).run(onResult: show)
                         : try IsolatedCheck.run(manifest: m, options: childOptions(), onResult: show)
                     if results.contains(where: { !$0.passed }) { failed = true }
                     reports.append(["plugin": .string(m.id), "passed": .bool(!results.contains { !$0.passed }),
@@ -115,57 +117,13 @@ struct PluginsCommand: ParsableCommand {
 
         /// The options a child process needs to check one manifest the same way.
         func childOptions() -> [String] {
-            ["--classifier", classifier, "--params", params] + paths.pluginPaths.flatMap { ["--plugin-path", $0] }
+            ["--classifier", classifier] + (params.map { ["--params", $0] } ?? []) + paths.pluginPaths.flatMap { ["--plugin-path", $0] }
         }
     }
 }
 
 func resultJSON(_ r: ConformanceChecker.Result) -> JSONValue {
     ["name": .string(r.name), "passed": .bool(r.passed), "detail": .string(r.detail)]
-}
-
-/// Runs the checks of one plugin in a child quac-host, reading its results line by line; a child that
-/// dies (a plugin that segfaults or aborts) becomes a failed check instead of taking the checker down.
-enum IsolatedCheck {
-    static func run(manifest: PluginManifest, options: [String], onResult: (ConformanceChecker.Result) -> Void) throws -> [ConformanceChecker.Result] {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-        p.arguments = ["plugins", "check", manifest.url.path, "--in-process", "--jsonl"] + options
-        let out = Pipe(), err = Pipe()
-        p.standardOutput = out
-        p.standardError = err
-        try p.run()
-        var results: [ConformanceChecker.Result] = []
-        var buffer = Data()
-        let handle = out.fileHandleForReading
-        while true {
-            let chunk = handle.availableData
-            if chunk.isEmpty { break }
-            buffer.append(chunk)
-            while let nl = buffer.firstIndex(of: 0x0A) {
-                let line = buffer[buffer.startIndex..<nl]
-                buffer = Data(buffer[(nl + 1)...])
-                guard let v = try? JSONParser.parse([UInt8](line)), let name = v["name"]?.stringValue else { continue }
-                let r = ConformanceChecker.Result(name: name, passed: v["passed"]?.boolValue ?? false, detail: v["detail"]?.stringValue ?? "")
-                results.append(r)
-                onResult(r)
-            }
-        }
-        let stderrText = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        p.waitUntilExit()
-        if p.terminationReason == .uncaughtSignal {
-            let r = ConformanceChecker.Result(name: "no crash", passed: false,
-                                              detail: "the plugin crashed the process (signal \(p.terminationStatus)) after check \"\(results.last?.name ?? "start")\"")
-            results.append(r)
-            onResult(r)
-        } else if results.isEmpty {
-            let firstLine = stderrText.split(separator: "\n").first.map(String.init) ?? "exit status \(p.terminationStatus)"
-            let r = ConformanceChecker.Result(name: "run checks", passed: false, detail: firstLine)
-            results.append(r)
-            onResult(r)
-        }
-        return results
-    }
 }
 
 func entryJSON(_ e: PluginRegistry.Entry) -> JSONValue {

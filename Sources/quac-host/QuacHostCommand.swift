@@ -9,9 +9,11 @@ struct QuacHostCommand: ParsableCommand {
         abstract: "Explain image and concept classifiers with plugins: attribution methods, counterfactuals, scorers.",
         discussion: """
         Exit codes: 0 success; 1 bad input (a manifest, a data file, a plugin that refused or misbehaved), \
-        with a one-line message naming the file and field; 2 an internal error of quac-host.
-        Plugins are found in ./plugins, $QUAC_PLUGIN_PATH (colon-separated) and \
-        ~/.local/share/quac-host/plugins (or $XDG_DATA_HOME/quac-host/plugins).
+        with a one-line message naming the file and field; 2 an internal error of quac-host; 130 a run \
+        stopped with Ctrl-C (finished work is kept).
+        Plugins are found in --plugin-path folders, a pipeline's "plugin_paths", ./plugins, $QUAC_PLUGIN_PATH \
+        (colon-separated), ~/.local/share/quac-host/plugins (or $XDG_DATA_HOME/quac-host/plugins), and the \
+        built-in plugins installed with quac-host.
         """,
         version: PipelineRunner.toolVersion,
         subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, ReportCommand.self, DataCommand.self])

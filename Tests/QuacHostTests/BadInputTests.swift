@@ -321,6 +321,19 @@ final class BadInputTests: XCTestCase {
         assertNoResults(out)
     }
 
+    /// The header says a plugin may return put_tensor's failure as is: the host reports the violation.
+    func testAnOutputPutTwiceIsReportedByTheHost() throws {
+        let fx = try fixtures()
+        let dir = try TestSupport.tempDir()
+        _ = try TestSupport.writeDataset(dir)
+        let manifest = try TestSupport.writeManifest(dir, pipeline(attributors: [["plugin": "org.quac.test.duplicate-output", "name": "dup"]],
+                                                                   pluginPaths: [fx.path]))
+        let message = assertOneLineError(try run(manifest), contains: [manifest.path, "/attributors/0", "org.quac.test.duplicate-output",
+                                                                       "output \"attribution\" put twice"])
+        XCTAssertFalse(message.contains("did not call set_error"), message)
+        assertNoPartialOutput(dir.appendingPathComponent("out"), failed: ["dup"])
+    }
+
     // MARK: plugins list / plugins check
 
     func testPluginsListReportsAMissingLibraryWithoutLoadingCode() throws {

@@ -95,29 +95,55 @@ final class PipelineEndToEndTests: XCTestCase {
         XCTAssertEqual(a.floatArray(), b.floatArray())
     }
 
-    func testEveryBuiltinPluginPassesTheConformanceCheck() throws {
-        let list = try TestSupport.quacHost(["plugins", "list", "--json"])
+    /// An installed quac-host (make install's layout, from this build's products) run from / without
+    /// QUAC_PLUGIN_PATH finds every built-in plugin, and each passes `plugins check ID` with no options.
+    func testEveryInstalledBuiltinPassesTheConformanceCheckWithNoOptions() throws {
+        let prefix = try TestSupport.tempDir()
+        let home = try TestSupport.tempDir("home")
+        let make = try TestSupport.run(URL(fileURLWithPath: "/usr/bin/env"),
+                                       ["make", "-s", "-C", TestSupport.repoRoot.path, "install-files", "PREFIX=\(prefix.path)",
+                                        "PRODUCTS=\(TestSupport.productsDir.path)"])
+        XCTAssertEqual(make.status, 0, make.stdout + make.stderr)
+        let host = prefix.appendingPathComponent("bin/quac-host")
+        var env = ProcessInfo.processInfo.environment
+        env["QUAC_PLUGIN_PATH"] = nil
+        env["QUAC_PLUGIN_LIB_PATH"] = nil
+        env["HOME"] = home.path
+        env["XDG_DATA_HOME"] = nil
+        func installed(_ args: [String]) throws -> TestSupport.CommandResult {
+            let p = Process()
+            p.executableURL = host
+            p.arguments = args
+            p.currentDirectoryURL = URL(fileURLWithPath: "/")
+            p.environment = env
+            let out = Pipe(), err = Pipe()
+            p.standardOutput = out
+            p.standardError = err
+            try p.run()
+            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            return TestSupport.CommandResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        }
+        let list = try installed(["plugins", "list", "--json"])
         XCTAssertEqual(list.status, 0, list.stderr)
-        let ids = try JSONParser.parse(list.stdout)["plugins"]?.arrayValue?.compactMap { $0["id"]?.stringValue } ?? []
-        XCTAssertTrue(ids.contains("org.quac.saliency") && ids.contains("org.quac.mlp-classifier"), "\(ids)")
-        // The precomputed converter needs a file of counterfactuals for the checker's own inputs.
-        let dir = try TestSupport.tempDir()
-        let cfFile = dir.appendingPathComponent("checker-counterfactuals.safetensors")
-        let images = Inputs.uniform([4, 1, 8, 8], seed: 10)
-        try Safetensors.write([("images", images), ("counterfactuals", Inputs.uniform([4, 1, 8, 8], seed: 11)),
-                               ("targets", Tensor([1, 0, 1, 0] as [Int64], shape: [4]))], to: cfFile)
-        // The CNN at its QuAC default size (128x128, fc 4096) is slow in a debug build: check a small one.
-        let params: [String: JSONValue] = ["org.quac.precomputed-converter": ["path": .string(cfFile.path)],
-                                           "org.quac.cnn-classifier": ["input_shape": [1, 16, 16], "channels": [4, 8, 8, 8], "fc": [16, 16]],
-                                           // The checker's classifier takes 1x8x8 images.
-                                           "org.quac.stargan-converter": ["image_size": 8, "channels": 4, "max_channels": 8, "style_dim": 8,
-                                                                          "latent_dim": 4, "mapping_dim": 16, "candidates": 3, "max_tries": 2]]
-        for id in ids {
-            let r = try TestSupport.quacHost(["plugins", "check", id, "--json", "--params", (params[id] ?? [:]).serialized()])
+        let entries = try JSONParser.parse(list.stdout)["plugins"]?.arrayValue ?? []
+        let shipped = try FileManager.default.contentsOfDirectory(atPath: TestSupport.builtinPlugins.path).filter { $0.hasSuffix(".json") }
+        XCTAssertEqual(Set(entries.compactMap { $0["id"]?.stringValue }), Set(shipped.map { String($0.dropLast(5)) }))
+        for e in entries {
+            XCTAssertEqual(e["status"]?.stringValue, "ok", e.serialized())
+            XCTAssertTrue(e["library"]?.stringValue?.hasPrefix(prefix.appendingPathComponent("lib/quac-host").path) ?? false, e.serialized())
+        }
+        for id in entries.compactMap({ $0["id"]?.stringValue }) {
+            let r = try installed(["plugins", "check", id, "--json"])
             let report = try JSONParser.parse(r.stdout)
             let failed = report["plugins"]?[0]?["checks"]?.arrayValue?.filter { $0["passed"] == false } ?? []
-            XCTAssertEqual(r.status, 0, "\(id): \(failed.map { $0.serialized() })")
+            XCTAssertEqual(r.status, 0, "\(id): \(failed.map { $0.serialized() }) \(r.stderr)")
             XCTAssertGreaterThan(report["plugins"]?[0]?["checks"]?.arrayValue?.count ?? 0, 10, id)
         }
+        // An unknown id says where the host looked and how to add a folder.
+        let unknown = try installed(["plugins", "info", "org.example.nothing"])
+        XCTAssertEqual(unknown.status, 1)
+        XCTAssertTrue(unknown.stderr.contains(prefix.appendingPathComponent("share/quac-host/plugins").path), unknown.stderr)
+        XCTAssertTrue(unknown.stderr.contains("--plugin-path") && unknown.stderr.contains("QUAC_PLUGIN_PATH"), unknown.stderr)
     }
 }

@@ -38,11 +38,46 @@ final class ReportTests: XCTestCase {
             XCTAssertEqual(row["median"]?.doubleValue ?? .nan, (sorted[5] + sorted[6]) / 2, accuracy: 1e-12, method)
             XCTAssertEqual(row["mean"]?.doubleValue ?? .nan, values.reduce(0, +) / 12, accuracy: 1e-12, method)
         }
-        // Ranks order the medians; wins add up to the samples.
+        // Ranks order the medians; a win is a sample where one method alone scores highest.
         let byRank = table.sorted { $0["rank"]!.intValue! < $1["rank"]!.intValue! }.map { $0["median"]!.doubleValue! }
         XCTAssertEqual(byRank, byRank.sorted(by: >))
-        XCTAssertEqual(table.compactMap { $0["wins"]?.intValue }.reduce(0, +), 12)
+        var uniqueTops = 0
+        for s in 0..<12 {
+            let values = try table.map { row -> Double in
+                let method = row["method"]!.stringValue!
+                let scores = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("scores/\(method).json"), encoding: .utf8))
+                return scores["scorers"]!["insertion"]!["score"]![s]!.doubleValue!
+            }
+            if values.filter({ $0 == values.max()! }).count == 1 { uniqueTops += 1 }
+        }
+        XCTAssertEqual(table.compactMap { $0["wins"]?.intValue }.reduce(0, +), Int64(uniqueTops))
         XCTAssertEqual(c["curves"]?.arrayValue?.first?["median"]?.arrayValue?.count, 11)
+    }
+
+    /// Three methods with the same scores on every sample: one shared rank, no wins, every sample a tie.
+    func testTiedMethodsShareARankAndWinNothing() throws {
+        let dir = try TestSupport.tempDir()
+        let r = try TestSupport.quacHost(["data", "toy", "--output", dir.appendingPathComponent("data").path, "--count", "8", "--size", "8"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let manifest = try TestSupport.writeManifest(dir, [
+            "name": "ties", "output": "out", "batch_size": 4,
+            "data": ["format": "safetensors", "path": "data/data.safetensors", "x": "images", "label": "labels", "x_cf": "counterfactuals"],
+            "classifier": ["plugin": "org.quac.mlp-classifier", "params": ["input_shape": [1, 8, 8], "hidden": 0, "weights": "data/model.safetensors"]],
+            "attributors": [["plugin": "org.quac.saliency", "name": "a"], ["plugin": "org.quac.saliency", "name": "b"],
+                            ["plugin": "org.quac.saliency", "name": "c"]],
+            "scorers": [["plugin": "org.quac.insertion", "params": ["steps": 4]]],
+        ])
+        let run = try TestSupport.quacHost(["run", manifest.path, "-q"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let c = try TestSupport.quacHost(["compare", dir.appendingPathComponent("out").path, "--json"])
+        XCTAssertEqual(c.status, 0, c.stderr)
+        let doc = try JSONParser.parse(c.stdout)
+        let table = doc["table"]?.arrayValue ?? []
+        XCTAssertEqual(table.count, 3)
+        XCTAssertEqual(table.compactMap { $0["rank"]?.intValue }, [1, 1, 1])
+        XCTAssertEqual(table.compactMap { $0["wins"]?.intValue }, [0, 0, 0])
+        XCTAssertEqual(table.compactMap { $0["ties"]?.intValue }, [8, 8, 8])
+        XCTAssertEqual(doc["best_per_sample"]?.arrayValue?.count, 0)
     }
 
     func testPandasReadsTheCSVAndJSON() throws {

@@ -13,16 +13,21 @@ public struct ConformanceChecker {
     }
 
     let manifest: PluginManifest
-    let parameters: JSONValue
+    /// Parameters given on the command line (relative paths against the working folder); nil: the
+    /// manifest's "check" parameters (relative paths against the manifest's folder), or none.
+    let givenParameters: JSONValue?
     let registry: PluginRegistry
     let classifierID: String
 
-    public init(manifest: PluginManifest, parameters: JSONValue, registry: PluginRegistry, classifierID: String) {
+    public init(manifest: PluginManifest, parameters: JSONValue?, registry: PluginRegistry, classifierID: String) {
         self.manifest = manifest
-        self.parameters = parameters
+        self.givenParameters = parameters
         self.registry = registry
         self.classifierID = classifierID
     }
+
+    /// The string a manifest's check parameters use for the file of the checker's own inputs.
+    static let checkInputsPlaceholder = "${check_inputs}"
 
     /// The manifests a check target names: a plugin id, a manifest file, or a library (every plugin
     /// of the library that has a manifest on the search path or beside the library).
@@ -88,23 +93,44 @@ public struct ConformanceChecker {
             guard actual == pin else { throw QuacError("library sha256 \(actual) differs from the pinned \(pin)") }
             return "matches"
         }
+        var parameters = givenParameters ?? manifest.checkParameters ?? .object(JSONObject())
+        let base = givenParameters != nil ? URL(fileURLWithPath: FileManager.default.currentDirectoryPath) : manifest.url.deletingLastPathComponent()
+        var filled = parameters
         check("parameters validate against the schema") {
-            let v = try manifest.parameterSchema().validate(parameters)
+            let schema = try manifest.parameterSchema()
+            let v = schema.validate(parameters)
             if let first = v.first { throw QuacError("\(first.pointer.isEmpty ? "/" : first.pointer): \(first.message)") }
+            filled = schema.applyingDefaults(to: parameters)
             return parameters.serialized()
         }
 
-        // The run's classifier for non-classifier kinds.
+        // The run's classifier for non-classifier kinds, sized like the plugin under test says its
+        // data is (its input_shape, or image_size and input_channels, and num_classes), when it says.
         let context = RunContext()
         var helperClassifier: PluginInstance?
+        var scratch: URL?
+        defer { if let scratch { try? FileManager.default.removeItem(at: scratch) } }
         if manifest.kind != .classifier {
             guard check("helper classifier \(classifierID)", {
                 let m = try registry.manifest(id: classifierID)
-                helperClassifier = try PluginInstance(manifest: m, run: context)
+                helperClassifier = try PluginInstance(manifest: m, params: Self.helperParameters(m, sizedFor: filled), run: context)
                 context.classifier = helperClassifier
                 return "\(try helperClassifier!.info().sampleShape)"
             }) else { return results }
+            if parameters.serialized().contains(Self.checkInputsPlaceholder) {
+                guard check("write the checker's inputs for \(Self.checkInputsPlaceholder)", {
+                    let info = try helperClassifier!.info()
+                    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quac-check-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+                    scratch = dir
+                    let file = dir.appendingPathComponent("check-inputs.safetensors")
+                    let b = Inputs.batch(4, sample: info.concreteSampleShape(), classes: info.numClasses, kind: manifest.kind)
+                    try Safetensors.write([("images", b.x), ("counterfactuals", b.xCF!), ("targets", b.target!)], to: file)
+                    parameters = Self.substitute(parameters, Self.checkInputsPlaceholder, with: file.path)
+                    return file.path
+                }) else { return results }
+            }
         }
+        parameters = PathParameters.resolve(parameters, schema: manifest.parameters, base: base)
 
         check("create and destroy 5 times") {
             for _ in 0..<5 { _ = try PluginInstance(manifest: manifest, params: parameters, run: context) }
@@ -245,14 +271,7 @@ public struct ConformanceChecker {
     private func checkBatchKind(_ p: PluginInstance, classifier: PluginInstance, _ check: (String, () throws -> String) -> Bool) {
         guard let info = try? classifier.info() else { return }
         let sample = info.concreteSampleShape()
-        func batch(_ n: Int, seed: UInt64 = 7) -> BatchInputs {
-            let labels = (0..<n).map { Int64($0 % info.numClasses) }
-            return BatchInputs(x: Inputs.uniform([n] + sample, seed: 10), source: Tensor(labels, shape: [n]),
-                               target: Tensor(labels.map { ($0 + 1) % Int64(info.numClasses) }, shape: [n]),
-                               xCF: Inputs.uniform([n] + sample, seed: 11),
-                               attribution: p.kind == .scorer ? Inputs.uniform([n] + sample, seed: 12, low: 0, high: 1) : nil,
-                               seed: seed)
-        }
+        func batch(_ n: Int) -> BatchInputs { Inputs.batch(n, sample: sample, classes: info.numClasses, kind: p.kind) }
         let output: String
         let callFn: (BatchInputs, Bool) throws -> PluginOutputs
         switch p.kind {
@@ -318,8 +337,51 @@ public struct ConformanceChecker {
     }
 }
 
+extension ConformanceChecker {
+    /// Parameters of the helper classifier that fit the plugin under test: its input_shape (or
+    /// [input_channels, image_size, image_size]) and num_classes, for the helper parameters of the same
+    /// names; nothing when the plugin says nothing about its data.
+    static func helperParameters(_ helper: PluginManifest, sizedFor plugin: JSONValue) -> JSONValue {
+        let accepts = Set(helper.parameters["properties"]?.objectValue?.keys ?? [])
+        var out = JSONObject()
+        if accepts.contains("input_shape") {
+            if let shape = plugin["input_shape"], shape.arrayValue != nil {
+                out["input_shape"] = shape
+            } else if let size = plugin["image_size"]?.intValue {
+                out["input_shape"] = [.int(plugin["input_channels"]?.intValue ?? 1), .int(size), .int(size)]
+            }
+        }
+        if accepts.contains("num_classes"), let k = plugin["num_classes"], k.intValue != nil { out["num_classes"] = k }
+        return .object(out)
+    }
+
+    /// `value` with every string equal to `placeholder` replaced.
+    static func substitute(_ value: JSONValue, _ placeholder: String, with replacement: String) -> JSONValue {
+        switch value {
+        case .string(let s) where s == placeholder: return .string(replacement)
+        case .array(let a): return .array(a.map { substitute($0, placeholder, with: replacement) })
+        case .object(let o):
+            var out = o
+            for (k, v) in o { out[k] = substitute(v, placeholder, with: replacement) }
+            return .object(out)
+        default: return value
+        }
+    }
+}
+
 /// Inputs the checks make, and comparisons they use.
 enum Inputs {
+    /// The checker's batch of n samples: fixed random images and counterfactuals, sources cycling
+    /// through the classes, targets the next class; a map in [0, 1] for scorers.
+    static func batch(_ n: Int, sample: [Int], classes: Int, kind: PluginKind) -> BatchInputs {
+        let labels = (0..<n).map { Int64($0 % classes) }
+        return BatchInputs(x: uniform([n] + sample, seed: 10), source: Tensor(labels, shape: [n]),
+                           target: Tensor(labels.map { ($0 + 1) % Int64(classes) }, shape: [n]),
+                           xCF: uniform([n] + sample, seed: 11),
+                           attribution: kind == .scorer ? uniform([n] + sample, seed: 12, low: 0, high: 1) : nil,
+                           seed: 7)
+    }
+
     static func uniform(_ shape: [Int], seed: UInt64, low: Float = -1, high: Float = 1) -> Tensor {
         var rng = SeededRandom(seed: seed)
         let t = Tensor(zeros: shape)

@@ -18,6 +18,8 @@ public struct PluginManifest: Sendable {
     public let trainable: Bool
     /// JSON Schema of the plugin's parameters.
     public let parameters: JSONValue
+    /// Parameters `plugins check` uses when it is given none (the manifest's "check"."params").
+    public let checkParameters: JSONValue?
 
     public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
 
@@ -68,6 +70,7 @@ public struct PluginManifest: Sendable {
         }
         requires = reqs
         trainable = o["trainable"]?.boolValue ?? false
+        checkParameters = o["check"]?["params"]
         parameters = o["parameters"] ?? ["type": "object"]
         do {
             _ = try JSONSchema(parameters, source: "\(file)#/parameters")
@@ -77,7 +80,8 @@ public struct PluginManifest: Sendable {
     }
 
     /// Where the library is: relative to the manifest's folder, or, for a bare file name not found
-    /// there, next to the quac-host executable (where SwiftPM puts the built-in bundles).
+    /// there, in the folders of `LibrarySearch` (next to the executable, where SwiftPM puts the
+    /// built-in bundles; an install's lib/quac-host).
     public func resolvedLibraryURL() -> URL? {
         let dir = url.deletingLastPathComponent()
         let candidate = library.hasPrefix("/") ? URL(fileURLWithPath: library) : dir.appendingPathComponent(library)
@@ -99,13 +103,17 @@ public struct PluginManifest: Sendable {
 
 /// Folders searched for a library named by a bare file name.
 public enum LibrarySearch {
-    /// $QUAC_PLUGIN_LIB_PATH (colon-separated), then the folder of the running executable.
+    /// $QUAC_PLUGIN_LIB_PATH (colon-separated), the folder of the running executable (a build tree),
+    /// then `<prefix>/lib/quac-host` beside an installed `<prefix>/bin/quac-host`.
     public static var fallbackDirectories: [URL] {
         var dirs: [URL] = []
         if let env = ProcessInfo.processInfo.environment["QUAC_PLUGIN_LIB_PATH"] {
             dirs += env.split(separator: ":").map { URL(fileURLWithPath: String($0)) }
         }
-        if let exe = executableDirectory { dirs.append(exe) }
+        if let exe = executableDirectory {
+            dirs.append(exe)
+            dirs.append(exe.deletingLastPathComponent().appendingPathComponent("lib/quac-host"))
+        }
         return dirs
     }
 

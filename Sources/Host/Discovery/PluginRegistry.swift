@@ -20,7 +20,8 @@ public struct PluginRegistry: Sendable {
 
     /// The search path, in priority order: folders given explicitly (a pipeline's plugin_paths, the
     /// CLI's --plugin-path), ./plugins, $QUAC_PLUGIN_PATH (colon-separated), the user's folder
-    /// ($XDG_DATA_HOME/quac-host/plugins or ~/.local/share/quac-host/plugins).
+    /// ($XDG_DATA_HOME/quac-host/plugins or ~/.local/share/quac-host/plugins), and last the built-in
+    /// plugins that come with quac-host (see `HostResources`), so a user's manifest can replace one.
     public static func defaultSearchPath(extra: [URL] = []) -> [URL] {
         let env = ProcessInfo.processInfo.environment
         var dirs = extra
@@ -31,18 +32,26 @@ public struct PluginRegistry: Sendable {
         let dataHome = env["XDG_DATA_HOME"].map { URL(fileURLWithPath: $0) }
             ?? FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/share")
         dirs.append(dataHome.appendingPathComponent("quac-host/plugins"))
+        dirs.append(HostResources.builtinPlugins)
         var seen = Set<String>()
-        return dirs.map(\.standardizedFileURL).filter { seen.insert($0.path).inserted }
+        return dirs.map(\.standardizedFileURL).filter { seen.insert($0.resolvingSymlinksInPath().path).inserted }
     }
 
     public init(searchPath: [URL] = PluginRegistry.defaultSearchPath()) {
         self.searchPath = searchPath
         var entries: [Entry] = []
         var owner: [String: URL] = [:]
+        var contents: [String: Data] = [:]
         for dir in searchPath {
             let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
             for url in files.filter({ $0.pathExtension == "json" }).sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
-                entries.append(PluginRegistry.entry(for: url, owner: &owner))
+                // The same manifest twice (./plugins of a checkout and the built-in copy beside the
+                // executable) is one plugin, not a shadowed one.
+                let data = try? Data(contentsOf: url)
+                let entry = PluginRegistry.entry(for: url, owner: &owner)
+                if let id = entry.manifest?.id, entry.problem?.hasPrefix("shadowed") == true, let data, contents[id] == data { continue }
+                if let id = entry.manifest?.id, contents[id] == nil { contents[id] = data }
+                entries.append(entry)
             }
         }
         self.entries = entries
@@ -74,6 +83,7 @@ public struct PluginRegistry: Sendable {
         let close = known.filter { $0.hasSuffix("." + (id.split(separator: ".").last.map(String.init) ?? id)) || $0.contains(id) }
         var msg = "unknown plugin id \"\(id)\" (searched \(searchPath.map(\.path).joined(separator: ", ")))"
         if let guess = close.first { msg += "; did you mean \"\(guess)\"?" }
+        else { msg += "; to add a folder of plugin manifests, pass --plugin-path DIR, list it in the pipeline's \"plugin_paths\", or add it to QUAC_PLUGIN_PATH" }
         throw QuacError(msg)
     }
 }

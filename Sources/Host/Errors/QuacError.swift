@@ -1,8 +1,9 @@
 /// Every failure the host reports to a user: one line, naming the file and the field (JSON pointer)
 /// or the plugin it is about. `exitCode` follows the CLI's contract: 1 for bad input (a file, a
-/// manifest, a plugin that refused), 2 for the host's own bugs.
+/// manifest, a plugin that refused), 2 for the host's own bugs, 130 for a run the user stopped
+/// (Ctrl-C: the shell's code for SIGINT).
 public struct QuacError: Error, CustomStringConvertible, Sendable {
-    public enum Category: Sendable { case user, `internal` }
+    public enum Category: Sendable { case user, `internal`, cancelled }
     public let message: String
     public let category: Category
 
@@ -17,7 +18,16 @@ public struct QuacError: Error, CustomStringConvertible, Sendable {
     }
 
     public var description: String { message }
-    public var exitCode: Int32 { category == .user ? 1 : 2 }
+    public var exitCode: Int32 {
+        switch category {
+        case .user: return 1
+        case .internal: return 2
+        case .cancelled: return 130
+        }
+    }
+
+    /// A run stopped at the user's request; what it finished is kept.
+    public static let cancelled = QuacError("cancelled; finished work is kept and a rerun resumes from it", category: .cancelled)
 }
 
 extension QuacError {

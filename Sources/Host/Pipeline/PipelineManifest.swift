@@ -109,9 +109,8 @@ public enum ManifestSchemas {
     public static let pipelineManifest = load("pipeline-manifest.schema.json")
 
     private static func load(_ name: String) -> JSONSchema {
-        guard let url = Bundle.module.url(forResource: name, withExtension: nil, subdirectory: "schemas")
-                ?? Bundle.module.url(forResource: name, withExtension: nil),
-              let data = try? Data(contentsOf: url),
+        let url = HostResources.schemas.appendingPathComponent(name)
+        guard let data = try? Data(contentsOf: url),
               let value = try? JSONParser.parse([UInt8](data)),
               let schema = try? JSONSchema(value, source: name)
         else { fatalError("the host's bundled schema \(name) is missing or invalid: the build is broken") }

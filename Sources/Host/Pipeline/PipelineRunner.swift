@@ -428,7 +428,7 @@ public final class PipelineRunner {
     }
 
     private func checkCancelled() throws {
-        if context.isCancelled { throw QuacError("cancelled; finished work is kept and a rerun resumes from it") }
+        if context.isCancelled { throw QuacError.cancelled }
     }
 }
 

@@ -10,10 +10,12 @@ public struct Comparison {
         public let median: Double, q25: Double, q75: Double, mean: Double
         public let secondsPerSample: Double?
         public let meanAbsConvergenceDelta: Double?
-        /// 1 = best median for this scorer within the run.
+        /// 1 = best median for this scorer within the run; equal medians share a rank (1, 2, 2, 4).
         public let rank: Int
-        /// Samples for which this method has the highest score of this scorer.
+        /// Samples for which this method alone has the highest score of this scorer.
         public let wins: Int
+        /// Samples for which this method shares the highest score with at least one other method.
+        public let ties: Int
     }
 
     public struct Curve {
@@ -25,7 +27,7 @@ public struct Comparison {
     public let runs: [RunResults]
     public let rows: [Row]
     public let curves: [Curve]
-    /// Per run, scorer and sample: the best method (ties go to the first method in manifest order).
+    /// Per run, scorer and sample: the best method, for samples where one method alone scores highest.
     public let best: [(run: String, scorer: String, sample: Int, method: String, score: Double)]
 
     public init(_ runs: [RunResults]) {
@@ -35,25 +37,31 @@ public struct Comparison {
         for (run, tag) in zip(runs, label) {
             for scorer in run.scorerNames {
                 let scored = run.methods.filter { $0.scores[scorer] != nil }
-                // Best method per sample.
-                var wins = [String: Int]()
+                // Best method per sample: a win only for a score no other method reaches; a tie at the
+                // top is counted as a tie for every method that shares it.
+                var wins = [String: Int](), ties = [String: Int]()
                 let n = scored.map { $0.scores[scorer]!.perSample.count }.min() ?? 0
                 for s in 0..<n {
-                    var winner: (String, Double)?
-                    for m in scored {
-                        let v = m.scores[scorer]!.perSample[s]
-                        if v.isFinite && (winner == nil || v > winner!.1) { winner = (m.name, v) }
+                    let values = scored.map { ($0.name, $0.scores[scorer]!.perSample[s]) }.filter { $0.1.isFinite }
+                    guard let top = values.map(\.1).max() else { continue }
+                    let leaders = values.filter { $0.1 == top }
+                    if leaders.count == 1 {
+                        wins[leaders[0].0, default: 0] += 1
+                        best.append((tag, scorer, s, leaders[0].0, top))
+                    } else {
+                        for l in leaders { ties[l.0, default: 0] += 1 }
                     }
-                    if let w = winner { wins[w.0, default: 0] += 1; best.append((tag, scorer, s, w.0, w.1)) }
                 }
-                let ranked = scored.sorted { ($0.scores[scorer]!.median.isNaN ? -.infinity : $0.scores[scorer]!.median) > ($1.scores[scorer]!.median.isNaN ? -.infinity : $1.scores[scorer]!.median) }
+                // Competition ranking ("1224"): methods with the same median share the better rank.
+                func key(_ m: RunResults.Method) -> Double { m.scores[scorer]!.median.isNaN ? -.infinity : m.scores[scorer]!.median }
                 for m in scored {
                     let sc = m.scores[scorer]!
                     let deltas = m.fields["convergence_delta"]?.arrayValue?.compactMap(\.doubleValue)
                     rows.append(Row(run: tag, method: m.name, scorer: scorer, median: sc.median, q25: sc.q25, q75: sc.q75,
                                     mean: sc.mean, secondsPerSample: m.seconds.map { $0 / Double(max(run.samples, 1)) },
                                     meanAbsConvergenceDelta: deltas.flatMap { $0.isEmpty ? nil : $0.map(abs).reduce(0, +) / Double($0.count) },
-                                    rank: 1 + ranked.firstIndex { $0.name == m.name }!, wins: wins[m.name] ?? 0))
+                                    rank: 1 + scored.filter { key($0) > key(m) }.count, wins: wins[m.name] ?? 0,
+                                    ties: ties[m.name] ?? 0))
                     if let c = sc.curves, c.rank == 2, c.shape[0] > 0 {
                         let (p, pts) = (c.shape[0], c.shape[1])
                         let values = c.floatArray()
@@ -91,7 +99,7 @@ public struct Comparison {
             "table": .array(rows.map { r in
                 ["run": .string(r.run), "method": .string(r.method), "scorer": .string(r.scorer), "median": num(r.median),
                  "q25": num(r.q25), "q75": num(r.q75), "mean": num(r.mean), "seconds_per_sample": num(r.secondsPerSample),
-                 "mean_abs_convergence_delta": num(r.meanAbsConvergenceDelta), "rank": .int(Int64(r.rank)), "wins": .int(Int64(r.wins))] }),
+                 "mean_abs_convergence_delta": num(r.meanAbsConvergenceDelta), "rank": .int(Int64(r.rank)), "wins": .int(Int64(r.wins)), "ties": .int(Int64(r.ties))] }),
             "curves": .array(curves.map { c in
                 ["run": .string(c.run), "method": .string(c.method), "scorer": .string(c.scorer),
                  "x": .array(c.x.map(num)), "median": .array(c.median.map(num)), "q25": .array(c.q25.map(num)), "q75": .array(c.q75.map(num))] }),
@@ -102,10 +110,10 @@ public struct Comparison {
 
     /// The score table as CSV (one header row; pandas.read_csv reads it as is).
     public var tableCSV: String {
-        var out = "run,method,scorer,median,q25,q75,mean,seconds_per_sample,mean_abs_convergence_delta,rank,wins\n"
+        var out = "run,method,scorer,median,q25,q75,mean,seconds_per_sample,mean_abs_convergence_delta,rank,wins,ties\n"
         for r in rows {
             out += [CSV.field(r.run), CSV.field(r.method), CSV.field(r.scorer), CSV.number(r.median), CSV.number(r.q25), CSV.number(r.q75),
-                    CSV.number(r.mean), CSV.number(r.secondsPerSample), CSV.number(r.meanAbsConvergenceDelta), String(r.rank), String(r.wins)]
+                    CSV.number(r.mean), CSV.number(r.secondsPerSample), CSV.number(r.meanAbsConvergenceDelta), String(r.rank), String(r.wins), String(r.ties)]
                 .joined(separator: ",") + "\n"
         }
         return out

@@ -37,7 +37,7 @@ public struct HTMLReport {
         let multi = comparison.runs.count > 1
         if multi { h += "<th class=\"text\">run</th>" }
         h += "<th class=\"text\">method</th><th class=\"text\">scorer</th><th>median</th><th>q25</th><th>q75</th><th>mean</th>"
-        h += "<th>ms / sample</th><th>mean |convergence delta|</th><th>rank</th><th>best on</th></tr></thead><tbody>"
+        h += "<th>ms / sample</th><th>mean |convergence delta|</th><th>rank</th><th>best on</th><th>tied on</th></tr></thead><tbody>"
         for r in comparison.rows {
             h += "<tr\(r.rank == 1 ? " class=\"best\"" : "") data-method=\"\(HTML.escape(r.method))\" data-scorer=\"\(HTML.escape(r.scorer))\">"
             if multi { h += "<td class=\"text\" data-value=\"\(HTML.escape(r.run))\">\(HTML.escape(r.run))</td>" }
@@ -45,9 +45,11 @@ public struct HTMLReport {
             h += "<td class=\"text\" data-value=\"\(HTML.escape(r.scorer))\">\(HTML.escape(r.scorer))</td>"
             h += cell(r.median) + cell(r.q25) + cell(r.q75) + cell(r.mean) + cell(r.secondsPerSample, digits: 2, scale: 1000)
             h += cell(r.meanAbsConvergenceDelta, digits: 5)
-            h += "<td data-value=\"\(r.rank)\">\(r.rank)</td><td data-value=\"\(r.wins)\">\(r.wins)</td></tr>"
+            h += "<td data-value=\"\(r.rank)\">\(r.rank)</td><td data-value=\"\(r.wins)\">\(r.wins)</td><td data-value=\"\(r.ties)\">\(r.ties)</td></tr>"
         }
-        return h + "</tbody></table>"
+        h += "</tbody></table><p class=\"sub\">Rank orders the medians; equal medians share a rank. "
+        h += "Best on: samples where the method alone has the highest score; tied on: samples where it shares the highest score with another method (no one wins those).</p>"
+        return h
     }
 
     private func curvesSection() -> String {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// How nonlinearities send gradients back. Attribution methods ask for a modified rule while they run a
-/// network (ALGORITHMS.md 1.1); training always uses `.standard`.
+/// network (docs/algorithms.md, "Modified backward rules"); training always uses `.standard`.
 public enum BackwardRule: Sendable {
     case standard
     /// Guided backpropagation: ReLU passes only positive gradients where its input was positive.

@@ -103,13 +103,17 @@ public final class PluginInstance: @unchecked Sendable {
     // MARK: Calls
 
     /// Runs one ABI call with the error protocol: reset, call, and on failure throw the plugin's reason.
-    func invoke(_ function: String, _ body: () -> quac_status) throws {
+    /// `violation` is what the host itself saw go wrong during the call (a sink protocol violation): the
+    /// header promises that the host reports those, so it outranks the plugin's own message.
+    func invoke(_ function: String, violation: () -> String? = { nil }, _ body: () -> quac_status) throws {
         if !descriptor.reentrant { callLock.lock() }
         defer { if !descriptor.reentrant { callLock.unlock() } }
         context.resetError()
         let status = body()
         guard status == ABIStatus.ok else {
-            throw QuacError("plugin \(name) (\(id)): \(function) failed (\(ABIStatus.name(status))): \(context.failureMessage())")
+            if status == quac_status(QUAC_ERR_CANCELLED), context.run?.isCancelled == true { throw QuacError.cancelled }
+            let reason = violation() ?? context.failureMessage()
+            throw QuacError("plugin \(name) (\(id)): \(function) failed (\(ABIStatus.name(status))): \(reason)")
         }
     }
 
@@ -118,7 +122,7 @@ public final class PluginInstance: @unchecked Sendable {
         if checkInputs { try Self.checkBatch(batch, plugin: name) }
         let collector = OutputCollector()
         try batch.withABIBatch { b in
-            try invoke(function) { body(b, UnsafePointer(collector.sink)) }
+            try invoke(function, violation: { collector.violation }) { body(b, UnsafePointer(collector.sink)) }
         }
         if let v = collector.violation { throw QuacError("plugin \(name) (\(id)): \(function): \(v)") }
         return collector.outputs

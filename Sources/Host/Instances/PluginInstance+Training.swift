@@ -20,7 +20,7 @@ extension PluginInstance {
         let valSet = val.map { HostDataset($0, numClasses: numClasses) }
         let collector = OutputCollector()
         try withExtendedLifetime((trainSet, valSet)) {
-            try invoke("train") {
+            try invoke("train", violation: { collector.violation }) {
                 checkpoints.path.withCString { dir in
                     t.pointee.train!(plugin, trainSet.raw, valSet.map { UnsafePointer($0.raw) }, dir, seed, collector.sink)
                 }
