@@ -2,7 +2,8 @@
 # Engine vs PyTorch on QuAC's VGG: builds the tests in release, runs the engine's half
 # (Tests/EngineTests/BenchmarkTests.swift, gated by QUAC_ENGINE_BENCH=1), then bench/engine_bench.py,
 # which times PyTorch with the same shapes and thread count and prints both with their ratio.
-# Needs the oracle environment (torch): bash /work/shared/tools/oracle-env.sh (~/.cache/quac-oracle).
+# Needs the oracle Python (torch): $PYTHON, default ~/.cache/quac-oracle/bin/python
+# (bash scripts/oracle-env.sh makes it).
 #   THREADS=n     threads on both sides (default: nproc)
 #   BATCHES=1,16,64
 set -euo pipefail

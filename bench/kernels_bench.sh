@@ -4,7 +4,7 @@
 #   QUAC_ENGINE_ISA=avx2|sse runs a narrower instruction set
 set -euo pipefail
 cd "$(dirname "$0")/.."
-K=Sources/Plugins/EngineKernels
+K=Sources/EngineKernels
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 clang -O2 -I"$K/include" -I"$K" "$K"/{gemm,winograd,direct_conv,isa,scratch}.c bench/kernels_bench.c -o "$OUT/kernels_bench" -lpthread

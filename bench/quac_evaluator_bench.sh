@@ -1,6 +1,7 @@
 #!/bin/bash
 # W2: builds quac-host in release and compares the QuAC evaluator with the Python reference.
-# Needs the oracle environment: bash /work/shared/tools/oracle-env.sh (~/.cache/quac-oracle).
+# Needs the oracle Python: $PYTHON, default ~/.cache/quac-oracle/bin/python
+# (bash scripts/oracle-env.sh makes it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SCRATCH="${SCRATCH:-.build-quac}"

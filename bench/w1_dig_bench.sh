@@ -1,6 +1,7 @@
 #!/bin/bash
 # W1: builds quac-host in release and compares its DIntegratedGradients with Captum's on QuAC's VGG.
-# Needs the oracle environment (torch + captum): bash /work/shared/tools/oracle-env.sh.
+# Needs the oracle Python (torch + captum): $PYTHON, default ~/.cache/quac-oracle/bin/python
+# (bash scripts/oracle-env.sh makes it).
 #   THREADS=n (default nproc), REPEATS=3, INTERNAL_BATCH=64, KEEP=1 keeps the run folder
 set -euo pipefail
 cd "$(dirname "$0")/.."

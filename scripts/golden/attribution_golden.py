@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden values for the attribution plugins (Tests/QuacHostTests/AttributionGoldenTests.swift).
 
-Run with the oracle environment (bash /work/shared/tools/oracle-env.sh sets up ~/.cache/quac-oracle):
+Run with the oracle environment (bash scripts/oracle-env.sh sets up ~/.cache/quac-oracle):
     ~/.cache/quac-oracle/bin/python scripts/golden/attribution_golden.py \
         Tests/QuacHostTests/Fixtures/attribution-golden
 

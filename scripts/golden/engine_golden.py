@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden values for the engine's parity tests (Tests/EngineTests/Golden).
 
-Run with Debian's python3-torch (bash /work/shared/tools/oracle-env.sh sets up ~/.cache/quac-oracle):
+Run with Debian's python3-torch (bash scripts/oracle-env.sh sets up ~/.cache/quac-oracle):
     ~/.cache/quac-oracle/bin/python scripts/golden/engine_golden.py Tests/EngineTests/Golden
 
 Inputs are drawn in float32 with fixed seeds; PyTorch then computes in float64 and the results are

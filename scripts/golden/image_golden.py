@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden images for the PNG/TIFF readers and the resize (Tests/QuacCoreTests/ImageIOTests.swift).
 
-Run with the oracle environment (bash /work/shared/tools/oracle-env.sh sets up ~/.cache/quac-oracle):
+Run with the oracle environment (bash scripts/oracle-env.sh sets up ~/.cache/quac-oracle):
     ~/.cache/quac-oracle/bin/python scripts/golden/image_golden.py Tests/QuacCoreTests/Fixtures/images
 
 Writes small images made by independent encoders (OpenCV, PIL, and a hand-rolled TIFF writer for the

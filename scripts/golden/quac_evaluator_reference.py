@@ -6,7 +6,7 @@ libraries and the same array types, and the golden files of the Swift scorer's t
     ~/.cache/quac-oracle/bin/python scripts/golden/quac_evaluator_reference.py \
         Tests/QuacHostTests/Fixtures/quac_evaluator
 
-(bash /work/shared/tools/oracle-env.sh makes ~/.cache/quac-oracle: Debian's torch, OpenCV 4.8,
+(bash scripts/oracle-env.sh makes ~/.cache/quac-oracle: Debian's torch, OpenCV 4.8,
 NumPy 1.24, SciPy 1.10.) The classifier is linear, logits = flatten(x) @ W.T + b, given as weights so
 the Swift side runs the same model (org.quac.mlp-classifier with hidden = 0 reads fc2.weight and
 fc2.bias from the same file).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Golden values of the StarGAN v2 losses (Tests/QuacHostTests/StarGANTests.swift).
 
-Run with Debian's python3-torch (bash /work/shared/tools/oracle-env.sh sets up ~/.cache/quac-oracle):
+Run with Debian's python3-torch (bash scripts/oracle-env.sh sets up ~/.cache/quac-oracle):
     ~/.cache/quac-oracle/bin/python scripts/golden/stargan_golden.py Tests/QuacHostTests/Fixtures/stargan-golden
 
 A tiny configuration (32x32 gray images, channels 4 capped at 8, style 8, latent 4, mapping width 16,

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The results folder of a run (DESIGN.md "The results store"). Every file is written atomically and
+/// The results folder of a run (see "The results store" in the README). Every file is written atomically and
 /// carries the fingerprint of everything it was computed from, so a rerun reuses exactly the work
 /// whose inputs did not change.
 public struct ResultsStore {

@@ -1,6 +1,6 @@
 import Foundation
 
-/// A finished run read back from its results store (DESIGN.md "The results store"), without
+/// A finished run read back from its results folder (the files `ResultsStore` writes), without
 /// recomputing anything: what `compare` and `report` work from.
 public struct RunResults {
     /// One scorer's results for one method.
