@@ -100,7 +100,7 @@ private let factoryCreate: @convention(c) (UnsafePointer<quac_plugin_factory>?, 
         do { params = try JSONParser.parse(json.map { String(cString: $0) } ?? "{}") } catch {
             throw PluginError.invalid("parameters are not valid JSON: \(error)")
         }
-        let instance = try PluginExport.plugins[index].init(host: host, parameters: params)
+        let instance = try PluginExport.plugins[index].init(host: host, parameters: Parameters(params))
         let box = InstanceBox(plugin: instance, host: host, descriptor: PluginExport.descriptors[index])
         box.raw.pointee.plugin_data = Unmanaged.passRetained(box).toOpaque()
         out.pointee = UnsafePointer(box.raw)

@@ -21,9 +21,9 @@ public struct PluginDescription: Sendable {
 /// kind tables and error reporting (a thrown error becomes a status plus host->set_error).
 public protocol QuacPlugin: AnyObject {
     static var description: PluginDescription { get }
-    /// Creates an instance from its parameters (a JSON object the host validated against the manifest's
-    /// schema, defaults filled in).
-    init(host: HostServices, parameters: JSONValue) throws
+    /// Creates an instance from its parameters (validated by the host against the manifest's schema,
+    /// every default filled in from it: read them without defaults of your own, see `Parameters`).
+    init(host: HostServices, parameters: Parameters) throws
 }
 
 /// What a classifier is, as it tells the host.

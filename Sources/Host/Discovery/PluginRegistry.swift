@@ -43,7 +43,8 @@ public struct PluginRegistry: Sendable {
         var owner: [String: URL] = [:]
         var contents: [String: Data] = [:]
         for dir in searchPath {
-            let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
+            // Listed through the real path: Foundation does not list a folder through a symbolic link.
+            let files = (try? FileManager.default.contentsOfDirectory(at: dir.resolvingSymlinksInPath(), includingPropertiesForKeys: nil)) ?? []
             for url in files.filter({ $0.pathExtension == "json" }).sorted(by: { $0.lastPathComponent < $1.lastPathComponent }) {
                 // The same manifest twice (./plugins of a checkout and the built-in copy beside the
                 // executable) is one plugin, not a shadowed one.

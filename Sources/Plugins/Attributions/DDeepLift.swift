@@ -38,7 +38,7 @@ final class DDeepLift: AttributorPlugin {
         summary: "DeepLift (rescale rule) of the source class logit with the counterfactual as baseline", kind: .attributor)
     let host: HostServices
 
-    init(host: HostServices, parameters: JSONValue) throws { self.host = host }
+    init(host: HostServices, parameters: Parameters) throws { self.host = host }
 
     func attribute(_ batch: Batch) throws -> Outputs {
         try deepLiftRescale(host, batch, baseline: try batch.requireCounterfactual())

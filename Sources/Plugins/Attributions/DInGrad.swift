@@ -7,7 +7,7 @@ final class DInGrad: AttributorPlugin {
         summary: "Absolute gradient of the source class logit times the counterfactual's change (x_cf - x)", kind: .attributor)
     let host: HostServices
 
-    init(host: HostServices, parameters: JSONValue) throws { self.host = host }
+    init(host: HostServices, parameters: Parameters) throws { self.host = host }
 
     func attribute(_ batch: Batch) throws -> Outputs {
         let cf = try batch.requireCounterfactual()

@@ -7,7 +7,7 @@ final class InputXGradient: AttributorPlugin {
         kind: .attributor)
     let host: HostServices
 
-    init(host: HostServices, parameters: JSONValue) throws { self.host = host }
+    init(host: HostServices, parameters: Parameters) throws { self.host = host }
 
     func attribute(_ batch: Batch) throws -> Outputs {
         let g = try sourceGradient(host, batch)

@@ -12,22 +12,20 @@ final class Occlusion: AttributorPlugin {
     let stride: (Int, Int)
     let baseline: Float
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
-        func pair(_ key: String, _ def: Int) throws -> (Int, Int) {
-            switch parameters[key] {
-            case nil: return (def, def)
-            case .some(.array(let a)) where a.count == 2:
+        func pair(_ key: String, _ v: JSONValue) throws -> (Int, Int) {
+            if let a = v.arrayValue, a.count == 2 {
                 guard let h = a[0].intValue, let w = a[1].intValue, h >= 1, w >= 1 else { throw PluginError.invalid("\(key) must be positive") }
                 return (Int(h), Int(w))
-            case .some(let v):
-                guard let k = v.intValue, k >= 1 else { throw PluginError.invalid("\(key) must be a positive integer or [h, w]") }
-                return (Int(k), Int(k))
             }
+            guard let k = v.intValue, k >= 1 else { throw PluginError.invalid("\(key) must be a positive integer or [h, w]") }
+            return (Int(k), Int(k))
         }
-        window = try pair("window", 4)
-        stride = try pair("stride", Int(parameters["window"]?.intValue ?? 4))
-        baseline = Float(parameters["baseline"]?.doubleValue ?? 0)
+        window = try pair("window", try parameters.value("window"))
+        // The schema's rule for an absent stride: the window, in both dimensions.
+        stride = try parameters.optional("stride").map { try pair("stride", $0) } ?? window
+        baseline = try parameters.float("baseline")
     }
 
     func attribute(_ batch: Batch) throws -> Outputs {

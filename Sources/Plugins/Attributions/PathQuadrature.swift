@@ -91,14 +91,14 @@ struct IntegratedGradientsCore {
     let quadrature: PathQuadrature
     let internalBatchSize: Int
 
-    init(parameters: JSONValue) throws {
-        let name = parameters["method"]?.stringValue ?? PathQuadrature.Method.gaussLegendre.rawValue
+    init(parameters: Parameters) throws {
+        let name = try parameters.string("method")
         guard let method = PathQuadrature.Method(rawValue: name) else {
             throw PluginError.invalid("method must be one of \(PathQuadrature.Method.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
         }
-        let steps = Int(parameters["n_steps"]?.intValue ?? 50)
+        let steps = try parameters.int("n_steps")
         quadrature = try PathQuadrature(method: method, steps: steps)
-        internalBatchSize = Int(parameters["internal_batch_size"]?.intValue ?? 64)
+        internalBatchSize = try parameters.int("internal_batch_size")
         guard internalBatchSize >= 1 else { throw PluginError.invalid("internal_batch_size must be at least 1") }
     }
 

@@ -10,8 +10,8 @@ final class RandomAttribution: AttributorPlugin {
         summary: "Absolute value of Gaussian-filtered standard normal noise (seeded)", kind: .attributor, reentrant: true)
     let sigma: Double
 
-    init(host: HostServices, parameters: JSONValue) throws {
-        sigma = parameters["sigma"]?.doubleValue ?? 4
+    init(host: HostServices, parameters: Parameters) throws {
+        sigma = try parameters.double("sigma")
         guard sigma >= 0, sigma.isFinite else { throw PluginError.invalid("sigma must be a finite number >= 0") }
     }
 

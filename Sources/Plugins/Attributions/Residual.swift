@@ -6,7 +6,7 @@ final class Residual: AttributorPlugin {
         id: "org.quac.residual", name: "Residual", summary: "Absolute difference between query and counterfactual",
         kind: .attributor, reentrant: true)
 
-    init(host: HostServices, parameters: JSONValue) throws {}
+    init(host: HostServices, parameters: Parameters) throws {}
 
     func attribute(_ batch: Batch) throws -> Outputs {
         let cf = try batch.requireCounterfactual()

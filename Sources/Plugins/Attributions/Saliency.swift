@@ -9,9 +9,9 @@ final class Saliency: AttributorPlugin {
     let host: HostServices
     let absolute: Bool
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
-        absolute = parameters["absolute"]?.boolValue ?? true
+        absolute = try parameters.bool("absolute")
     }
 
     func attribute(_ batch: Batch) throws -> Outputs {

@@ -19,22 +19,22 @@ final class SmoothGrad: AttributorPlugin {
     let absolute: Bool
     let rowsPerCall: Int
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
-        samples = Int(parameters["nt_samples"]?.intValue ?? 5)
-        stdev = Float(parameters["stdevs"]?.doubleValue ?? 1)
-        let t = parameters["nt_type"]?.stringValue ?? "smoothgrad"
+        samples = try parameters.int("nt_samples")
+        stdev = try parameters.float("stdevs")
+        let t = try parameters.string("nt_type")
         guard let nt = NoiseType(rawValue: t) else {
             throw PluginError.invalid("nt_type must be one of \(NoiseType.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(t)\"")
         }
         type = nt
-        let b = parameters["base"]?.stringValue ?? "saliency"
+        let b = try parameters.string("base")
         guard let bm = Base(rawValue: b) else {
             throw PluginError.invalid("base must be one of \(Base.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(b)\"")
         }
         base = bm
-        absolute = parameters["absolute"]?.boolValue ?? true
-        rowsPerCall = Int(parameters["nt_samples_batch_size"]?.intValue ?? 64)
+        absolute = try parameters.bool("absolute")
+        rowsPerCall = try parameters.int("nt_samples_batch_size")
         guard samples >= 1, stdev >= 0, stdev.isFinite, rowsPerCall >= 1 else {
             throw PluginError.invalid("nt_samples and nt_samples_batch_size must be >= 1 and stdevs a finite number >= 0")
         }

@@ -8,7 +8,7 @@ final class VanillaDeepLift: AttributorPlugin {
         summary: "DeepLift (rescale rule) of the source class logit with an all-zero baseline", kind: .attributor)
     let host: HostServices
 
-    init(host: HostServices, parameters: JSONValue) throws { self.host = host }
+    init(host: HostServices, parameters: Parameters) throws { self.host = host }
 
     func attribute(_ batch: Batch) throws -> Outputs {
         try deepLiftRescale(host, batch, baseline: Tensor(zeros: batch.x.shape))

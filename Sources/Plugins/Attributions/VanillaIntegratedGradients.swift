@@ -9,7 +9,7 @@ final class VanillaIntegratedGradients: AttributorPlugin {
     let host: HostServices
     let core: IntegratedGradientsCore
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
         core = try IntegratedGradientsCore(parameters: parameters)
     }

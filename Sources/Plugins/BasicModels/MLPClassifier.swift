@@ -16,26 +16,26 @@ final class MLPClassifier: ClassifierPlugin {
     let hidden: Int
     /// Row-major weights: w1 [hidden, D], w2 [classes, hidden] (or w2 [classes, D] when hidden == 0).
     var w1: [Float], b1: [Float], w2: [Float], b2: [Float]
-    let parameters: JSONValue
+    let parameters: Parameters
     let host: HostServices
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.parameters = parameters
         self.host = host
-        let classes = Int(parameters["num_classes"]?.intValue ?? 2)
-        let shape = (parameters["input_shape"]?.arrayValue ?? [1, 8, 8]).compactMap { $0.intValue.map(Int.init) }
+        let classes = try parameters.int("num_classes")
+        let shape = try parameters.ints("input_shape")
         guard classes >= 1, !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
             throw PluginError.invalid("num_classes must be >= 1 and input_shape a list of positive sizes")
         }
         spec = ClassifierSpec(numClasses: classes, sampleShape: shape)
         inputSize = shape.reduce(1, *)
-        hidden = Int(parameters["hidden"]?.intValue ?? 16)
+        hidden = try parameters.int("hidden")
         let hiddenOrInput = hidden > 0 ? hidden : inputSize
-        if let path = parameters["weights"]?.stringValue {
+        if let path = try parameters.optionalString("weights") {
             (w1, b1, w2, b2) = try MLPClassifier.loadWeights(URL(fileURLWithPath: path), hidden: hidden, inputSize: inputSize, classes: classes)
         } else {
             // Kaiming-uniform-like initialisation from the seed, so a parameter set is a model.
-            var rng = SeededRandom(seed: UInt64(parameters["seed"]?.intValue ?? 0))
+            var rng = SeededRandom(seed: UInt64(try parameters.int("seed")))
             func init_(_ n: Int, fanIn: Int) -> [Float] {
                 let bound = (6 / Float(fanIn)).squareRoot()
                 return (0..<n).map { _ in (rng.uniform() * 2 - 1) * bound }

@@ -6,16 +6,16 @@ import QuacPluginKit
 extension MLPClassifier: TrainablePlugin {
     struct Settings {
         var epochs: Int, learningRate: Float, momentum: Float, batchSize: Int
-        init(_ p: JSONValue) {
-            epochs = Int(p["epochs"]?.intValue ?? 30)
-            learningRate = Float(p["learning_rate"]?.doubleValue ?? 0.05)
-            momentum = Float(p["momentum"]?.doubleValue ?? 0.9)
-            batchSize = Int(p["batch_size"]?.intValue ?? 32)
+        init(_ p: Parameters) throws {
+            epochs = try p.int("epochs")
+            learningRate = try p.float("learning_rate")
+            momentum = try p.float("momentum")
+            batchSize = try p.int("batch_size")
         }
     }
 
     func train(_ train: TrainingData, val: TrainingData?, checkpoints: URL, seed: UInt64) throws -> Outputs {
-        let s = Settings(parameters)
+        let s = try Settings(parameters)
         guard train.count > 0 else { throw PluginError.invalid("the training set is empty") }
         guard s.epochs >= 1, s.batchSize >= 1, s.learningRate > 0 else { throw PluginError.invalid("epochs, batch_size and learning_rate must be positive") }
         var velocity = [[Float](repeating: 0, count: w1.count), [Float](repeating: 0, count: b1.count),

@@ -22,18 +22,18 @@ final class OptimizationConverter: ConverterPlugin {
     let low: Float, high: Float
     let beta1: Float = 0.9, beta2: Float = 0.999, epsilon: Float = 1e-8
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
-        steps = Int(parameters["steps"]?.intValue ?? 100)
-        learningRate = Float(parameters["learning_rate"]?.doubleValue ?? 0.05)
-        l1 = Float(parameters["l1"]?.doubleValue ?? 0.01)
-        margin = Float(parameters["margin"]?.doubleValue ?? 1)
-        let name = parameters["optimizer"]?.stringValue ?? "adam"
+        steps = try parameters.int("steps")
+        learningRate = try parameters.float("learning_rate")
+        l1 = try parameters.float("l1")
+        margin = try parameters.float("margin")
+        let name = try parameters.string("optimizer")
         guard let o = Optimizer(rawValue: name) else {
             throw PluginError.invalid("optimizer must be one of \(Optimizer.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(name)\"")
         }
         optimizer = o
-        let range = (parameters["range"]?.arrayValue ?? [-1, 1]).compactMap(\.doubleValue)
+        let range = try parameters.doubles("range")
         guard range.count == 2, range[0] < range[1] else { throw PluginError.invalid("range must be [low, high] with low < high") }
         (low, high) = (Float(range[0]), Float(range[1]))
         guard steps >= 0, learningRate > 0, l1 >= 0, learningRate.isFinite, l1.isFinite, margin.isFinite else {

@@ -21,30 +21,29 @@ final class PrecomputedConverter: ConverterPlugin {
     /// FNV-1a of an image's bytes (and target) -> the file's rows with that hash.
     var rowsByKey: [UInt64: [Int]] = [:]
 
-    init(host: HostServices, parameters: JSONValue) throws {
-        guard let path = parameters["path"]?.stringValue else { throw PluginError.invalid("path is required") }
+    init(host: HostServices, parameters: Parameters) throws {
+        let path = try parameters.string("path")
         let url = URL(fileURLWithPath: path)
         var targetTensor: Tensor?
         do {
             if path.hasSuffix(".npy") {
                 counterfactuals = try NPY.read(url)
-                guard let ip = parameters["images_path"]?.stringValue else {
+                guard let ip = try parameters.optionalString("images_path") else {
                     throw PluginError.invalid("images_path (an NPY file of the query images) is required with an NPY counterfactual file")
                 }
                 images = try NPY.read(URL(fileURLWithPath: ip))
-                if let tp = parameters["targets_path"]?.stringValue { targetTensor = try NPY.read(URL(fileURLWithPath: tp)) }
+                if let tp = try parameters.optionalString("targets_path") { targetTensor = try NPY.read(URL(fileURLWithPath: tp)) }
             } else {
                 let file = try Safetensors.read(url)
-                func tensor(_ key: String, _ def: String) throws -> Tensor {
-                    let name = parameters[key]?.stringValue ?? def
+                func tensor(_ name: String) throws -> Tensor {
                     guard let t = file.tensors[name] else {
                         throw PluginError.io("\(path): no tensor \"\(name)\" (it has: \(file.names.joined(separator: ", ")))")
                     }
                     return t
                 }
-                counterfactuals = try tensor("counterfactuals", "counterfactuals")
-                images = try tensor("images", "images")
-                if parameters["targets"]?.stringValue != nil { targetTensor = try tensor("targets", "") }
+                counterfactuals = try tensor(try parameters.string("counterfactuals"))
+                images = try tensor(try parameters.string("images"))
+                if let name = try parameters.optionalString("targets") { targetTensor = try tensor(name) }
             }
         } catch let e as PluginError { throw e } catch { throw PluginError.io("\(error)") }
         guard counterfactuals.dtype == .float32, images.dtype == .float32, counterfactuals.rank >= 1,

@@ -30,20 +30,20 @@ enum CNNArchitecture {
     }
 
     /// Reads the preset's parameters (defaults: QuAC's reference network for 1x128x128, two classes).
-    static func preset(_ p: JSONValue) throws -> Preset {
-        let shape = try ints(p, "input_shape") ?? [1, 128, 128]
+    static func preset(_ p: Parameters) throws -> Preset {
+        let shape = try p.ints("input_shape")
         guard shape.count == 3, shape.allSatisfy({ $0 >= 1 }) else {
             throw PluginError.invalid("input_shape must be [C, H, W] with positive sizes for the vgg preset, got \(shape)")
         }
-        let classes = Int(p["num_classes"]?.intValue ?? 2)
+        let classes = try p.int("num_classes")
         guard classes >= 1 else { throw PluginError.invalid("num_classes must be at least 1, got \(classes)") }
-        let channels = try ints(p, "channels") ?? [12, 24, 48, 96]
+        let channels = try p.ints("channels")
         guard !channels.isEmpty, channels.allSatisfy({ $0 >= 1 }) else {
             throw PluginError.invalid("channels must be a non-empty list of positive feature-map counts, got \(channels)")
         }
-        let fc = try ints(p, "fc") ?? [4096, 4096]
+        let fc = try p.ints("fc")
         guard fc.allSatisfy({ $0 >= 1 }) else { throw PluginError.invalid("fc must list positive layer widths, got \(fc)") }
-        let dropout = p["dropout"]?.doubleValue ?? 0
+        let dropout = try p.double("dropout")
         guard dropout >= 0, dropout < 1 else { throw PluginError.invalid("dropout must be in [0, 1), got \(dropout)") }
         let preset = Preset(inputShape: shape, numClasses: classes, channels: channels, fc: fc, dropout: dropout)
         guard preset.featureSize != nil else {
@@ -86,12 +86,4 @@ enum CNNArchitecture {
         ]
     }
 
-    static func ints(_ p: JSONValue, _ key: String) throws -> [Int]? {
-        guard let v = p[key] else { return nil }
-        guard let a = v.arrayValue else { throw PluginError.invalid("\(key) must be a list of integers") }
-        return try a.map {
-            guard let i = $0.intValue else { throw PluginError.invalid("\(key) must be a list of integers, got \($0.serialized())") }
-            return Int(i)
-        }
-    }
 }

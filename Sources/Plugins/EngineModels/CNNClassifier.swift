@@ -14,26 +14,27 @@ final class CNNClassifier: ClassifierPlugin {
         kind: .classifier)
 
     let host: HostServices
-    let parameters: JSONValue
+    let parameters: Parameters
     let spec: ClassifierSpec
     /// The network's ModelFile description; model files this plugin writes carry it.
     let architecture: JSONValue
     let model: Module
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
         self.parameters = parameters
         let shape: [Int], classes: Int
-        if let custom = parameters["architecture"] {
+        _ = try Settings(parameters)   // training settings are checked when the instance is made
+        if let custom = parameters.optional("architecture") {
             guard custom.objectValue != nil else { throw PluginError.invalid("architecture must be a JSON object (a ModelFile network description)") }
             architecture = custom
-            shape = try CNNArchitecture.ints(parameters, "input_shape") ?? [1, 128, 128]
+            shape = try parameters.ints("input_shape")
             guard !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
                 throw PluginError.invalid("input_shape must list positive sizes, got \(shape)")
             }
-            classes = Int(parameters["num_classes"]?.intValue ?? 2)
+            classes = try parameters.int("num_classes")
         } else {
-            let name = parameters["preset"]?.stringValue ?? "vgg"
+            let name = try parameters.string("preset")
             guard name == "vgg" else { throw PluginError.invalid("unknown preset \"\(name)\" (known: vgg)") }
             let preset = try CNNArchitecture.preset(parameters)
             architecture = CNNArchitecture.vgg(preset)
@@ -42,11 +43,11 @@ final class CNNClassifier: ClassifierPlugin {
         spec = ClassifierSpec(numClasses: classes, sampleShape: shape)
         do {
             // Weights from a file replace every parameter (loadStateDict is strict): no need to draw them first.
-            model = try ModelBuilder.build(architecture, seed: UInt64(parameters["seed"]?.intValue ?? 0),
-                                           initialize: parameters["weights"] == nil)
+            model = try ModelBuilder.build(architecture, seed: UInt64(try parameters.int("seed")),
+                                           initialize: parameters.optional("weights") == nil)
         } catch { throw PluginError.invalid("architecture: \(error)") }
         model.eval()
-        if let path = parameters["weights"]?.stringValue {
+        if let path = try parameters.optionalString("weights") {
             try loadWeights(URL(fileURLWithPath: path))
         } else {
             try probe()

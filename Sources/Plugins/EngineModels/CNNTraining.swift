@@ -12,17 +12,18 @@ extension CNNClassifier: TrainablePlugin {
         var epochs: Int, batchSize: Int, optimizer: String, learningRate: Float, momentum: Float
         var weightDecay: Float, augmentFlips: Bool
 
-        init(_ p: JSONValue) throws {
-            epochs = Int(p["epochs"]?.intValue ?? 10)
-            batchSize = Int(p["batch_size"]?.intValue ?? 32)
-            optimizer = p["optimizer"]?.stringValue ?? "adam"
+        init(_ p: Parameters) throws {
+            epochs = try p.int("epochs")
+            batchSize = try p.int("batch_size")
+            optimizer = try p.string("optimizer")
             guard optimizer == "adam" || optimizer == "sgd" else {
                 throw PluginError.invalid("optimizer must be \"adam\" or \"sgd\", got \"\(optimizer)\"")
             }
-            learningRate = Float(p["learning_rate"]?.doubleValue ?? (optimizer == "adam" ? 1e-3 : 1e-2))
-            momentum = Float(p["momentum"]?.doubleValue ?? 0.9)
-            weightDecay = Float(p["weight_decay"]?.doubleValue ?? 0)
-            augmentFlips = p["augment_flips"]?.boolValue ?? true
+            // The schema's rule for an absent learning rate: it depends on the optimizer.
+            learningRate = Float(try p.optionalDouble("learning_rate") ?? (optimizer == "adam" ? 1e-3 : 1e-2))
+            momentum = try p.float("momentum")
+            weightDecay = try p.float("weight_decay")
+            augmentFlips = try p.bool("augment_flips")
             guard epochs >= 1, batchSize >= 1, learningRate > 0, learningRate.isFinite, weightDecay >= 0, momentum >= 0, momentum < 1 else {
                 throw PluginError.invalid("training needs epochs >= 1, batch_size >= 1, learning_rate > 0, weight_decay >= 0 and momentum in [0, 1)")
             }

@@ -2,37 +2,37 @@ import Engine
 import Foundation
 import QuacPluginKit
 
-/// StarGAN v2 as QuAC's conversion network (ALGORITHMS.md 1.3): the EMA generator turns a query into
-/// its target class with a style from the EMA mapping network (a random latent code) or the EMA style
-/// encoder (the batch's reference image). Per query it makes `candidates` generations, keeps the one
-/// with the highest target probability among those the run's classifier assigns to the target (the
-/// highest overall when none does), and retries up to `max_tries` rounds while none converts.
-/// Latent codes come from (seed, the query's bytes, its target), so a query's result does not depend on
-/// the batch it comes in. Puts JSON {"converted", "target_probability", "tries", "unconverted"}.
-/// Training is in StarGANTraining.swift, the networks in StarGANNetworks.swift.
+/// StarGAN v2 as QuAC's conversion network (docs/algorithms.md, "StarGAN v2"): the EMA generator turns
+/// a query into its target class with a style from the EMA mapping network (a random latent code) or
+/// the EMA style encoder (the batch's reference image). Per query it makes `candidates` generations,
+/// keeps the one with the highest target probability among those the run's classifier assigns to the
+/// target (the highest overall when none does), and retries up to `max_tries` rounds while none
+/// converts. Latent codes come from (seed, the query's bytes, its target), so a query's result does not
+/// depend on the batch it comes in. Puts JSON {"converted", "target_probability", "tries",
+/// "unconverted"}. Training is in StarGANTraining.swift, the networks in StarGANNetworks.swift.
 final class StarGANConverter: ConverterPlugin {
     static let description = PluginDescription(
         id: "org.quac.stargan-converter", name: "StarGAN v2 converter",
         summary: "StarGAN v2 conversion network (latent or reference style, K candidates, retries) with training", kind: .converter)
 
     let host: HostServices
-    let parameters: JSONValue
+    let parameters: Parameters
     let config: StarGANConfig
     let nets: StarGANNets
     let style: String, candidates: Int, maxTries: Int
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
         self.parameters = parameters
         config = try StarGANConfig(parameters)
-        style = parameters["style"]?.stringValue ?? "latent"
+        style = try parameters.string("style")
         guard style == "latent" || style == "reference" else { throw PluginError.invalid("style must be \"latent\" or \"reference\", got \"\(style)\"") }
-        candidates = Int(parameters["candidates"]?.intValue ?? 10)
-        maxTries = Int(parameters["max_tries"]?.intValue ?? 5)
+        candidates = try parameters.int("candidates")
+        maxTries = try parameters.int("max_tries")
         guard candidates >= 1, maxTries >= 1 else { throw PluginError.invalid("candidates and max_tries must be >= 1") }
         _ = try StarGANSettings(parameters)
-        nets = StarGANNets(config, seed: UInt64(parameters["seed"]?.intValue ?? 0))
-        if let path = parameters["weights"]?.stringValue { try load(from: URL(fileURLWithPath: path)) }
+        nets = StarGANNets(config, seed: UInt64(try parameters.int("seed")))
+        if let path = try parameters.optionalString("weights") { try load(from: URL(fileURLWithPath: path)) }
     }
 
     // MARK: Generation

@@ -2,8 +2,9 @@ import Engine
 import Foundation
 import QuacPluginKit
 
-/// StarGAN v2's four networks as QuAC builds them (ALGORITHMS.md 1.3), with the parameter names of
-/// PyTorch's state_dicts (without DataParallel's "module." prefix), so weights move between the two.
+/// StarGAN v2's four networks as QuAC builds them (docs/algorithms.md, "StarGAN v2"), with the
+/// parameter names of PyTorch's state_dicts (without DataParallel's "module." prefix), so weights move
+/// between the two.
 /// Channel widths start at `channels` and double at each downsampling, capped at `maxChannels`
 /// (the reference derives channels = 2^14 / image size and caps at 512; small caps make a 32x32 or
 /// 64x64 model trainable on a CPU).
@@ -12,17 +13,17 @@ struct StarGANConfig: Equatable {
     var channels: Int, maxChannels: Int
     var styleDim: Int, latentDim: Int, mappingDim: Int
 
-    init(_ p: JSONValue) throws {
-        imageSize = Int(p["image_size"]?.intValue ?? 32)
-        inputChannels = Int(p["input_channels"]?.intValue ?? 1)
-        numDomains = Int(p["num_classes"]?.intValue ?? 2)
-        maxChannels = Int(p["max_channels"]?.intValue ?? 64)
+    init(_ p: Parameters) throws {
+        imageSize = try p.int("image_size")
+        inputChannels = try p.int("input_channels")
+        numDomains = try p.int("num_classes")
+        maxChannels = try p.int("max_channels")
         let derived = imageSize > 0 ? min((1 << 14) / imageSize, maxChannels) : 0
-        let c = Int(p["channels"]?.intValue ?? 0)
+        let c = try p.int("channels")
         channels = c > 0 ? c : derived
-        styleDim = Int(p["style_dim"]?.intValue ?? 64)
-        latentDim = Int(p["latent_dim"]?.intValue ?? 16)
-        mappingDim = Int(p["mapping_dim"]?.intValue ?? 512)
+        styleDim = try p.int("style_dim")
+        latentDim = try p.int("latent_dim")
+        mappingDim = try p.int("mapping_dim")
         guard imageSize >= 8, imageSize & (imageSize - 1) == 0 else {
             throw PluginError.invalid("image_size must be a power of 2, at least 8 (got \(imageSize))")
         }

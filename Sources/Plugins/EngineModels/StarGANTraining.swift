@@ -18,19 +18,17 @@ struct StarGANSettings {
     var flips: Bool
     var logEvery: Int, sampleEvery: Int, checkpointEvery: Int, valEvery: Int, valOutputs: Int, valSamples: Int
 
-    init(_ p: JSONValue) throws {
-        func f(_ k: String, _ d: Double) -> Float { Float(p[k]?.doubleValue ?? d) }
-        func i(_ k: String, _ d: Int) -> Int { Int(p[k]?.intValue ?? Int64(d)) }
-        steps = i("steps", 10000); batchSize = i("batch_size", 8)
-        lr = f("lr", 1e-4); fLR = f("f_lr", 1e-6)
-        let betas = (p["betas"]?.arrayValue ?? [0, 0.99]).compactMap(\.doubleValue)
+    init(_ p: Parameters) throws {
+        steps = try p.int("steps"); batchSize = try p.int("batch_size")
+        lr = try p.float("lr"); fLR = try p.float("f_lr")
+        let betas = try p.doubles("betas")
         guard betas.count == 2 else { throw PluginError.invalid("betas must be [beta1, beta2]") }
         (beta1, beta2) = (Float(betas[0]), Float(betas[1]))
-        weightDecay = f("weight_decay", 1e-4); ema = f("ema", 0.999)
-        lambdaSty = f("lambda_sty", 1); lambdaCyc = f("lambda_cyc", 1); lambdaReg = f("lambda_reg", 1)
-        flips = p["augment_flips"]?.boolValue ?? true
-        logEvery = i("log_every", 100); sampleEvery = i("sample_every", 1000); checkpointEvery = i("checkpoint_every", 1000)
-        valEvery = i("val_every", 1000); valOutputs = i("val_outputs", 10); valSamples = i("val_samples", 32)
+        weightDecay = try p.float("weight_decay"); ema = try p.float("ema")
+        lambdaSty = try p.float("lambda_sty"); lambdaCyc = try p.float("lambda_cyc"); lambdaReg = try p.float("lambda_reg")
+        flips = try p.bool("augment_flips")
+        logEvery = try p.int("log_every"); sampleEvery = try p.int("sample_every"); checkpointEvery = try p.int("checkpoint_every")
+        valEvery = try p.int("val_every"); valOutputs = try p.int("val_outputs"); valSamples = try p.int("val_samples")
         guard steps >= 0, batchSize >= 1, lr > 0, fLR >= 0, weightDecay >= 0, ema >= 0, ema <= 1, valOutputs >= 1, valSamples >= 1 else {
             throw PluginError.invalid("training needs steps >= 0, batch_size >= 1, lr > 0, f_lr >= 0, weight_decay >= 0, ema in [0, 1], val_outputs and val_samples >= 1")
         }
@@ -252,7 +250,7 @@ struct StarGANData {
 extension StarGANConverter: TrainablePlugin {
     func train(_ train: TrainingData, val: TrainingData?, checkpoints: URL, seed: UInt64) throws -> Outputs {
         let s = try StarGANSettings(parameters)
-        if let path = parameters["loss_check"]?.stringValue { return try runLossCheck(URL(fileURLWithPath: path), s) }
+        if let path = try parameters.optionalString("loss_check") { return try runLossCheck(URL(fileURLWithPath: path), s) }
         let data = try StarGANData(train, config: config, what: "training")
         guard data.classes.count >= 2 else { throw PluginError.invalid("the training set needs samples of at least 2 classes") }
         let valData = try val.map { try StarGANData($0, config: config, what: "validation") }

@@ -13,9 +13,9 @@ final class InsertionScorer: ScorerPlugin {
     let host: HostServices
     let steps: Int
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
-        steps = Int(parameters["steps"]?.intValue ?? 20)
+        steps = try parameters.int("steps")
         guard steps >= 1 else { throw PluginError.invalid("steps must be >= 1") }
     }
 

@@ -5,8 +5,9 @@ import QuacPluginKit
 /// `num_thresholds` thresholds the attribution is cut, closed with an elliptical element, blurred into
 /// a soft mask, and the hybrid x_cf * mask + x * (1 - mask) is classified; the curve of mask size
 /// against the change in target probability, interpolated at 101 sizes, has the QuAC score as its
-/// area. See ALGORITHMS.md 1.2. Identical closed masks (e.g. every negative threshold's full mask) are
-/// built, blurred and classified once; every number is the same as scoring each threshold.
+/// area. See docs/algorithms.md, "QuAC evaluator". Identical closed masks (e.g. every negative
+/// threshold's full mask) are built, blurred and classified once; every number is the same as scoring
+/// each threshold.
 ///
 /// Precision follows the reference: masks, hybrids and probabilities in float32 (OpenCV and PyTorch
 /// work in float32 there), sizes, the trade-off, the curve and its area in float64 (NumPy/SciPy).
@@ -26,15 +27,15 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     private var closing: BinaryClosing?
     private var blur: MaskBlur?
 
-    init(host: HostServices, parameters: JSONValue) throws {
+    init(host: HostServices, parameters: Parameters) throws {
         self.host = host
-        let count = Int(parameters["num_thresholds"]?.intValue ?? 200)
-        let vmin = parameters["vmin"]?.doubleValue ?? -1
-        let vmax = parameters["vmax"]?.doubleValue ?? 1
-        let structSize = Int(parameters["structuring_element_size"]?.intValue ?? 10)
-        blurSize = Int(parameters["gaussian_kernel_size"]?.intValue ?? 11)
-        channelWise = parameters["channel_wise"]?.boolValue ?? true
-        maxBatch = Int(parameters["max_batch"]?.intValue ?? 256)
+        let count = try parameters.int("num_thresholds")
+        let vmin = try parameters.double("vmin")
+        let vmax = try parameters.double("vmax")
+        let structSize = try parameters.int("structuring_element_size")
+        blurSize = try parameters.int("gaussian_kernel_size")
+        channelWise = try parameters.bool("channel_wise")
+        maxBatch = try parameters.int("max_batch")
         guard count >= 1, count <= 100_000 else { throw PluginError.invalid("num_thresholds must be in [1, 100000]") }
         guard vmin.isFinite, vmax.isFinite, vmax > vmin else { throw PluginError.invalid("vmin must be below vmax") }
         guard structSize >= 1, structSize <= 1024 else { throw PluginError.invalid("structuring_element_size must be in [1, 1024]") }
