@@ -24,11 +24,11 @@ final class HostDataset {
     }
 
     /// A dataset's fields as a trainer sees them: "x", "label", and "x_cf"/"target" when present.
-    convenience init(_ d: Dataset, numClasses: Int) {
+    static func fields(of d: Dataset) -> [(String, Tensor)] {
         var f: [(String, Tensor)] = [("x", d.x), ("label", d.labels)]
         if let c = d.xCF { f.append(("x_cf", c)) }
         if let t = d.target { f.append(("target", t)) }
-        self.init(fields: f, numClasses: numClasses)
+        return f
     }
 
     deinit {

@@ -14,10 +14,17 @@ extension PluginInstance {
 
     /// Trains on `train` (validating on `val`), checkpointing into `checkpoints` and resuming from it.
     public func train(_ train: Dataset, val: Dataset?, numClasses: Int, checkpoints: URL, seed: UInt64) throws -> PluginOutputs {
+        try self.train(fields: HostDataset.fields(of: train), val: val.map(HostDataset.fields(of:)), numClasses: numClasses,
+                       checkpoints: checkpoints, seed: seed)
+    }
+
+    /// Trains on named per-sample fields ("x", "label", and whatever else the run computed for it).
+    public func train(fields train: [(String, Tensor)], val: [(String, Tensor)]?, numClasses: Int, checkpoints: URL,
+                      seed: UInt64) throws -> PluginOutputs {
         let t = try trainer()
         try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
-        let trainSet = HostDataset(train, numClasses: numClasses)
-        let valSet = val.map { HostDataset($0, numClasses: numClasses) }
+        let trainSet = HostDataset(fields: train, numClasses: numClasses)
+        let valSet = val.map { HostDataset(fields: $0, numClasses: numClasses) }
         let collector = OutputCollector()
         try withExtendedLifetime((trainSet, valSet)) {
             try invoke("train", violation: { collector.violation }) {

@@ -20,10 +20,20 @@ public final class PluginInstance: @unchecked Sendable {
     public var id: String { manifest.id }
     public var kind: PluginKind { manifest.kind }
 
-    /// Loads the manifest's library, checks that it describes itself as the manifest says, validates
-    /// `params` against the manifest's schema (filling defaults) and creates the instance.
-    public init(manifest: PluginManifest, params: JSONValue = .object(JSONObject()), name: String? = nil,
-                run: RunContext? = nil, paramsSource: String? = nil) throws {
+    /// Resolves `params` (validated against the manifest's schema, defaults filled, relative paths
+    /// against the working folder) and creates the instance: for the conformance check and tests. A
+    /// pipeline resolves its uses once (`PluginResolver`) and creates them with `init(_:run:)`.
+    public convenience init(manifest: PluginManifest, params: JSONValue = .object(JSONObject()), name: String? = nil,
+                            run: RunContext? = nil, paramsSource: String? = nil) throws {
+        try self.init(ResolvedPlugin.resolve(manifest, params: params, name: name,
+                                             base: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
+                                             paramsSource: paramsSource), run: run)
+    }
+
+    /// Loads the manifest's library, checks that it describes itself as the manifest says and creates
+    /// the instance with the resolved parameters, as they are.
+    public init(_ resolved: ResolvedPlugin, run: RunContext? = nil) throws {
+        let manifest = resolved.manifest
         let where_ = "plugin \(manifest.id) (\(manifest.url.path))"
         guard let libURL = manifest.resolvedLibraryURL() else {
             throw QuacError("\(manifest.url.path): /library: \"\(manifest.library)\" not found")
@@ -45,19 +55,13 @@ public final class PluginInstance: @unchecked Sendable {
         guard d.kind == manifest.kind else {
             throw QuacError("\(manifest.url.path): /kind: manifest says \(manifest.kind.rawValue), the library describes \(manifest.id) as \(d.kind?.rawValue ?? "unknown kind \(d.rawKind)")")
         }
-        let schema = try manifest.parameterSchema()
-        let violations = schema.validate(params)
-        if let v = violations.first {
-            let src = paramsSource ?? "parameters of \(manifest.id)"
-            throw QuacError("\(src)\(v.pointer.isEmpty ? "" : v.pointer): \(v.message)")
-        }
-        let filled = schema.applyingDefaults(to: params)
+        let filled = resolved.parameters
         self.manifest = manifest
         self.library = library
         self.descriptor = d
-        self.name = name ?? manifest.id
+        self.name = resolved.name
         self.parameters = filled
-        let context = PluginContext(label: name ?? manifest.id, run: run)
+        let context = PluginContext(label: resolved.name, run: run)
         self.context = context
         var out: UnsafePointer<quac_plugin>?
         let status = filled.serialized().withCString { json in

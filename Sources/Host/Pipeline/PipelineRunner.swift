@@ -2,16 +2,17 @@ import Foundation
 import Logging
 import QuacPluginAPI
 
-/// Runs a pipeline manifest: data -> classifier -> converter -> attributors -> scorers, writing the
-/// results store. Stages a manifest leaves out are skipped; finished units are reused on a rerun.
+/// Runs a pipeline manifest. It resolves every plugin use once, loads the data, creates the classifier
+/// and the plugins, then runs the stages the manifest asks for (see `StageKinds`) in the order their
+/// dependencies give, reusing every stage whose fingerprint is unchanged.
 public final class PipelineRunner {
     public let manifest: PipelineManifest
     public let registry: PluginRegistry
     public let store: ResultsStore
     let progress: RunProgress
     let context: RunContext
-    /// Fingerprints of the trained state of plugins trained before the run, by manifest pointer.
-    var trainedStates: [String: String] = [:]
+    /// Every plugin use of the manifest, resolved, by manifest pointer.
+    private var resolved: [String: ResolvedPlugin] = [:]
 
     public static let toolVersion = "0.1.0"
 
@@ -36,35 +37,21 @@ public final class PipelineRunner {
 
     // MARK: Resolution (no code loaded)
 
-    func manifestFor(_ use: PipelineManifest.PluginUse, kind: PluginKind) throws -> PluginManifest {
-        let m: PluginManifest
-        do { m = try registry.manifest(id: use.plugin) } catch let e as QuacError {
-            throw QuacError.at(manifest.file, use.pointer + "/plugin", e.message)
-        }
-        guard m.kind == kind else {
-            throw QuacError.at(manifest.file, use.pointer + "/plugin", "\(use.plugin) is a \(m.kind.rawValue), expected a \(kind.rawValue)")
-        }
-        let violations = try m.parameterSchema().validate(use.params)
-        if let v = violations.first { throw QuacError.at(manifest.file, use.pointer + "/params" + v.pointer, v.message) }
-        return m
-    }
-
     /// Everything `quac-host validate` checks: the schema (done when loading), plugin ids and kinds,
-    /// parameters against each plugin's schema, and what each plugin requires of the run.
+    /// parameters against each plugin's schema, the train blocks, and what each plugin requires.
     public func validate() throws {
-        var uses: [(PipelineManifest.PluginUse, PluginKind)] = []
-        if case .plugin(let c) = manifest.classifier { uses.append((c, .classifier)) }
+        let resolver = PluginResolver(registry: registry, manifest: manifest)
         if case .foreign(let f) = manifest.classifier {
             // The signature is checked without loading the library.
             do { _ = try CSignature.parse(f.signature) } catch let e as QuacError {
                 throw QuacError.at(manifest.file, f.pointer + "/signature", e.message)
             }
         }
-        if let c = manifest.converter { uses.append((c, .converter)) }
-        uses += manifest.attributors.map { ($0, .attributor) } + manifest.scorers.map { ($0, .scorer) }
-        for (use, kind) in uses {
-            let m = try manifestFor(use, kind: kind)
-            try checkRequirements(m, use: use, classifierInfo: nil)
+        for (use, kind) in manifest.pluginUses {
+            let r = try resolver.resolve(use, kind: kind)
+            resolved[use.pointer] = r
+            try checkRequirements(r.manifest, use: use, classifierInfo: nil)
+            try checkTrainBlock(use, kind: kind)
         }
         if manifest.classifier == nil && !(manifest.attributors.isEmpty && manifest.scorers.isEmpty && manifest.converter == nil) {
             let needing = (manifest.attributors + manifest.scorers).first
@@ -97,147 +84,208 @@ public final class PipelineRunner {
         }
     }
 
+    /// A train block names only what the run has: a trainable plugin, an attributor to take targets
+    /// from, a classifier for the teacher's outputs.
+    func checkTrainBlock(_ use: PipelineManifest.PluginUse, kind: PluginKind) throws {
+        guard let spec = use.train else { return }
+        let pointer = use.pointer + "/train"
+        let m = resolved[use.pointer]!.manifest
+        guard m.trainable else { throw QuacError.at(manifest.file, pointer, "\(use.plugin) is not trainable (its manifest does not say \"trainable\": true)") }
+        let derived = spec["targets_from"] != nil || spec["teacher"]?.boolValue == true || spec["counterfactuals"]?.boolValue == true
+        if kind == .classifier && derived {
+            throw QuacError.at(manifest.file, pointer, "the classifier is trained before anything else of the run: it cannot train on targets_from, teacher or counterfactuals")
+        }
+        if let name = spec["targets_from"]?.stringValue {
+            guard let source = manifest.attributors.first(where: { $0.name == name }) else {
+                let names = manifest.attributors.map(\.name).joined(separator: ", ")
+                throw QuacError.at(manifest.file, pointer + "/targets_from", "no attributor of this pipeline is named \"\(name)\" (attributors: \(names.isEmpty ? "none" : names))")
+            }
+            guard source.pointer != use.pointer else { throw QuacError.at(manifest.file, pointer + "/targets_from", "an explainer cannot learn from its own maps") }
+            if TrainStage.targetsSource(source.train ?? .null, manifest)?.pointer == use.pointer {
+                throw QuacError.at(manifest.file, pointer + "/targets_from", "\"\(name)\" is trained on this plugin's maps: the two cannot learn from each other")
+            }
+        }
+        if derived && manifest.classifier == nil { throw QuacError.at(manifest.file, pointer, "training on targets_from, teacher or counterfactuals needs the pipeline's classifier") }
+    }
+
     // MARK: Running
 
     /// `quac-host train`: trains (or reloads) every plugin of the manifest that has a "train" block,
     /// and nothing else. Returns the names of the trained plugins.
     public func trainOnly() throws -> [String] {
-        try validate()
+        guard let state = try prepare() else { return [] }
         var trained: [String] = []
-        var info: ClassifierInfo?
-        if let c = manifest.classifier {
-            let (classifier, _) = try makeClassifier(c)
-            context.classifier = classifier
-            info = try classifier.info()
-            if case .plugin(let u) = c, u.train != nil { trained.append(u.name) }
-        }
-        let uses = [manifest.converter].compactMap { $0 } + manifest.attributors + manifest.scorers
-        for u in uses where u.train != nil {
-            guard let info else { throw QuacError.at(manifest.file, u.pointer + "/train", "training needs the pipeline's classifier") }
-            let kind: PluginKind = u.pointer.hasPrefix("/converter") ? .converter : u.pointer.hasPrefix("/attributors") ? .attributor : .scorer
-            _ = try makePlugin(u, kind: kind, info: info)
-            trained.append(u.name)
-        }
+        if case .plugin(let u) = manifest.classifier, u.train != nil { trained.append(u.name) }
+        let stages = try plannedStages(state)
+        let wanted = stages.filter { $0 is TrainStage }
+        try execute(Self.closure(of: wanted, in: stages), state)
+        trained += wanted.compactMap { ($0 as? TrainStage)?.use.name }
         return trained
     }
 
     public func run() throws -> Summary {
+        guard let state = try prepare() else {
+            let data = try Dataset.load(manifest.data)
+            progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
+            try writeRunRecord(nil, dataFingerprint: try dataFingerprint())
+            return Summary(output: manifest.output, samples: data.count)
+        }
+        try writeRunRecord(state, dataFingerprint: state.dataFingerprint)
+        try execute(try plannedStages(state), state)
+        // Trained models' fingerprints are known now.
+        try writeRunRecord(state, dataFingerprint: state.dataFingerprint)
+        return state.summary
+    }
+
+    /// Validates, loads the data, creates (and if asked trains) the classifier and creates every other
+    /// plugin, checked against the run. nil when the manifest has no classifier (nothing to run).
+    private func prepare() throws -> RunState? {
         try validate()
+        guard let classifierUse = manifest.classifier else { return nil }
         let data = try Dataset.load(manifest.data)
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
-        var summary = Summary(output: manifest.output, samples: data.count)
-        guard let classifierUse = manifest.classifier else {
-            try writeRunRecord(plugins: [], dataFingerprint: try dataFingerprint())
-            return summary
-        }
+        let dataFP = try dataFingerprint()
+        let state = RunState(manifest: manifest, store: store, progress: progress, context: context, samples: data, dataFingerprint: dataFP)
 
         // Classifier.
-        let (classifier, classifierRecord) = try makeClassifier(classifierUse)
+        let classifier = try makeClassifier(classifierUse, state)
         context.classifier = classifier
+        state.classifier = classifier
         let info: ClassifierInfo
-        do { info = try classifier.info() } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(classifierPointer)") }
+        do { info = try classifier.info() } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(manifest.classifierPointer)") }
         if let p = info.problem(withBatch: data.x) {
-            throw QuacError.at(manifest.file, classifierPointer, "the data does not fit the classifier: \(p)")
+            throw QuacError.at(manifest.file, manifest.classifierPointer, "the data does not fit the classifier: \(p)")
         }
         if let bad = data.labels.int64s.first(where: { $0 >= info.numClasses }) {
             throw QuacError.at(manifest.file, "/data/label", "label \(bad) is not a class of the classifier (it has \(info.numClasses))")
         }
-        let samples = data.withTargets(mode: manifest.data.targets, numClasses: info.numClasses)
-        summary.samples = samples.count
-        let dataFP = try dataFingerprint()
-        let classifierFP = Fingerprint.of(["classifier": classifierRecord, "data": .string(dataFP)])
-        var records: [JSONValue] = [classifierRecord]
+        state.classifierInfo = info
+        state.samples = data.withTargets(mode: manifest.data.targets, numClasses: info.numClasses)
+        state.summary.samples = state.samples.count
+        state.classifierFingerprint = Fingerprint.of(["classifier": state.classifierRecord, "data": .string(dataFP)])
+        // Counterfactuals that come with the data; a converter stage replaces them when there are none.
+        state.tensors[.counterfactuals] = state.samples.xCF
+        state.fingerprints[.counterfactuals] = Fingerprint.of(["data_counterfactuals": .string(dataFP)])
 
-        // Plugins, all created (and checked against the run) before any work starts.
-        let converter = try manifest.converter.map { try makePlugin($0, kind: .converter, info: info) }
-        context.converter = converter
-        let attributors = try manifest.attributors.map { try makePlugin($0, kind: .attributor, info: info) }
-        let scorers = try manifest.scorers.map { try makePlugin($0, kind: .scorer, info: info) }
-        for p in [converter].compactMap({ $0 }) + attributors + scorers { records.append(try pluginRecord(p)) }
-        try writeRunRecord(plugins: records, dataFingerprint: dataFP)
-
-        try writeInputs(samples, fingerprint: Fingerprint.of(["inputs": .string(dataFP), "targets": .string(manifest.data.targets.rawValue)]))
-        _ = try predict(samples, classifier: classifier, fingerprint: classifierFP, summary: &summary)
-
-        // Counterfactuals: from the data, or from the converter.
-        var cf = samples.xCF
-        var cfFP = Fingerprint.of(["data_counterfactuals": .string(dataFP)])
-        if let converter, cf == nil {
-            cfFP = Fingerprint.of(["converter": try pluginRecord(converter), "classifier": .string(classifierFP), "seed": .int(Int64(manifest.seed))])
-            cf = try convert(samples, converter: converter, fingerprint: cfFP, summary: &summary)
+        // Every other plugin, created (and checked against the run) before any work starts.
+        for (use, kind) in manifest.pluginUses where kind != .classifier {
+            try checkRequirements(resolved[use.pointer]!.manifest, use: use, classifierInfo: info)
+            state.instances[use.pointer] = try create(use)
         }
-
-        // Attributions, then every scorer on every attribution.
-        for (use, attributor) in zip(manifest.attributors, attributors) {
-            let fp = Fingerprint.of(["attributor": try pluginRecord(attributor), "classifier": .string(classifierFP),
-                                     "counterfactuals": .string(cfFP), "seed": .int(Int64(manifest.seed)),
-                                     "batch_size": .int(Int64(manifest.batchSize))])
-            let normalized = try attribute(samples, cf: cf, use: use, attributor: attributor, fingerprint: fp, summary: &summary)
-            for (scorerUse, scorer) in zip(manifest.scorers, scorers) {
-                let sfp = Fingerprint.of(["scorer": try pluginRecord(scorer), "attribution": .string(fp), "classifier": .string(classifierFP)])
-                let median = try scoreMethod(samples, cf: cf, map: normalized, method: use.name, scorerUse: scorerUse,
-                                             scorer: scorer, fingerprint: sfp, summary: &summary)
-                summary.medians[use.name, default: [:]][scorerUse.name] = median
-            }
-        }
-        return summary
+        context.converter = manifest.converter.flatMap { state.instances[$0.pointer] }
+        return state
     }
 
-    var classifierPointer: String {
-        if case .foreign = manifest.classifier { return "/classifier/foreign" }
-        return "/classifier"
-    }
-
-    private func makeClassifier(_ use: PipelineManifest.ClassifierUse) throws -> (Classifier, JSONValue) {
+    private func makeClassifier(_ use: PipelineManifest.ClassifierUse, _ state: RunState) throws -> Classifier {
         switch use {
         case .plugin(let u):
-            let m = try manifestFor(u, kind: .classifier)
-            let instance = try create(m, u)
-            var record = try pluginRecord(instance)
-            if let trained = try trainIfRequested(instance, u, numClasses: nil) {
-                record = .object({ var o = record.objectValue!; o["trained_model"] = .string(trained); return o }())
+            let instance = try create(u)
+            state.instances[u.pointer] = instance
+            if u.train != nil {
+                guard instance.isTrainable else {
+                    throw QuacError.at(manifest.file, u.pointer + "/train", "\(u.plugin) is not trainable (its library offers no \(QUAC_EXT_TRAINER))")
+                }
+                try execute([TrainStage(u, in: manifest)], state)
             }
-            return (instance, record)
+            state.classifierRecord = try state.record(instance)
+            return instance
         case .foreign(let spec):
             let c = try ForeignClassifier(spec: spec, manifestFile: manifest.file)
-            return (c, c.record)
+            state.classifierRecord = c.record
+            return c
         }
     }
 
-    private func makePlugin(_ use: PipelineManifest.PluginUse, kind: PluginKind, info: ClassifierInfo) throws -> PluginInstance {
-        let m = try manifestFor(use, kind: kind)
-        try checkRequirements(m, use: use, classifierInfo: info)
-        let instance = try create(m, use)
-        if let trained = try trainIfRequested(instance, use, numClasses: info.numClasses) { trainedStates[use.pointer] = trained }
-        return instance
-    }
-
-    private func create(_ m: PluginManifest, _ use: PipelineManifest.PluginUse) throws -> PluginInstance {
-        do {
-            return try PluginInstance(manifest: m, params: PathParameters.resolve(use.params, schema: m.parameters, base: manifest.directory),
-                                      name: use.name, run: context, paramsSource: "\(manifest.file): \(use.pointer)/params")
-        } catch let e as QuacError where e.message.hasPrefix(manifest.file) {
+    private func create(_ use: PipelineManifest.PluginUse) throws -> PluginInstance {
+        let r = resolved[use.pointer]!
+        let instance: PluginInstance
+        do { instance = try PluginInstance(r, run: context) } catch let e as QuacError where e.message.hasPrefix(manifest.file) {
             throw e
         } catch {
             throw QuacError.wrap(error, context: "\(manifest.file): \(use.pointer)")
         }
+        if use.train != nil && !instance.isTrainable {
+            throw QuacError.at(manifest.file, use.pointer + "/train", "\(use.plugin) is not trainable (its library offers no \(QUAC_EXT_TRAINER))")
+        }
+        return instance
     }
 
-    private func pluginRecord(_ p: PluginInstance) throws -> JSONValue {
-        let trained = manifestPointer(of: p).flatMap { trainedStates[$0] }
-        return [
-            "name": .string(p.name), "plugin": .string(p.id), "kind": .string(p.kind.rawValue),
-            "version": .string(p.descriptor.version), "library": .string(p.library.url.path),
-            "library_sha256": .string(try SHA256.hex(fileAt: p.library.url)),
-            "abi_version": .string("\(p.library.abiMajor).\(p.library.abiMinor)"), "params": p.parameters,
-            "trained_model": trained.map { .string($0) } ?? .null,
-        ]
+    // MARK: Stages
+
+    private func plannedStages(_ state: RunState) throws -> [PipelineStage] {
+        try StageKinds.all.flatMap { try $0.stages(for: state) }
     }
 
-    private func manifestPointer(of p: PluginInstance) -> String? {
-        let uses = [manifest.converter].compactMap { $0 } + manifest.attributors + manifest.scorers
-        return uses.first { $0.name == p.name && $0.plugin == p.id }?.pointer
+    /// `wanted` and every stage that produces something they need, transitively.
+    static func closure(of wanted: [PipelineStage], in stages: [PipelineStage]) -> [PipelineStage] {
+        var chosen: [ObjectIdentifier] = wanted.map(ObjectIdentifier.init)
+        var queue = wanted
+        while let s = queue.popLast() {
+            for need in s.needs {
+                for p in stages where p.produces.contains(need) && !chosen.contains(ObjectIdentifier(p)) {
+                    chosen.append(ObjectIdentifier(p))
+                    queue.append(p)
+                }
+            }
+        }
+        return stages.filter { chosen.contains(ObjectIdentifier($0)) }
     }
+
+    /// The stages in an order where each runs after the stages that produce what it needs. Among the
+    /// stages that can run, the one using the most recent result goes first (a method's scores right
+    /// after its maps, so a failure later keeps whole methods), then the order given. A need no stage
+    /// produces must already be in the run.
+    static func ordered(_ stages: [PipelineStage], available: Set<Artifact>) throws -> [PipelineStage] {
+        var producedAt: [Artifact: Int] = [:]
+        for a in available { producedAt[a] = 0 }
+        var out: [PipelineStage] = [], rest = stages
+        let producible = Set(stages.flatMap(\.produces))
+        for s in stages { for n in s.needs where !producible.contains(n) && !available.contains(n) {
+            throw QuacError("stage \"\(s.label)\" needs \(n), which no stage of this run produces", category: .internal)
+        } }
+        while !rest.isEmpty {
+            let ready = rest.indices.filter { i in rest[i].needs.allSatisfy { producedAt[$0] != nil || !producible.contains($0) } }
+            guard !ready.isEmpty else {
+                throw QuacError("the stages \(rest.map(\.label).joined(separator: ", ")) need each other's results", category: .internal)
+            }
+            func recency(_ i: Int) -> Int { rest[i].needs.compactMap { producedAt[$0] }.max() ?? 0 }
+            let pick = ready.max { recency($0) < recency($1) || (recency($0) == recency($1) && $0 > $1) }!
+            let s = rest.remove(at: pick)
+            out.append(s)
+            for a in s.produces { producedAt[a] = out.count }
+        }
+        return out
+    }
+
+    /// Runs stages in dependency order: reuse when the fingerprint is unchanged, else the batches (with
+    /// progress, cancellation between batches and a seed per call) and the stage's merge-and-write.
+    private func execute(_ stages: [PipelineStage], _ state: RunState) throws {
+        for stage in try Self.ordered(stages, available: Set(state.fingerprints.keys)) {
+            try state.checkCancelled()
+            let fingerprint = try stage.fingerprint(state)
+            let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
+            if try stage.reuse(state, fingerprint: fingerprint) {
+                state.summary.reused += reported
+            } else {
+                let parts = state.batches(stage.count(state))
+                progress.stageStarted(stage.label, total: parts.count)
+                var outputs: [PluginOutputs] = []
+                let start = Date()
+                for (i, rows) in parts.enumerated() {
+                    try state.checkCancelled()
+                    outputs.append(try stage.batch(state, rows: rows, seed: state.callSeed(stage.label, i)))
+                    progress.stageAdvanced(stage.label, done: i + 1, total: parts.count)
+                }
+                let line = try stage.finish(state, outputs: outputs, rows: parts, fingerprint: fingerprint,
+                                            seconds: Date().timeIntervalSince(start))
+                progress.stageFinished(stage.label, summary: line)
+                state.summary.computed += reported
+            }
+            for a in stage.produces { state.fingerprints[a] = fingerprint }
+        }
+    }
+
+    // MARK: Provenance
 
     private func dataFingerprint() throws -> String {
         var files = JSONObject()
@@ -245,9 +293,14 @@ public final class PipelineRunner {
         return Fingerprint.of(["spec": manifest.raw["data"] ?? .null, "files": .object(files)])
     }
 
-    private func writeRunRecord(plugins: [JSONValue], dataFingerprint: String) throws {
+    private func writeRunRecord(_ state: RunState?, dataFingerprint: String) throws {
         var files = JSONObject()
         for f in manifest.data.files { files[f.path] = .string((try? SHA256.hex(fileAt: f)) ?? "") }
+        var plugins: [JSONValue] = []
+        if let state {
+            plugins.append(state.classifierRecord)
+            for (use, kind) in manifest.pluginUses where kind != .classifier { plugins.append(try state.record(try state.instance(use))) }
+        }
         let record: JSONValue = [
             "tool": "quac-host", "tool_version": .string(Self.toolVersion),
             "abi_version": .string("\(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"),
@@ -258,181 +311,28 @@ public final class PipelineRunner {
         ]
         try store.writeJSON("run.json", record)
     }
-
-    /// The seed of one call: derived from the run's seed, so every call is replayable.
-    func callSeed(_ stage: String, _ batch: Int) -> UInt64 {
-        let digest = SHA256.hex(Data("\(manifest.seed)/\(stage)/\(batch)".utf8))
-        return UInt64(digest.prefix(16), radix: 16) ?? 0
-    }
-
-    func batches(_ n: Int) -> [Range<Int>] {
-        stride(from: 0, to: n, by: manifest.batchSize).map { $0..<min($0 + manifest.batchSize, n) }
-    }
-
-    /// Runs `body(batch index, rows)` over the batches of `count` samples, with progress and
-    /// cancellation between batches; returns the batch ranges.
-    @discardableResult
-    func forEachBatch(_ stage: String, count: Int, _ body: (Int, Range<Int>) throws -> Void) throws -> [Range<Int>] {
-        let parts = batches(count)
-        progress.stageStarted(stage, total: parts.count)
-        for (i, r) in parts.enumerated() {
-            try checkCancelled()
-            try body(i, r)
-            progress.stageAdvanced(stage, done: i + 1, total: parts.count)
-        }
-        return parts
-    }
-
-    // MARK: Stages
-
-    /// The samples as explained (after limit and target expansion), so the results store is
-    /// self-contained: `quac-host report` draws queries from it without the original data files.
-    private func writeInputs(_ d: Dataset, fingerprint: String) throws {
-        let file = "inputs.safetensors"
-        if store.finished(file, fingerprint: fingerprint) != nil { return }
-        var tensors: [(String, Tensor)] = [("x", d.x), ("label", d.labels)]
-        if let t = d.target { tensors.append(("target", t)) }
-        if let c = d.xCF { tensors.append(("x_cf", c)) }
-        try store.writeTensors(file, tensors, fingerprint: fingerprint)
-    }
-
-    private func predict(_ d: Dataset, classifier: Classifier, fingerprint: String, summary: inout Summary) throws -> Tensor {
-        let file = "predictions.safetensors"
-        if let done = store.finished(file, fingerprint: fingerprint), let logits = done.tensors["logits"] {
-            summary.reused.append("predictions")
-            return logits
-        }
-        let stage = "classify"
-        var outs: [Tensor] = []
-        try forEachBatch(stage, count: d.count) { _, r in
-            do { outs.append(try classifier.forward(d.x.rows(r))) } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(classifierPointer)") }
-        }
-        let logits = outs.isEmpty ? Tensor(zeros: [0, try classifier.info().numClasses]) : Tensor.concatenate(outs)
-        let k = logits.shape[1]
-        let predicted = Tensor((0..<d.count).map { s -> Int64 in
-            let row = logits.floats[(s * k)..<(s * k + k)]
-            return Int64(row.indices.max { row[$0] < row[$1] }! - s * k)
-        }, shape: [d.count])
-        var tensors: [(String, Tensor)] = [("logits", logits), ("predicted", predicted), ("label", d.labels)]
-        if let t = d.target { tensors.append(("target", t)) }
-        try store.writeTensors(file, tensors, fingerprint: fingerprint)
-        let accuracy = zip(predicted.int64s, d.labels.int64s).filter { $0 == $1 }.count
-        progress.stageFinished(stage, summary: "accuracy \(accuracy)/\(d.count)")
-        summary.computed.append("predictions")
-        return logits
-    }
-
-    private func convert(_ d: Dataset, converter: PluginInstance, fingerprint: String, summary: inout Summary) throws -> Tensor {
-        let file = "counterfactuals/counterfactuals.safetensors"
-        if let done = store.finished(file, fingerprint: fingerprint), let cf = done.tensors["counterfactual"] {
-            summary.reused.append("counterfactuals")
-            return cf
-        }
-        let stage = "convert \(converter.name)"
-        var outs: [Tensor] = [], docs: [JSONObject?] = []
-        let parts = try forEachBatch(stage, count: d.count) { i, r in
-            let batch = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target?.rows(r), seed: callSeed(stage, i))
-            let out = try call(converter, pointer: manifest.converter!.pointer) { try converter.convert(batch) }
-            outs.append(out.tensors["counterfactual"]!)
-            docs.append(out.json)
-        }
-        let cf = Tensor.concatenate(outs)
-        try store.writeTensors(file, [("counterfactual", cf)], fingerprint: fingerprint)
-        if let doc = JSONMerge.batches(docs, sizes: parts.map(\.count)) { try store.writeJSON("counterfactuals/converter.json", .object(doc)) }
-        progress.stageFinished(stage, summary: "\(d.count) counterfactuals")
-        summary.computed.append("counterfactuals")
-        return cf
-    }
-
-    /// Runs one attributor over all samples; returns the per-sample normalized maps the scorers get.
-    private func attribute(_ d: Dataset, cf: Tensor?, use: PipelineManifest.PluginUse, attributor: PluginInstance,
-                           fingerprint: String, summary: inout Summary) throws -> Tensor {
-        let file = "attributions/\(use.name).safetensors"
-        if let done = store.finished(file, fingerprint: fingerprint), let n = done.tensors["normalized"] {
-            summary.reused.append("attributions/\(use.name)")
-            return n
-        }
-        let stage = "attribute \(use.name)"
-        var outs: [Tensor] = [], docs: [JSONObject?] = []
-        let start = Date()
-        let parts = try forEachBatch(stage, count: d.count) { i, r in
-            let batch = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target?.rows(r),
-                                    xCF: cf?.rows(r), seed: callSeed(stage, i))
-            let out = try call(attributor, pointer: use.pointer) { try attributor.attribute(batch) }
-            outs.append(out.tensors["attribution"]!)
-            docs.append(out.json)
-        }
-        let seconds = Date().timeIntervalSince(start)
-        let raw = outs.isEmpty ? Tensor(zeros: d.x.shape) : Tensor.concatenate(outs)
-        let normalized = AttributionMaps.normalizedPerSample(raw)
-        try store.writeTensors(file, [("attribution", raw), ("normalized", normalized)], fingerprint: fingerprint,
-                               metadata: ["method": use.name, "plugin": use.plugin, "seconds": String(format: "%.6f", seconds)])
-        if let doc = JSONMerge.batches(docs, sizes: parts.map(\.count)) { try store.writeJSON("attributions/\(use.name).json", .object(doc)) }
-        progress.stageFinished(stage, summary: String(format: "%.2f s (%.1f ms/sample)", seconds, 1000 * seconds / Double(max(d.count, 1))))
-        summary.computed.append("attributions/\(use.name)")
-        return normalized
-    }
-
-    private func scoreMethod(_ d: Dataset, cf: Tensor?, map: Tensor, method: String, scorerUse: PipelineManifest.PluginUse,
-                             scorer: PluginInstance, fingerprint: String, summary: inout Summary) throws -> Double {
-        let jsonFile = "scores/\(method).json"
-        let tensorFile = "scores/\(method).\(scorerUse.name).safetensors"
-        var doc = store.readJSON(jsonFile)?.objectValue ?? JSONObject([("method", .string(method))])
-        var scorers = doc["scorers"]?.objectValue ?? JSONObject()
-        if let prior = scorers[scorerUse.name], prior["fingerprint"]?.stringValue == fingerprint,
-           store.finished(tensorFile, fingerprint: fingerprint) != nil, let median = prior["median"]?.doubleValue {
-            summary.reused.append("scores/\(method)/\(scorerUse.name)")
-            return median
-        }
-        let stage = "score \(method) with \(scorerUse.name)"
-        var tensors: [String: [Tensor]] = [:], names: [String] = [], docs: [JSONObject?] = []
-        let parts = try forEachBatch(stage, count: d.count) { i, r in
-            let batch = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target?.rows(r),
-                                    xCF: cf?.rows(r), attribution: map.rows(r), seed: callSeed(stage, i))
-            let out = try call(scorer, pointer: scorerUse.pointer) { try scorer.score(batch) }
-            for name in out.names {
-                let t = out.tensors[name]!
-                guard t.shape.first == r.count else {
-                    throw QuacError.at(manifest.file, scorerUse.pointer, "plugin \(scorer.id): output \"\(name)\" has shape \(t.shape); every scorer output must have one row per sample (\(r.count))")
-                }
-                if tensors[name] == nil { names.append(name) }
-                tensors[name, default: []].append(t)
-            }
-            docs.append(out.json)
-        }
-        let merged = names.map { ($0, Tensor.concatenate(tensors[$0]!)) }
-        let scores = merged.first { $0.0 == "score" }?.1.floatArray().map(Double.init) ?? []
-        let stats = Statistics(scores)
-        var entry = JSONObject()
-        entry["plugin"] = .string(scorer.id)
-        entry["fingerprint"] = .string(fingerprint)
-        entry["median"] = .double(stats.median)
-        entry["q25"] = .double(stats.q25)
-        entry["q75"] = .double(stats.q75)
-        entry["mean"] = .double(stats.mean)
-        entry["score"] = .array(scores.map { .double($0) })
-        if let extra = JSONMerge.batches(docs, sizes: parts.map(\.count)) { for (k, v) in extra where entry[k] == nil { entry[k] = v } }
-        entry["tensors"] = .string(tensorFile)
-        try store.writeTensors(tensorFile, merged, fingerprint: fingerprint)
-        scorers[scorerUse.name] = .object(entry)
-        doc["scorers"] = .object(scorers)
-        try store.writeJSON(jsonFile, .object(doc))
-        progress.stageFinished(stage, summary: String(format: "median %.4f", stats.median))
-        summary.computed.append("scores/\(method)/\(scorerUse.name)")
-        return stats.median
-    }
-
-    /// A plugin call whose failure is reported against the manifest entry that asked for it.
-    private func call(_ p: PluginInstance, pointer: String, _ body: () throws -> PluginOutputs) throws -> PluginOutputs {
-        do { return try body() } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(pointer)") }
-    }
-
-    private func checkCancelled() throws {
-        if context.isCancelled { throw QuacError.cancelled }
-    }
 }
 
 let QUAC_EXT_MODIFIED_BACKWARD_NAME = "quac.classifier.modified-backward/1"
+
+extension Artifact {
+    var isTrainedModel: Bool { if case .trainedModel = self { return true } else { return false } }
+}
+
+extension PipelineManifest {
+    /// Every plugin use with the kind it must have, in manifest order.
+    var pluginUses: [(PluginUse, PluginKind)] {
+        var uses: [(PluginUse, PluginKind)] = []
+        if case .plugin(let c) = classifier { uses.append((c, .classifier)) }
+        if let c = converter { uses.append((c, .converter)) }
+        return uses + attributors.map { ($0, .attributor) } + scorers.map { ($0, .scorer) }
+    }
+
+    var classifierPointer: String {
+        if case .foreign = classifier { return "/classifier/foreign" }
+        return "/classifier"
+    }
+}
 
 extension DataSpec {
     var hasCounterfactuals: Bool {

@@ -1,0 +1,75 @@
+import Foundation
+
+/// What the stages of one run share: the manifest and results store, the samples, the classifier, the
+/// resolved and created plugins, and every artifact produced so far with its fingerprint.
+public final class RunState {
+    public let manifest: PipelineManifest
+    public let store: ResultsStore
+    public let progress: RunProgress
+    public let context: RunContext
+    /// The samples as explained (after limit and target expansion).
+    public internal(set) var samples: Dataset
+    public internal(set) var dataFingerprint: String
+    public internal(set) var classifier: Classifier?
+    public internal(set) var classifierInfo: ClassifierInfo?
+    /// The classifier's provenance record (run.json) and its fingerprint.
+    var classifierRecord: JSONValue = .null
+    var classifierFingerprint: String = ""
+    /// Created plugins by manifest pointer ("/attributors/0").
+    var instances: [String: PluginInstance] = [:]
+    /// Tensors stages published: counterfactuals, normalized maps.
+    public internal(set) var tensors: [Artifact: Tensor] = [:]
+    public internal(set) var fingerprints: [Artifact: String] = [:]
+    var summary: PipelineRunner.Summary
+
+    init(manifest: PipelineManifest, store: ResultsStore, progress: RunProgress, context: RunContext, samples: Dataset, dataFingerprint: String) {
+        self.manifest = manifest
+        self.store = store
+        self.progress = progress
+        self.context = context
+        self.samples = samples
+        self.dataFingerprint = dataFingerprint
+        summary = PipelineRunner.Summary(output: manifest.output, samples: samples.count)
+    }
+
+    /// The plugin of a manifest entry.
+    func instance(_ use: PipelineManifest.PluginUse) throws -> PluginInstance {
+        guard let p = instances[use.pointer] else { throw QuacError("internal: no plugin was created for \(use.pointer)", category: .internal) }
+        return p
+    }
+
+    /// The one way stages call plugins: a failure is reported against the manifest entry that asked
+    /// for the call.
+    func call(_ use: PipelineManifest.PluginUse, _ body: (PluginInstance) throws -> PluginOutputs) throws -> PluginOutputs {
+        let p = try instance(use)
+        do { return try body(p) } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(use.pointer)") }
+    }
+
+    /// A plugin's provenance: id, version, library and its hash, parameters, and its trained model.
+    func record(_ p: PluginInstance) throws -> JSONValue {
+        let trained = fingerprints[.trainedModel(p.name)]
+        return [
+            "name": .string(p.name), "plugin": .string(p.id), "kind": .string(p.kind.rawValue),
+            "version": .string(p.descriptor.version), "library": .string(p.library.url.path),
+            "library_sha256": .string(try SHA256.hex(fileAt: p.library.url)),
+            "abi_version": .string("\(p.library.abiMajor).\(p.library.abiMinor)"), "params": p.parameters,
+            "trained_model": trained.map { .string($0) } ?? .null,
+        ]
+    }
+
+    /// The seed of one call: derived from the run's seed, the stage and the batch, so every call is
+    /// replayable.
+    func callSeed(_ stage: String, _ batch: Int) -> UInt64 {
+        let digest = SHA256.hex(Data("\(manifest.seed)/\(stage)/\(batch)".utf8))
+        return UInt64(digest.prefix(16), radix: 16) ?? 0
+    }
+
+    func checkCancelled() throws {
+        if context.isCancelled { throw QuacError.cancelled }
+    }
+
+    /// The samples' batches of the manifest's batch size.
+    func batches(_ n: Int) -> [Range<Int>] {
+        stride(from: 0, to: n, by: manifest.batchSize).map { $0..<min($0 + manifest.batchSize, n) }
+    }
+}

@@ -1,0 +1,56 @@
+import Foundation
+
+/// One attributor over every sample: attributions/<name>.safetensors with the raw maps and the
+/// per-sample normalized maps the scorers get, and the method's JSON output beside it.
+final class AttributeStage: PipelineStage, StageKind {
+    static func stages(for run: RunState) throws -> [PipelineStage] {
+        run.classifier == nil ? [] : run.manifest.attributors.map { AttributeStage($0, converter: run.manifest.converter != nil) }
+    }
+
+    let use: PipelineManifest.PluginUse
+    let label: String
+    let needs: [Artifact]
+    let produces: [Artifact]
+    var file: String { "attributions/\(use.name).safetensors" }
+
+    init(_ use: PipelineManifest.PluginUse, converter: Bool) {
+        self.use = use
+        label = "attribute \(use.name)"
+        needs = (converter ? [.counterfactuals] : []) + (use.train == nil ? [] : [.trainedModel(use.name)])
+        produces = [.attributions(use.name)]
+    }
+
+    func fingerprint(_ run: RunState) throws -> String {
+        Fingerprint.of(["attributor": try run.record(try run.instance(use)), "classifier": .string(run.classifierFingerprint),
+                        "counterfactuals": .string(run.fingerprints[.counterfactuals] ?? ""), "seed": .int(Int64(run.manifest.seed)),
+                        "batch_size": .int(Int64(run.manifest.batchSize))])
+    }
+
+    func reuse(_ run: RunState, fingerprint: String) throws -> Bool {
+        guard let done = run.store.finished(file, fingerprint: fingerprint), let n = done.tensors["normalized"] else { return false }
+        run.tensors[.attributions(use.name)] = n
+        return true
+    }
+
+    func count(_ run: RunState) -> Int { run.samples.count }
+
+    func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
+        let d = run.samples
+        let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
+                                xCF: run.tensors[.counterfactuals]?.rows(rows), seed: seed)
+        return try run.call(use) { try $0.attribute(batch) }
+    }
+
+    func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String {
+        let d = run.samples
+        let raw = outputs.isEmpty ? Tensor(zeros: d.x.shape) : Tensor.concatenate(outputs.map { $0.tensors["attribution"]! })
+        let normalized = AttributionMaps.normalizedPerSample(raw)
+        try run.store.writeTensors(file, [("attribution", raw), ("normalized", normalized)], fingerprint: fingerprint,
+                                   metadata: ["method": use.name, "plugin": use.plugin, "seconds": String(format: "%.6f", seconds)])
+        if let doc = JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)) {
+            try run.store.writeJSON("attributions/\(use.name).json", .object(doc))
+        }
+        run.tensors[.attributions(use.name)] = normalized
+        return String(format: "%.2f s (%.1f ms/sample)", seconds, 1000 * seconds / Double(max(d.count, 1)))
+    }
+}

@@ -1,0 +1,78 @@
+/// One scorer on one attributor's normalized maps: scores/<method>.json (an entry per scorer: score per
+/// sample, median, quartiles, mean, the scorer's JSON fields) and scores/<method>.<scorer>.safetensors.
+final class ScoreStage: PipelineStage, StageKind {
+    static func stages(for run: RunState) throws -> [PipelineStage] {
+        guard run.classifier != nil else { return [] }
+        return run.manifest.attributors.flatMap { method in
+            run.manifest.scorers.map { ScoreStage(method: method.name, scorer: $0, converter: run.manifest.converter != nil) }
+        }
+    }
+
+    let method: String
+    let use: PipelineManifest.PluginUse
+    let label: String
+    let needs: [Artifact]
+    let produces: [Artifact]
+    var jsonFile: String { "scores/\(method).json" }
+    var tensorFile: String { "scores/\(method).\(use.name).safetensors" }
+
+    init(method: String, scorer use: PipelineManifest.PluginUse, converter: Bool) {
+        self.method = method
+        self.use = use
+        label = "score \(method) with \(use.name)"
+        needs = [.attributions(method)] + (converter ? [.counterfactuals] : []) + (use.train == nil ? [] : [.trainedModel(use.name)])
+        produces = [.scores(method: method, scorer: use.name)]
+    }
+
+    func fingerprint(_ run: RunState) throws -> String {
+        Fingerprint.of(["scorer": try run.record(try run.instance(use)), "attribution": .string(run.fingerprints[.attributions(method)] ?? ""),
+                        "classifier": .string(run.classifierFingerprint)])
+    }
+
+    func reuse(_ run: RunState, fingerprint: String) throws -> Bool {
+        guard let prior = run.store.readJSON(jsonFile)?["scorers"]?[use.name], prior["fingerprint"]?.stringValue == fingerprint,
+              run.store.finished(tensorFile, fingerprint: fingerprint) != nil, let median = prior["median"]?.doubleValue else { return false }
+        run.summary.medians[method, default: [:]][use.name] = median
+        return true
+    }
+
+    func count(_ run: RunState) -> Int { run.samples.count }
+
+    func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
+        let d = run.samples
+        let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
+                                xCF: run.tensors[.counterfactuals]?.rows(rows), attribution: run.tensors[.attributions(method)]!.rows(rows),
+                                seed: seed)
+        let out = try run.call(use) { try $0.score(batch) }
+        for name in out.names where out.tensors[name]!.shape.first != rows.count {
+            throw QuacError.at(run.manifest.file, use.pointer, "plugin \(use.plugin): output \"\(name)\" has shape \(out.tensors[name]!.shape); every scorer output must have one row per sample (\(rows.count))")
+        }
+        return out
+    }
+
+    func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String {
+        var names: [String] = []
+        for o in outputs { for n in o.names where !names.contains(n) { names.append(n) } }
+        let merged = names.map { n in (n, Tensor.concatenate(outputs.compactMap { $0.tensors[n] })) }
+        let scores = merged.first { $0.0 == "score" }?.1.floatArray().map(Double.init) ?? []
+        let stats = Statistics(scores)
+        var entry = JSONObject()
+        entry["plugin"] = .string(use.plugin)
+        entry["fingerprint"] = .string(fingerprint)
+        entry["median"] = .double(stats.median)
+        entry["q25"] = .double(stats.q25)
+        entry["q75"] = .double(stats.q75)
+        entry["mean"] = .double(stats.mean)
+        entry["score"] = .array(scores.map { .double($0) })
+        if let extra = JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)) { for (k, v) in extra where entry[k] == nil { entry[k] = v } }
+        entry["tensors"] = .string(tensorFile)
+        try run.store.writeTensors(tensorFile, merged, fingerprint: fingerprint)
+        var doc = run.store.readJSON(jsonFile)?.objectValue ?? JSONObject([("method", .string(method))])
+        var scorers = doc["scorers"]?.objectValue ?? JSONObject()
+        scorers[use.name] = .object(entry)
+        doc["scorers"] = .object(scorers)
+        try run.store.writeJSON(jsonFile, .object(doc))
+        run.summary.medians[method, default: [:]][use.name] = stats.median
+        return String(format: "median %.4f", stats.median)
+    }
+}
