@@ -22,6 +22,7 @@ final class MLPClassifier: ClassifierPlugin {
     init(host: HostServices, parameters: Parameters) throws {
         self.parameters = parameters
         self.host = host
+        _ = try Settings(parameters)   // training settings are checked when the instance is made
         let classes = try parameters.int("num_classes")
         let shape = try parameters.ints("input_shape")
         guard classes >= 1, !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }) else {
