@@ -46,7 +46,7 @@ public enum PluginExport {
         p.initialize(to: quac_plugin_descriptor(
             struct_size: UInt32(MemoryLayout<quac_plugin_descriptor>.size),
             id: UnsafePointer(strdup(d.id)), name: UnsafePointer(strdup(d.name)), version: UnsafePointer(strdup(d.version)),
-            description: UnsafePointer(strdup(d.summary)), kind: kind,
+            description: UnsafePointer(strdup(d.summary)), kind: Int32(bitPattern: kind.rawValue),
             flags: d.reentrant ? UInt32(QUAC_PLUGIN_FLAG_REENTRANT) : 0))
         return p
     }

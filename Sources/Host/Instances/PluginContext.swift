@@ -3,15 +3,21 @@ import Logging
 import QuacPluginAPI
 
 /// The host as one plugin instance sees it: owns the instance's quac_host struct, collects the error
-/// message the plugin sets, and routes its calls into the run's classifier and converter.
+/// messages the plugin sets, and routes its calls into the run's classifier and converter.
+///
+/// A message belongs to the call in flight on the thread that set it, so the concurrent calls of a
+/// reentrant plugin each keep their own reason; a message from a thread of the plugin's own goes to a
+/// failing call that set none.
 public final class PluginContext: @unchecked Sendable {
     public let label: String
     weak var run: RunContext?
     let host: UnsafeMutablePointer<quac_host>
     private let lock = NSLock()
-    private var message: String?
-    /// The failure of a classifier or converter call the plugin made: appended to its own message.
-    private var cause: String?
+    /// Per calling thread: the plugin's message, and the failure of a classifier or converter call it
+    /// made (appended to its own message).
+    private var messages: [pthread_t: (message: String?, cause: String?)] = [:]
+    /// A message set from a thread that is in no call of this instance.
+    private var orphan: String?
 
     init(label: String, run: RunContext?) {
         self.label = label
@@ -31,6 +37,7 @@ public final class PluginContext: @unchecked Sendable {
         h.classifier_vjp = hostClassifierVJP
         h.classifier_vjp_rule = hostClassifierVJPRule
         h.converter_convert = hostConverterConvert
+        h.get_extension = hostGetExtension
         host.initialize(to: h)
         host.pointee.host_data = Unmanaged.passUnretained(self).toOpaque()
     }
@@ -42,16 +49,22 @@ public final class PluginContext: @unchecked Sendable {
         return Unmanaged<PluginContext>.fromOpaque(data).takeUnretainedValue()
     }
 
-    func setError(_ text: String) { lock.lock(); message = text; lock.unlock() }
-
-    /// Forgets the last call's messages (before each new call).
-    func resetError() { lock.lock(); message = nil; cause = nil; lock.unlock() }
-
-    /// The plugin's reason for its last failure, with the cause it ran into, if any.
-    func failureMessage() -> String {
+    func setError(_ text: String) {
         lock.lock(); defer { lock.unlock() }
-        let own = message?.trimmingCharacters(in: .whitespacesAndNewlines)
-        switch (own, cause) {
+        let me = pthread_self()
+        if messages[me] != nil { messages[me]!.message = text } else { orphan = text }
+    }
+
+    /// Starts a call on this thread: its messages start empty.
+    func beginCall() { lock.lock(); messages[pthread_self()] = (nil, nil); orphan = nil; lock.unlock() }
+
+    /// Ends the call on this thread; returns its reason for failing, with the cause it ran into.
+    @discardableResult
+    func endCall() -> String {
+        lock.lock(); defer { lock.unlock() }
+        let mine = messages.removeValue(forKey: pthread_self())
+        let own = (mine?.message ?? orphan)?.trimmingCharacters(in: .whitespacesAndNewlines)
+        switch (own, mine?.cause) {
         case (let o?, let c?) where !o.isEmpty && !o.contains(c): return "\(o) (caused by \(c))"
         case (let o?, _) where !o.isEmpty: return o
         case (_, let c?): return c
@@ -62,7 +75,7 @@ public final class PluginContext: @unchecked Sendable {
     /// Records a failed service call and turns it into the status the plugin gets back.
     func serviceFailure(_ error: Error) -> quac_status {
         let text = (error as? QuacError)?.message ?? String(describing: error)
-        lock.lock(); cause = text; lock.unlock()
+        lock.lock(); messages[pthread_self()]?.cause = text; lock.unlock()
         if let q = error as? QuacError, q.message.contains("forward-only") || q.message.contains("does not offer") {
             return quac_status(QUAC_ERR_UNSUPPORTED)
         }
@@ -140,6 +153,9 @@ private func runClassifier(_ ctx: PluginContext) throws -> Classifier {
     guard let c = ctx.run?.classifier else { throw QuacError("this run has no classifier") }
     return c
 }
+
+/// No host extensions are offered yet: every id answers NULL, as the header allows.
+private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafePointer<CChar>?) -> UnsafeRawPointer? = { _, _ in nil }
 
 private let hostClassifierInfo: @convention(c) (UnsafePointer<quac_host>?, UnsafeMutablePointer<quac_classifier_info>?) -> quac_status = { host, out in
     guard let ctx = PluginContext.from(host), let out else { return quac_status(QUAC_ERR_INVALID_ARGUMENT) }

@@ -64,13 +64,15 @@ public final class PluginInstance: @unchecked Sendable {
         let context = PluginContext(label: resolved.name, run: run)
         self.context = context
         var out: UnsafePointer<quac_plugin>?
+        context.beginCall()
         let status = filled.serialized().withCString { json in
             manifest.id.withCString { pid in
                 library.factory.pointee.create!(library.factory, UnsafePointer(context.host), pid, json, &out)
             }
         }
+        let message = context.endCall()
         guard status == ABIStatus.ok, let instance = out else {
-            throw QuacError("\(where_): create failed (\(ABIStatus.name(status))): \(context.failureMessage())")
+            throw QuacError("\(where_): create failed (\(ABIStatus.name(status))): \(message)")
         }
         guard instance.pointee.destroy != nil, instance.pointee.get_extension != nil else {
             throw QuacError("\(where_): create returned an instance without destroy or get_extension")
@@ -112,11 +114,12 @@ public final class PluginInstance: @unchecked Sendable {
     func invoke(_ function: String, violation: () -> String? = { nil }, _ body: () -> quac_status) throws {
         if !descriptor.reentrant { callLock.lock() }
         defer { if !descriptor.reentrant { callLock.unlock() } }
-        context.resetError()
+        context.beginCall()
         let status = body()
+        let message = context.endCall()
         guard status == ABIStatus.ok else {
             if status == quac_status(QUAC_ERR_CANCELLED), context.run?.isCancelled == true { throw QuacError.cancelled }
-            let reason = violation() ?? context.failureMessage()
+            let reason = violation() ?? message
             throw QuacError("plugin \(name) (\(id)): \(function) failed (\(ABIStatus.name(status))): \(reason)")
         }
     }

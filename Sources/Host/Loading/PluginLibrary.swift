@@ -98,8 +98,8 @@ extension PluginLibrary.Descriptor {
         name = s(d.name)
         version = s(d.version)
         description = s(d.description)
-        kind = PluginKind(abi: d.kind)
-        rawKind = Int32(bitPattern: d.kind.rawValue)
+        kind = PluginKind(abi: quac_plugin_kind(rawValue: UInt32(bitPattern: d.kind)))
+        rawKind = d.kind
         reentrant = d.flags & UInt32(QUAC_PLUGIN_FLAG_REENTRANT) != 0
     }
 }

@@ -1,5 +1,5 @@
 /*
- * quac_plugin.h -- the quac-host plugin ABI, version 1.0.
+ * quac_plugin.h -- the quac-host plugin ABI, version 1.1.
  *
  * This header is the only thing the host and its plugins share. A plugin is a shared library that
  * exports one symbol, `quac_plugin_entry`; everything else is reached through the structs below.
@@ -12,13 +12,21 @@
  *   Ownership   "borrowed"     valid only for the duration of the call; never freed or written.
  *               "owned by X"   X frees it (tensors through their deleter, instances through destroy).
  *   Failure     every call returns a quac_status; on anything but QUAC_OK the callee first gives a
- *               one-line reason with host->set_error. Nothing unwinds across this boundary: no C++
- *               exception, Swift error or longjmp may leave a plugin function.
+ *               one-line reason with host->set_error, from the thread the host called it on. Nothing
+ *               unwinds across this boundary: no C++ exception, Swift error or longjmp may leave a
+ *               plugin function.
  *
  * Versioning: QUAC_ABI_VERSION_MAJOR changes only when an existing struct or meaning changes; a host
  * refuses a plugin of another major version. Minor versions only append fields to the end of structs;
  * every struct that may grow begins with `struct_size`, so each side reads only the fields the other
- * one has. Kind tables and extensions are looked up by versioned string id ("quac.attributor/1").
+ * one has. Kind tables and extensions are looked up by versioned string id ("quac.attributor/1"), and
+ * so are new host services (host->get_extension, since 1.1). Values of the enums below travel in
+ * structs as fixed-width integers, never as C enum types, whose size a compiler may choose.
+ *
+ * History: 1.1 added host->get_extension, made an error message belong to its call (concurrent calls
+ * of a reentrant instance keep their own messages), stored the descriptor's kind as int32_t (same
+ * layout as 1.0 on every supported platform) and stated the lifetimes of create's strings and of a
+ * quac_dataset. A host of 1.1 loads plugins built against 1.0.
  *
  * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
  * cast them to DLPack types. Only CPU memory and float32 are required; other dtypes are declared by
@@ -36,7 +44,7 @@ extern "C" {
 #endif
 
 #define QUAC_ABI_VERSION_MAJOR 1
-#define QUAC_ABI_VERSION_MINOR 0
+#define QUAC_ABI_VERSION_MINOR 1
 
 #if defined(_WIN32)
 #define QUAC_EXPORT __declspec(dllexport)
@@ -137,7 +145,10 @@ typedef struct quac_host {
     bool (*is_cancelled)(const struct quac_host *host);
 
     /* [thread-safe] Records why the status about to be returned is not QUAC_OK. message: borrowed,
-     * copied by the host; one line, no trailing period needed. The last call before returning wins. */
+     * copied by the host; one line, no trailing period needed. The message belongs to the call the host
+     * made on the calling thread (the last one set before that call returns wins), so concurrent calls
+     * of a reentrant instance each report their own reason. A message set from a thread of the
+     * plugin's own (not one the host called in on) goes to a failing call that set none. */
     void (*set_error)(const struct quac_host *host, const char *message);
 
     /* [thread-safe] Allocates a compact, zero-filled CPU tensor. On QUAC_OK *out is owned by the caller:
@@ -177,6 +188,13 @@ typedef struct quac_host {
     quac_status (*converter_convert)(const struct quac_host *host, const quac_tensor *x,
                                      const quac_tensor *target, const quac_tensor *reference,
                                      uint64_t seed, quac_managed_tensor **x_cf);
+
+    /* --- Since 1.1 (read only when struct_size covers it). --- */
+
+    /* [thread-safe] The host service table registered under `id` (versioned, e.g.
+     * "quac.host.something/1"), or NULL when this host does not offer it. New host services come this
+     * way, without a new major version. The table lives as long as `host`. id: borrowed. */
+    const void *(*get_extension)(const struct quac_host *host, const char *id);
 } quac_host;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -222,7 +240,7 @@ typedef struct quac_plugin_descriptor {
     const char *name;        /* human-readable */
     const char *version;     /* semver of the plugin */
     const char *description; /* one line */
-    quac_plugin_kind kind;
+    int32_t kind;            /* a quac_plugin_kind */
     uint32_t flags;          /* QUAC_PLUGIN_FLAG_* */
 } quac_plugin_descriptor;
 
@@ -317,7 +335,10 @@ typedef struct quac_scorer {
  * converter, an empirical or SMAT-style explainer, a logic explained network). --- */
 
 /* A dataset the host serves in batches. Fields are named tensors per sample: "x" (input), "label"
- * (int64), and whatever else the run has ("x_cf", "target", "attribution", "concepts"...). */
+ * (int64), "target" (int64), and whatever else the run computed for the training ("x_cf", "targets":
+ * another attributor's maps, "teacher_logits" and "teacher": the classifier's outputs, "concepts"...).
+ * Owned by the host and valid for the duration of the call it is passed to (train): copy what you
+ * keep. */
 typedef struct quac_dataset {
     uint32_t struct_size;
     void *host_data;
@@ -361,8 +382,10 @@ typedef struct quac_plugin_factory {
     const quac_plugin_descriptor *(*get_descriptor)(const struct quac_plugin_factory *factory,
                                                     uint32_t index);
     /* [main-thread] Creates plugin `plugin_id` with `params_json` (a JSON object, UTF-8, already
-     * validated against the manifest's schema; defaults are filled in). host: owned by the host, valid
-     * until the instance is destroyed. On QUAC_OK *out is a new instance owned by the host. */
+     * validated against the manifest's schema, with every default of the schema filled in). plugin_id
+     * and params_json are borrowed: valid only during create, so copy what the instance keeps. host:
+     * owned by the host, valid until the instance is destroyed. On QUAC_OK *out is a new instance owned
+     * by the host. */
     quac_status (*create)(const struct quac_plugin_factory *factory, const quac_host *host,
                           const char *plugin_id, const char *params_json, const quac_plugin **out);
 } quac_plugin_factory;

@@ -3,7 +3,8 @@
  *     static quac_status attribute(const quac_plugin *, const quac_batch *, const quac_output_sink *);
  * then includes this file, which adds the descriptor, the instance (plugin_data keeps the host), the
  * factory and the exported entry. FIXTURE_ENTRY_ABI_MAJOR makes the entry claim another ABI major
- * version (and answer whatever the host asks). Only the ABI header is used: no SDK, no json-c. */
+ * version (and answer whatever the host asks); FIXTURE_FLAGS sets the descriptor's flags (default 0).
+ * Only the ABI header is used: no SDK, no json-c. */
 #ifndef FIXTURE_ATTRIBUTOR_H
 #define FIXTURE_ATTRIBUTOR_H
 
@@ -14,6 +15,10 @@
 
 static quac_status attribute(const quac_plugin *self, const quac_batch *batch, const quac_output_sink *out);
 
+#ifndef FIXTURE_FLAGS
+#define FIXTURE_FLAGS 0
+#endif
+
 static const quac_plugin_descriptor descriptor = {
     .struct_size = sizeof(quac_plugin_descriptor),
     .id = FIXTURE_ID,
@@ -21,7 +26,7 @@ static const quac_plugin_descriptor descriptor = {
     .version = "1.0.0",
     .description = FIXTURE_SUMMARY,
     .kind = QUAC_KIND_ATTRIBUTOR,
-    .flags = 0,
+    .flags = FIXTURE_FLAGS,
 };
 
 static const quac_attributor attributor = {.struct_size = sizeof(quac_attributor), .attribute = attribute};

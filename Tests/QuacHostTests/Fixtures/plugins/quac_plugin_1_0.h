@@ -1,0 +1,393 @@
+/*
+ * quac_plugin.h -- the quac-host plugin ABI, version 1.0.
+ *
+ * This header is the only thing the host and its plugins share. A plugin is a shared library that
+ * exports one symbol, `quac_plugin_entry`; everything else is reached through the structs below.
+ *
+ * Conventions used in every comment:
+ *   Threading   [thread-safe]  may be called from any thread, concurrently.
+ *               [main-thread]  called only from the host's main thread.
+ *               [instance]     any thread, but at most one call at a time per instance, unless the
+ *                              descriptor sets QUAC_PLUGIN_FLAG_REENTRANT.
+ *   Ownership   "borrowed"     valid only for the duration of the call; never freed or written.
+ *               "owned by X"   X frees it (tensors through their deleter, instances through destroy).
+ *   Failure     every call returns a quac_status; on anything but QUAC_OK the callee first gives a
+ *               one-line reason with host->set_error. Nothing unwinds across this boundary: no C++
+ *               exception, Swift error or longjmp may leave a plugin function.
+ *
+ * Versioning: QUAC_ABI_VERSION_MAJOR changes only when an existing struct or meaning changes; a host
+ * refuses a plugin of another major version. Minor versions only append fields to the end of structs;
+ * every struct that may grow begins with `struct_size`, so each side reads only the fields the other
+ * one has. Kind tables and extensions are looked up by versioned string id ("quac.attributor/1").
+ *
+ * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
+ * cast them to DLPack types. Only CPU memory and float32 are required; other dtypes are declared by
+ * dtype, never assumed.
+ */
+#ifndef QUAC_PLUGIN_H
+#define QUAC_PLUGIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define QUAC_ABI_VERSION_MAJOR 1
+#define QUAC_ABI_VERSION_MINOR 0
+
+#if defined(_WIN32)
+#define QUAC_EXPORT __declspec(dllexport)
+#else
+#define QUAC_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Status codes                                                                                    */
+/* ---------------------------------------------------------------------------------------------- */
+
+typedef int32_t quac_status;
+enum {
+    QUAC_OK = 0,
+    QUAC_ERR_INVALID_ARGUMENT = 1, /* bad input: rank, shape, dtype, NaN, parameter value */
+    QUAC_ERR_UNSUPPORTED = 2,      /* a valid request this plugin cannot serve (missing extension...) */
+    QUAC_ERR_OUT_OF_MEMORY = 3,
+    QUAC_ERR_CANCELLED = 4,        /* host->is_cancelled returned true */
+    QUAC_ERR_IO = 5,               /* a file the plugin needs could not be read or written */
+    QUAC_ERR_VERSION = 6,          /* incompatible ABI or file version */
+    QUAC_ERR_INTERNAL = 7          /* a bug in the plugin */
+};
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Tensors: layout-compatible with DLPack                                                           */
+/* ---------------------------------------------------------------------------------------------- */
+
+enum { QUAC_DEVICE_CPU = 1 };                            /* DLDeviceType kDLCPU */
+enum { QUAC_DTYPE_INT = 0, QUAC_DTYPE_UINT = 1, QUAC_DTYPE_FLOAT = 2, QUAC_DTYPE_BOOL = 6 };
+
+typedef struct quac_device { int32_t device_type; int32_t device_id; } quac_device;   /* DLDevice */
+typedef struct quac_dtype { uint8_t code; uint8_t bits; uint16_t lanes; } quac_dtype; /* DLDataType */
+
+/* DLTensor. `strides` is in elements and may be NULL (compact row-major). The bytes of element 0 are at
+ * (char *)data + byte_offset. */
+typedef struct quac_tensor {
+    void *data;
+    quac_device device;
+    int32_t ndim;
+    quac_dtype dtype;
+    int64_t *shape;
+    int64_t *strides;
+    uint64_t byte_offset;
+} quac_tensor;
+
+#define QUAC_TENSOR_FLAG_READ_ONLY (UINT64_C(1) << 0) /* DLPACK_FLAG_BITMASK_READ_ONLY */
+
+/* DLManagedTensorVersioned. Whoever holds one owns it and releases it by calling
+ * `deleter(self)` exactly once (deleter may be NULL for a tensor that owns nothing). */
+typedef struct quac_managed_tensor {
+    struct { uint32_t major; uint32_t minor; } version; /* DLPack version, {1, 0} */
+    void *manager_ctx;
+    void (*deleter)(struct quac_managed_tensor *self);
+    uint64_t flags;
+    quac_tensor tensor;
+} quac_managed_tensor;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Host services                                                                                   */
+/* ---------------------------------------------------------------------------------------------- */
+
+typedef enum quac_log_level {
+    QUAC_LOG_DEBUG = 0, QUAC_LOG_INFO = 1, QUAC_LOG_WARNING = 2, QUAC_LOG_ERROR = 3
+} quac_log_level;
+
+/* What the run's classifier is. Filled by quac_classifier.get_info and host->classifier_info. */
+typedef struct quac_classifier_info {
+    uint32_t struct_size;
+    int32_t num_classes;
+    int32_t input_ndim;        /* rank of one sample, e.g. 3 for (C,H,W), 1 for a concept vector */
+    int64_t input_shape[4];    /* one sample's shape; -1 in a dimension means "any size" */
+    bool has_vjp;              /* false: forward-only (gradient methods refuse it) */
+} quac_classifier_info;
+
+/* Modified backward rules, asked of a classifier through QUAC_EXT_MODIFIED_BACKWARD. */
+typedef enum quac_backward_rule {
+    QUAC_RULE_DEEPLIFT_RESCALE = 1, /* DeepLift rescale rule against a baseline */
+    QUAC_RULE_GUIDED_BACKPROP = 2   /* guided backpropagation (baseline ignored) */
+} quac_backward_rule;
+
+/* The host, as one plugin instance sees it. Every instance gets its own quac_host (host_data tells them
+ * apart); it stays valid until the instance is destroyed. All tensors a plugin returns are allocated
+ * through tensor_alloc, so the host owns and frees every output byte. */
+typedef struct quac_host {
+    uint32_t struct_size;
+    uint32_t abi_major, abi_minor; /* the host's QUAC_ABI_VERSION */
+    void *host_data;               /* the host's; plugins leave it alone */
+
+    /* [thread-safe] Writes one log line, tagged with the instance's name. message: borrowed UTF-8. */
+    void (*log)(const struct quac_host *host, quac_log_level level, const char *message);
+
+    /* [thread-safe] Reports progress of the call in flight: `done` of `total` units (total <= 0 means
+     * unknown). label: borrowed, may be NULL. Cheap; call it as often as convenient. */
+    void (*progress)(const struct quac_host *host, int64_t done, int64_t total, const char *label);
+
+    /* [thread-safe] True once the user asked to stop. Long calls poll it and return
+     * QUAC_ERR_CANCELLED. */
+    bool (*is_cancelled)(const struct quac_host *host);
+
+    /* [thread-safe] Records why the status about to be returned is not QUAC_OK. message: borrowed,
+     * copied by the host; one line, no trailing period needed. The last call before returning wins. */
+    void (*set_error)(const struct quac_host *host, const char *message);
+
+    /* [thread-safe] Allocates a compact, zero-filled CPU tensor. On QUAC_OK *out is owned by the caller:
+     * hand it back as an output (ownership moves to the host) or release it with its deleter. On
+     * failure the host has already recorded the reason (as if set_error had been called). */
+    quac_status (*tensor_alloc)(const struct quac_host *host, quac_dtype dtype, int32_t ndim,
+                                const int64_t *shape, quac_managed_tensor **out);
+
+    /* --- The run's classifier and converter. The host checks shapes and dtypes on both sides and
+     * chains the callee's error message into the caller's. [instance]: the host serialises calls. --- */
+
+    /* Fills *out (set out->struct_size first). QUAC_ERR_UNSUPPORTED when the run has no classifier. */
+    quac_status (*classifier_info)(const struct quac_host *host, quac_classifier_info *out);
+
+    /* logits = f(x). x: borrowed, float32 [N, sample shape...]. *logits: float32 [N, classes], owned by
+     * the caller. */
+    quac_status (*classifier_forward)(const struct quac_host *host, const quac_tensor *x,
+                                      quac_managed_tensor **logits);
+
+    /* Vector-Jacobian product: grad_x = (d f(x) / d x)^T grad_logits. grad_logits: float32 [N, classes],
+     * borrowed. *grad_x: float32 shaped like x, owned by the caller. logits may be NULL; when given,
+     * *logits receives f(x) from the same pass. QUAC_ERR_UNSUPPORTED for a forward-only classifier. */
+    quac_status (*classifier_vjp)(const struct quac_host *host, const quac_tensor *x,
+                                  const quac_tensor *grad_logits, quac_managed_tensor **logits,
+                                  quac_managed_tensor **grad_x);
+
+    /* As classifier_vjp, with a modified backward rule against `baseline` (shaped like x; may be NULL
+     * for rules that take none). QUAC_ERR_UNSUPPORTED, with a message naming the classifier and the
+     * extension, when the classifier lacks QUAC_EXT_MODIFIED_BACKWARD. */
+    quac_status (*classifier_vjp_rule)(const struct quac_host *host, quac_backward_rule rule,
+                                       const quac_tensor *x, const quac_tensor *baseline,
+                                       const quac_tensor *grad_logits, quac_managed_tensor **grad_x);
+
+    /* Runs the run's converter: counterfactuals of x towards `target` (int64 [N]). reference: borrowed
+     * images of the target classes for reference style, or NULL for latent style. *x_cf: owned by
+     * the caller, shaped like x. QUAC_ERR_UNSUPPORTED when the run has no converter. */
+    quac_status (*converter_convert)(const struct quac_host *host, const quac_tensor *x,
+                                     const quac_tensor *target, const quac_tensor *reference,
+                                     uint64_t seed, quac_managed_tensor **x_cf);
+} quac_host;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Outputs                                                                                         */
+/* ---------------------------------------------------------------------------------------------- */
+
+/* Where a call puts its results: named tensors, plus at most one JSON document for what is not a
+ * tensor (a scorer's scalars and curves, a logic explainer's rules, IG's convergence deltas). Each kind
+ * below names the outputs it must and may put. Borrowed; valid for the duration of the call. */
+typedef struct quac_output_sink {
+    uint32_t struct_size;
+    void *host_data;
+
+    /* [instance] Hands `tensor` to the host under `name` (borrowed). Ownership moves to the host even
+     * when this fails. Putting a name twice is QUAC_ERR_INVALID_ARGUMENT; the host reports such
+     * violations itself, so the plugin just returns the status. */
+    quac_status (*put_tensor)(const struct quac_output_sink *sink, const char *name,
+                              quac_managed_tensor *tensor);
+
+    /* [instance] Copies a UTF-8 JSON object (len bytes, need not be NUL-terminated). The host parses it
+     * and refuses anything but an object. At most once per call. */
+    quac_status (*put_json)(const struct quac_output_sink *sink, const char *json, size_t len);
+} quac_output_sink;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Plugin instances and kinds                                                                       */
+/* ---------------------------------------------------------------------------------------------- */
+
+typedef enum quac_plugin_kind {
+    QUAC_KIND_CLASSIFIER = 1,
+    QUAC_KIND_CONVERTER = 2,
+    QUAC_KIND_ATTRIBUTOR = 3,
+    QUAC_KIND_SCORER = 4
+} quac_plugin_kind;
+
+#define QUAC_PLUGIN_FLAG_REENTRANT (1u << 0) /* calls on one instance may overlap */
+
+/* A plugin's self-description. Static data owned by the library, valid until deinit. It must agree
+ * with the plugin's JSON manifest (id, kind); `quac-host plugins check` verifies that. */
+typedef struct quac_plugin_descriptor {
+    uint32_t struct_size;
+    const char *id;          /* reverse-DNS, e.g. "org.quac.saliency" */
+    const char *name;        /* human-readable */
+    const char *version;     /* semver of the plugin */
+    const char *description; /* one line */
+    quac_plugin_kind kind;
+    uint32_t flags;          /* QUAC_PLUGIN_FLAG_* */
+} quac_plugin_descriptor;
+
+/* One live instance, created by the factory with its parameters. Owned by the host; freed by destroy. */
+typedef struct quac_plugin {
+    uint32_t struct_size;
+    const quac_plugin_descriptor *descriptor;
+    void *plugin_data; /* the plugin's */
+
+    /* [main-thread] Frees the instance and everything it owns (the struct itself included: cast away
+     * the const). No call on it is in flight. */
+    void (*destroy)(const struct quac_plugin *self);
+
+    /* [thread-safe] The function table registered under `id`, or NULL when absent. Kind tables
+     * (QUAC_KIND_TABLE_*), the training capability (QUAC_EXT_TRAINER) and optional extensions all come
+     * through here. The returned pointer lives as long as the instance. id: borrowed. */
+    const void *(*get_extension)(const struct quac_plugin *self, const char *id);
+} quac_plugin;
+
+/* --- Classifier: "quac.classifier/1" --- */
+#define QUAC_KIND_TABLE_CLASSIFIER "quac.classifier/1"
+typedef struct quac_classifier {
+    uint32_t struct_size;
+    /* [instance] Fills *out (out->struct_size is set by the caller). */
+    quac_status (*get_info)(const quac_plugin *self, quac_classifier_info *out);
+    /* [instance] Forward pass; see host->classifier_forward for shapes and ownership. The host allocates
+     * through the instance's quac_host. */
+    quac_status (*forward)(const quac_plugin *self, const quac_tensor *x, quac_managed_tensor **logits);
+    /* [instance] Vector-Jacobian product; see host->classifier_vjp. NULL for a forward-only classifier. */
+    quac_status (*vjp)(const quac_plugin *self, const quac_tensor *x, const quac_tensor *grad_logits,
+                       quac_managed_tensor **logits, quac_managed_tensor **grad_x);
+} quac_classifier;
+
+/* Classifier extension "quac.classifier.modified-backward/1": DeepLift rescale and guided backprop need
+ * the network's internals, so the classifier computes them. */
+#define QUAC_EXT_MODIFIED_BACKWARD "quac.classifier.modified-backward/1"
+typedef struct quac_modified_backward {
+    uint32_t struct_size;
+    /* [instance] See host->classifier_vjp_rule. QUAC_ERR_UNSUPPORTED for a rule it does not know. */
+    quac_status (*vjp_rule)(const quac_plugin *self, quac_backward_rule rule, const quac_tensor *x,
+                            const quac_tensor *baseline, const quac_tensor *grad_logits,
+                            quac_managed_tensor **grad_x);
+} quac_modified_backward;
+
+/* --- The inputs of one batch, shared by converters, attributors and scorers. Every tensor is borrowed
+ * and read-only; an input the run does not have is NULL. Shapes: x, x_cf and attribution are
+ * [N, sample shape...] float32 (images are [N,C,H,W] in [-1,1]; concept tables [N,k] in [0,1]);
+ * source, target are int64 [N]. --- */
+typedef struct quac_batch {
+    uint32_t struct_size;
+    const quac_tensor *x;           /* the queries; always present */
+    const quac_tensor *source;      /* class of each query (the class being explained) */
+    const quac_tensor *target;      /* counterfactual target class */
+    const quac_tensor *x_cf;        /* counterfactuals of x towards target */
+    const quac_tensor *attribution; /* scorers only: the map being scored, in [0,1] */
+    const quac_tensor *reference;   /* converters only: target-class images for reference style, or
+                                     * NULL for latent style */
+    uint64_t seed;                  /* seed for every random choice of this call */
+} quac_batch;
+
+/* --- Converter: "quac.converter/1" ---
+ * Puts "counterfactual" (float32, shaped like x) and may put JSON
+ * {"converted": [bool per sample], ...} naming the queries that never reached their target. */
+#define QUAC_KIND_TABLE_CONVERTER "quac.converter/1"
+typedef struct quac_converter {
+    uint32_t struct_size;
+    /* [instance] batch->x, batch->target are given; batch->x_cf is NULL. */
+    quac_status (*convert)(const quac_plugin *self, const quac_batch *batch, const quac_output_sink *out);
+} quac_converter;
+
+/* --- Attributor: "quac.attributor/1" ---
+ * Puts "attribution" (float32, shaped like x; raw, the host normalises when a method asks for it) and
+ * may put JSON, e.g. {"convergence_delta": [per sample]} or a logic explainer's {"rules": ...}. */
+#define QUAC_KIND_TABLE_ATTRIBUTOR "quac.attributor/1"
+typedef struct quac_attributor {
+    uint32_t struct_size;
+    /* [instance] Explains batch->source for each query of batch->x. */
+    quac_status (*attribute)(const quac_plugin *self, const quac_batch *batch, const quac_output_sink *out);
+} quac_attributor;
+
+/* --- Scorer: "quac.scorer/1" ---
+ * Puts "score" (float32 [N]) and may put more tensors (e.g. "curve" [N, points]) and JSON with
+ * per-sample fields (e.g. {"optimal_threshold": [...], ...}). */
+#define QUAC_KIND_TABLE_SCORER "quac.scorer/1"
+typedef struct quac_scorer {
+    uint32_t struct_size;
+    /* [instance] Scores batch->attribution as an explanation of batch->x. */
+    quac_status (*score)(const quac_plugin *self, const quac_batch *batch, const quac_output_sink *out);
+} quac_scorer;
+
+/* --- Training capability: "quac.trainer/1", for instances that learn (a classifier, a StarGAN
+ * converter, an empirical or SMAT-style explainer, a logic explained network). --- */
+
+/* A dataset the host serves in batches. Fields are named tensors per sample: "x" (input), "label"
+ * (int64), and whatever else the run has ("x_cf", "target", "attribution", "concepts"...). */
+typedef struct quac_dataset {
+    uint32_t struct_size;
+    void *host_data;
+    int64_t count;           /* number of samples */
+    int32_t num_classes;
+    const char *fields_json; /* borrowed JSON array of field names, e.g. ["x","label"] */
+    /* [instance] Gathers `field` for samples indices[0..n) into a new tensor [n, field shape...],
+     * owned by the caller. Unknown field: QUAC_ERR_INVALID_ARGUMENT. */
+    quac_status (*get)(const struct quac_dataset *self, const char *field, const int64_t *indices,
+                       int64_t n, quac_managed_tensor **out);
+} quac_dataset;
+
+#define QUAC_EXT_TRAINER "quac.trainer/1"
+typedef struct quac_trainer {
+    uint32_t struct_size;
+    /* [main-thread] Trains the instance on `train` (validating on `val`, which may be NULL). Writes its
+     * checkpoints under checkpoint_dir (borrowed path, exists) and resumes from the newest one found
+     * there. Reports progress, polls cancellation, and may put JSON (history, metrics) and tensors. On
+     * success the instance is the trained model; `save` persists it. Deterministic under `seed`. The
+     * host sets the manifest's "trainable": true only for plugins that offer this table. */
+    quac_status (*train)(const quac_plugin *self, const quac_dataset *train, const quac_dataset *val,
+                         const char *checkpoint_dir, uint64_t seed, const quac_output_sink *out);
+    /* [main-thread] Writes the trained model to `path` (borrowed; a safetensors file the instance can be
+     * created from again through its parameters). The host renames it into place. */
+    quac_status (*save)(const quac_plugin *self, const char *path);
+    /* [main-thread] Replaces the instance's model by one `save` wrote (path borrowed), so a trained
+     * model is reused without training again. */
+    quac_status (*load)(const quac_plugin *self, const char *path);
+} quac_trainer;
+
+/* ---------------------------------------------------------------------------------------------- */
+/* Library entry                                                                                   */
+/* ---------------------------------------------------------------------------------------------- */
+
+/* Lists and creates the plugins of one library. Static data owned by the library. */
+typedef struct quac_plugin_factory {
+    uint32_t struct_size;
+    /* [thread-safe] Number of plugins in the library. */
+    uint32_t (*count)(const struct quac_plugin_factory *factory);
+    /* [thread-safe] Descriptor `index` (0-based), or NULL when out of range. */
+    const quac_plugin_descriptor *(*get_descriptor)(const struct quac_plugin_factory *factory,
+                                                    uint32_t index);
+    /* [main-thread] Creates plugin `plugin_id` with `params_json` (a JSON object, UTF-8, already
+     * validated against the manifest's schema; defaults are filled in). host: owned by the host, valid
+     * until the instance is destroyed. On QUAC_OK *out is a new instance owned by the host. */
+    quac_status (*create)(const struct quac_plugin_factory *factory, const quac_host *host,
+                          const char *plugin_id, const char *params_json, const quac_plugin **out);
+} quac_plugin_factory;
+
+/* What `quac_plugin_entry` returns. Static data owned by the library. */
+typedef struct quac_plugin_entry_v1 {
+    uint32_t abi_major, abi_minor; /* the QUAC_ABI_VERSION the library was built with */
+    /* [main-thread] Called once after loading, before anything else; may be NULL. library_path:
+     * borrowed, the absolute path it was loaded from (to find files shipped beside it). Not QUAC_OK:
+     * the host unloads the library without calling deinit. */
+    quac_status (*init)(const char *library_path);
+    /* [main-thread] Called once before unloading; every instance has been destroyed. May be NULL. */
+    void (*deinit)(void);
+    const quac_plugin_factory *factory;
+} quac_plugin_entry_v1;
+
+/* The one exported symbol. [main-thread] The host passes its own ABI version; the library returns its
+ * entry (which states the library's version; the host refuses another major), or NULL when it cannot
+ * serve a host of that version. */
+#define QUAC_PLUGIN_ENTRY_SYMBOL "quac_plugin_entry"
+typedef const quac_plugin_entry_v1 *(*quac_plugin_entry_fn)(uint32_t host_abi_major,
+                                                            uint32_t host_abi_minor);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* QUAC_PLUGIN_H */
