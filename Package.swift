@@ -75,6 +75,8 @@ let package = Package(
         .target(name: "Engine", dependencies: ["COpenBLAS", "EngineKernels", "QuacCore", "QuacPluginAPI"],
                 path: "Sources/Engine"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests", exclude: ["Golden"]),
+        // Timings, not checks: the engine half of bench/engine_bench.sh (skipped unless QUAC_ENGINE_BENCH=1).
+        .testTarget(name: "EngineBenchmarks", dependencies: ["Engine"], path: "bench/EngineBenchmarks"),
 
         .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),
         .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",

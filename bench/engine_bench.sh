@@ -1,6 +1,6 @@
 #!/bin/bash
 # Engine vs PyTorch on QuAC's VGG: builds the tests in release, runs the engine's half
-# (Tests/EngineTests/BenchmarkTests.swift, gated by QUAC_ENGINE_BENCH=1), then bench/engine_bench.py,
+# (bench/EngineBenchmarks/BenchmarkTests.swift, gated by QUAC_ENGINE_BENCH=1), then bench/engine_bench.py,
 # which times PyTorch with the same shapes and thread count and prints both with their ratio.
 # Needs the oracle Python (torch): $PYTHON, default ~/.cache/quac-oracle/bin/python
 # (bash scripts/oracle-env.sh makes it).
@@ -24,7 +24,7 @@ export QUAC_ENGINE_BENCH_OUT="$OUT/engine.json"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 # A separate build folder: testable release builds use other flags than `swift build -c release`.
 SCRATCH="${SCRATCH:-.build-bench}"
-swift test -c release --scratch-path "$SCRATCH" --filter 'EngineTests.BenchmarkTests' >"$OUT/swift.log" 2>&1 ||
+swift test -c release --scratch-path "$SCRATCH" --filter 'EngineBenchmarks.BenchmarkTests' >"$OUT/swift.log" 2>&1 ||
     { tail -30 "$OUT/swift.log" >&2; exit 1; }
 grep '^engine bench' "$OUT/swift.log" || true
 test -s "$QUAC_ENGINE_BENCH_OUT" || { echo "the engine benchmark wrote no results" >&2; exit 1; }

@@ -40,10 +40,12 @@ private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
     guard let b else { throw PluginError.invalid("batch is NULL") }
     let r = b.pointee
     func opt(_ t: UnsafePointer<quac_tensor>?, _ n: String) throws -> Tensor? { try t.map { try borrow($0, n) } }
-    let hasReference = Int(r.struct_size) >= MemoryLayout<quac_batch>.size
-    let inputs = Batch(x: try borrow(r.x, "x"), source: try opt(r.source, "source"), target: try opt(r.target, "target"),
+    // Fields a host of an older minor version does not pass are absent.
+    let hasConcepts = Int(r.struct_size) >= MemoryLayout<quac_batch>.offset(of: \quac_batch.concepts)! + MemoryLayout<UnsafeRawPointer>.size
+    var inputs = Batch(x: try borrow(r.x, "x"), source: try opt(r.source, "source"), target: try opt(r.target, "target"),
                   xCF: try opt(r.x_cf, "x_cf"), attribution: try opt(r.attribution, "attribution"),
-                  reference: hasReference ? try opt(r.reference, "reference") : nil, seed: r.seed)
+                  reference: try opt(r.reference, "reference"), seed: r.seed)
+    inputs.concepts = hasConcepts ? try opt(r.concepts, "concepts") : nil
     try checkContract(inputs)
     return inputs
 }
@@ -64,6 +66,9 @@ private func checkContract(_ b: Batch) throws {
         if let t, t.dtype != .float32 || t.shape != b.x.shape {
             throw PluginError.invalid("\(name): expected float32 \(b.x.shape) like x, got \(t.dtype.displayName) \(t.shape)")
         }
+    }
+    if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
+        throw PluginError.invalid("concepts: expected float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
     }
     if let r = b.reference, r.dtype != .float32 || r.rank != b.x.rank {
         throw PluginError.invalid("reference: expected float32 images like x, got \(r.dtype.displayName) \(r.shape)")

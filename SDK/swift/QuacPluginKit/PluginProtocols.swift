@@ -76,6 +76,8 @@ public struct Batch {
     public let attribution: Tensor?
     public let reference: Tensor?
     public let seed: UInt64
+    /// The concepts of the queries [N, k] in [0, 1], when the run has concepts (ABI 1.1).
+    public var concepts: Tensor?
     public var count: Int { x.shape.first ?? 0 }
 
     public init(x: Tensor, source: Tensor? = nil, target: Tensor? = nil, xCF: Tensor? = nil,

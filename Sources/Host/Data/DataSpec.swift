@@ -13,6 +13,9 @@ public struct DataSpec {
     public let source: Source
     public let limit: Int?
     public let targets: TargetMode
+    /// The samples' concepts, when the data has them, and names for them from the manifest.
+    public let concepts: Concepts.Source?
+    public let conceptNames: [String]?
     /// Where in which file this spec was written, for messages.
     public let file: String
     public let pointer: String
@@ -41,12 +44,29 @@ public struct DataSpec {
         case let other:
             throw QuacError.at(file, pointer + "/format", "expected one of safetensors, npy, csv, image-folder, found \(other.map { "\"\($0)\"" } ?? "nothing")")
         }
+        switch (v["concepts"]?.stringValue, v["format"]?.stringValue) {
+        case (nil, _): concepts = nil
+        case (let c?, _) where c.hasSuffix(".csv"): concepts = .csv(resolve(c))
+        case (let c?, "safetensors"): concepts = .tensor(c)
+        case (let c?, "npy"): concepts = .npy(resolve(c))
+        case (_, let f): throw QuacError.at(file, pointer + "/concepts", "with \(f ?? "this") data, concepts come from a .csv file (a header row of names, a row per sample)")
+        }
+        conceptNames = v["concept_names"]?.arrayValue?.compactMap(\.stringValue)
         limit = v["limit"]?.intValue.map(Int.init)
         targets = TargetMode(rawValue: v["targets"]?.stringValue ?? "next") ?? .next
     }
 
     /// The files the data is read from (their hashes go into run.json).
     public var files: [URL] {
+        var extra: [URL] = []
+        switch concepts {
+        case .npy(let u), .csv(let u): extra = [u]
+        default: break
+        }
+        return sourceFiles + extra
+    }
+
+    private var sourceFiles: [URL] {
         switch source {
         case .safetensors(let f, _, _, _, _), .csv(let f, _): return [f]
         case .npy(let x, let l, let c, let t): return [x, l] + [c, t].compactMap { $0 }

@@ -10,14 +10,18 @@ public struct Dataset {
     public var classNames: [String]? = nil
     /// One id per sample, where the data has them (image folders: the path relative to the folder).
     public var sampleIDs: [String]? = nil
+    /// Concepts [N, k] in [0, 1] and their names, where the data has them.
+    public var concepts: Concepts? = nil
     public var count: Int { x.shape[0] }
 
     /// Loads and checks the data a spec names. Every error names the file and what is wrong with it.
     public static func load(_ spec: DataSpec) throws -> Dataset {
         var d: Dataset
+        var safetensors: SafetensorsFile?
         switch spec.source {
         case .safetensors(let url, let xName, let labelName, let cfName, let targetName):
             let file = try Safetensors.read(url)
+            safetensors = file
             func get(_ name: String, _ field: String) throws -> Tensor {
                 guard let t = file.tensors[name] else {
                     throw QuacError.at(spec.file, "\(spec.pointer)/\(field)", "\(url.path) has no tensor \"\(name)\" (it has: \(file.names.joined(separator: ", ")))")
@@ -46,6 +50,9 @@ public struct Dataset {
             d = Dataset(x: loaded.x, labels: loaded.labels, classNames: loaded.classNames, sampleIDs: loaded.sampleIDs)
         }
         try d.checkConsistent(spec)
+        if let source = spec.concepts {
+            d.concepts = try Concepts.load(source, names: spec.conceptNames, count: d.count, safetensors: safetensors, spec: spec)
+        }
         if let limit = spec.limit, limit < d.count { d = d.prefix(limit) }
         return d
     }
@@ -53,7 +60,8 @@ public struct Dataset {
     func prefix(_ n: Int) -> Dataset {
         Dataset(x: x.rows(0..<n).copy(), labels: labels.rows(0..<n).copy(),
                 xCF: xCF?.rows(0..<n).copy(), target: target?.rows(0..<n).copy(),
-                classNames: classNames, sampleIDs: sampleIDs.map { Array($0.prefix(n)) })
+                classNames: classNames, sampleIDs: sampleIDs.map { Array($0.prefix(n)) },
+                concepts: concepts.map { Concepts(values: $0.values.rows(0..<n).copy(), names: $0.names) })
     }
 
     private func checkConsistent(_ spec: DataSpec) throws {
@@ -109,7 +117,8 @@ public struct Dataset {
             }
             return Dataset(x: gather(x, rows), labels: Tensor(rows.map { y[$0] }, shape: [rows.count]),
                            xCF: xCF.map { gather($0, rows) }, target: Tensor(targets, shape: [rows.count]),
-                           classNames: classNames, sampleIDs: sampleIDs.map { ids in rows.map { ids[$0] } })
+                           classNames: classNames, sampleIDs: sampleIDs.map { ids in rows.map { ids[$0] } },
+                           concepts: concepts.map { Concepts(values: gather($0.values, rows), names: $0.names) })
         }
     }
 

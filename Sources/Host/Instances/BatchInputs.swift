@@ -9,18 +9,20 @@ public struct BatchInputs {
     public var attribution: Tensor?
     public var reference: Tensor?
     public var seed: UInt64
+    /// The queries' concepts [N, k] in [0, 1].
+    public var concepts: Tensor?
 
     public init(x: Tensor, source: Tensor? = nil, target: Tensor? = nil, xCF: Tensor? = nil,
-                attribution: Tensor? = nil, reference: Tensor? = nil, seed: UInt64 = 0) {
+                attribution: Tensor? = nil, reference: Tensor? = nil, seed: UInt64 = 0, concepts: Tensor? = nil) {
         self.x = x; self.source = source; self.target = target; self.xCF = xCF
-        self.attribution = attribution; self.reference = reference; self.seed = seed
+        self.attribution = attribution; self.reference = reference; self.seed = seed; self.concepts = concepts
     }
 
     public var count: Int { x.shape.first ?? 0 }
 
     /// Calls `body` with a quac_batch pointing at read-only views of these tensors.
     func withABIBatch<R>(_ body: (UnsafePointer<quac_batch>) throws -> R) rethrows -> R {
-        let views = [x, source, target, xCF, attribution, reference].map { $0.map(ABITensorView.init) }
+        let views = [x, source, target, xCF, attribution, reference, concepts].map { $0.map(ABITensorView.init) }
         var b = quac_batch()
         b.struct_size = UInt32(MemoryLayout<quac_batch>.size)
         b.x = UnsafePointer(views[0]!.pointer)
@@ -30,6 +32,7 @@ public struct BatchInputs {
         b.attribution = views[4].map { UnsafePointer($0.pointer) }
         b.reference = views[5].map { UnsafePointer($0.pointer) }
         b.seed = seed
+        b.concepts = views[6].map { UnsafePointer($0.pointer) }
         return try withExtendedLifetime(views) { try withUnsafePointer(to: &b) { try body($0) } }
     }
 }

@@ -18,6 +18,8 @@ public final class PluginContext: @unchecked Sendable {
     private var messages: [pthread_t: (message: String?, cause: String?)] = [:]
     /// A message set from a thread that is in no call of this instance.
     private var orphan: String?
+    /// The run's concept names as the JSON the concepts service hands out (kept as long as the host).
+    private var conceptNamesJSON: UnsafeMutablePointer<CChar>?
 
     init(label: String, run: RunContext?) {
         self.label = label
@@ -42,7 +44,19 @@ public final class PluginContext: @unchecked Sendable {
         host.pointee.host_data = Unmanaged.passUnretained(self).toOpaque()
     }
 
-    deinit { host.deallocate() }
+    deinit {
+        host.deallocate()
+        free(conceptNamesJSON)
+    }
+
+    /// The concepts service's answer: made once, from the run's names.
+    func conceptNames() -> UnsafePointer<CChar>? {
+        lock.lock(); defer { lock.unlock() }
+        if conceptNamesJSON == nil, let names = run?.conceptNames {
+            conceptNamesJSON = strdup(JSONValue.array(names.map { .string($0) }).serialized())
+        }
+        return conceptNamesJSON.map { UnsafePointer($0) }
+    }
 
     static func from(_ host: UnsafePointer<quac_host>?) -> PluginContext? {
         guard let data = host?.pointee.host_data else { return nil }
@@ -154,8 +168,22 @@ private func runClassifier(_ ctx: PluginContext) throws -> Classifier {
     return c
 }
 
-/// No host extensions are offered yet: every id answers NULL, as the header allows.
-private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafePointer<CChar>?) -> UnsafeRawPointer? = { _, _ in nil }
+/// The host services offered by id (ABI 1.1); NULL for any other id.
+private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafePointer<CChar>?) -> UnsafeRawPointer? = { _, id in
+    guard let id else { return nil }
+    switch String(cString: id) {
+    case QUAC_HOST_EXT_CONCEPTS: return UnsafeRawPointer(conceptsTable)
+    default: return nil
+    }
+}
+
+private let conceptsTable: UnsafeMutablePointer<quac_host_concepts> = {
+    let t = UnsafeMutablePointer<quac_host_concepts>.allocate(capacity: 1)
+    t.initialize(to: quac_host_concepts(struct_size: UInt32(MemoryLayout<quac_host_concepts>.size), names_json: { host in
+        PluginContext.from(host)?.conceptNames()
+    }))
+    return t
+}()
 
 private let hostClassifierInfo: @convention(c) (UnsafePointer<quac_host>?, UnsafeMutablePointer<quac_classifier_info>?) -> quac_status = { host, out in
     guard let ctx = PluginContext.from(host), let out else { return quac_status(QUAC_ERR_INVALID_ARGUMENT) }

@@ -181,6 +181,9 @@ public final class PluginInstance: @unchecked Sendable {
         for (label, t) in [("x_cf", b.xCF), ("attribution", b.attribution)] {
             if let t, t.dtype != .float32 || t.shape != b.x.shape { throw fail("\(label) must be float32 \(b.x.shape), got \(t.dtype.displayName) \(t.shape)") }
         }
+        if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
+            throw fail("concepts must be float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
+        }
     }
 }
 

@@ -6,6 +6,8 @@ import Logging
 public final class RunContext: @unchecked Sendable {
     public var classifier: Classifier?
     public var converter: PluginInstance?
+    /// The names of the run's concepts, when it has concepts (QUAC_HOST_EXT_CONCEPTS).
+    public var conceptNames: [String]?
     public var logger: Logger
     /// Called with (instance label, done, total, label) for every progress report.
     public var onProgress: ((String, Int64, Int64, String?) -> Void)?

@@ -37,6 +37,11 @@ public struct PipelineManifest {
     public let pluginPaths: [URL]
     public let data: DataSpec
     public let classifier: ClassifierUse?
+    /// A classifier plugin whose activated outputs are the samples' concepts.
+    public let conceptModel: PluginUse?
+    /// "sigmoid" or "softmax": how the concept model's outputs become concepts in [0, 1].
+    public let conceptActivation: String
+    public let conceptNames: [String]?
     public let converter: PluginUse?
     public let attributors: [PluginUse]
     public let scorers: [PluginUse]
@@ -86,6 +91,12 @@ public struct PipelineManifest {
                 classifier = .plugin(use(c, "/classifier", defaultName: true))
             }
         } else { classifier = nil }
+        conceptModel = value["concept_model"].map { use($0, "/concept_model", defaultName: true) }
+        conceptActivation = value["concept_model"]?["activation"]?.stringValue ?? "sigmoid"
+        conceptNames = value["concept_model"]?["names"]?.arrayValue?.compactMap(\.stringValue)
+        if conceptModel != nil, data.concepts != nil {
+            throw QuacError.at(file, "/concept_model", "the data has concepts already (/data/concepts): give concepts in the data or a concept_model, not both")
+        }
         converter = value["converter"].map { use($0, "/converter", defaultName: true) }
         attributors = (value["attributors"]?.arrayValue ?? []).enumerated().map { use($1, "/attributors/\($0)", defaultName: true) }
         scorers = (value["scorers"]?.arrayValue ?? []).enumerated().map { use($1, "/scorers/\($0)", defaultName: true) }

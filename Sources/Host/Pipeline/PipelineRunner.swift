@@ -92,7 +92,7 @@ public final class PipelineRunner {
         let m = resolved[use.pointer]!.manifest
         guard m.trainable else { throw QuacError.at(manifest.file, pointer, "\(use.plugin) is not trainable (its manifest does not say \"trainable\": true)") }
         let derived = spec["targets_from"] != nil || spec["teacher"]?.boolValue == true || spec["counterfactuals"]?.boolValue == true
-        if kind == .classifier && derived {
+        if use.pointer == "/classifier" && derived {
             throw QuacError.at(manifest.file, pointer, "the classifier is trained before anything else of the run: it cannot train on targets_from, teacher or counterfactuals")
         }
         if let name = spec["targets_from"]?.stringValue {
@@ -166,9 +166,15 @@ public final class PipelineRunner {
         // Counterfactuals that come with the data; a converter stage replaces them when there are none.
         state.tensors[.counterfactuals] = state.samples.xCF
         state.fingerprints[.counterfactuals] = Fingerprint.of(["data_counterfactuals": .string(dataFP)])
+        // Concepts that come with the data; a concept model's stage makes them otherwise.
+        if let c = state.samples.concepts {
+            state.tensors[.concepts] = c.values
+            state.fingerprints[.concepts] = Fingerprint.of(["data_concepts": .string(dataFP)])
+            context.conceptNames = c.names
+        }
 
         // Every other plugin, created (and checked against the run) before any work starts.
-        for (use, kind) in manifest.pluginUses where kind != .classifier {
+        for (use, _) in manifest.pluginUses where use.pointer != "/classifier" {
             try checkRequirements(resolved[use.pointer]!.manifest, use: use, classifierInfo: info)
             state.instances[use.pointer] = try create(use)
         }
@@ -299,7 +305,7 @@ public final class PipelineRunner {
         var plugins: [JSONValue] = []
         if let state {
             plugins.append(state.classifierRecord)
-            for (use, kind) in manifest.pluginUses where kind != .classifier { plugins.append(try state.record(try state.instance(use))) }
+            for (use, _) in manifest.pluginUses where use.pointer != "/classifier" { plugins.append(try state.record(try state.instance(use))) }
         }
         let record: JSONValue = [
             "tool": "quac-host", "tool_version": .string(Self.toolVersion),
@@ -324,6 +330,7 @@ extension PipelineManifest {
     var pluginUses: [(PluginUse, PluginKind)] {
         var uses: [(PluginUse, PluginKind)] = []
         if case .plugin(let c) = classifier { uses.append((c, .classifier)) }
+        if let c = conceptModel { uses.append((c, .classifier)) }
         if let c = converter { uses.append((c, .converter)) }
         return uses + attributors.map { ($0, .attributor) } + scorers.map { ($0, .scorer) }
     }

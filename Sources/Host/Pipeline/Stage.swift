@@ -14,6 +14,8 @@ public enum Artifact: Hashable, CustomStringConvertible, Sendable {
     case scores(method: String, scorer: String)
     /// The trained model of the plugin use with this name.
     case trainedModel(String)
+    /// The samples' concepts [N, k], from the data or the concept model.
+    case concepts
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum Artifact: Hashable, CustomStringConvertible, Sendable {
         case .attributions(let m): return "attributions/\(m)"
         case .scores(let m, let s): return "scores/\(m)/\(s)"
         case .trainedModel(let n): return "models/\(n)"
+        case .concepts: return "concepts"
         }
     }
 }
@@ -65,6 +68,7 @@ public protocol StageKind {
 /// Every kind of stage a run can have. A new kind is one file and one line here.
 public enum StageKinds {
     public static let all: [StageKind.Type] = [
-        InputsStage.self, PredictStage.self, TrainStage.self, ConvertStage.self, AttributeStage.self, ScoreStage.self,
+        InputsStage.self, PredictStage.self, TrainStage.self, ConceptStage.self, ConvertStage.self, AttributeStage.self,
+        ScoreStage.self,
     ]
 }

@@ -23,7 +23,7 @@
  * so are new host services (host->get_extension, since 1.1). Values of the enums below travel in
  * structs as fixed-width integers, never as C enum types, whose size a compiler may choose.
  *
- * History: 1.1 added host->get_extension, made an error message belong to its call (concurrent calls
+ * History: 1.1 added host->get_extension (and the concepts service), quac_batch.concepts, made an error message belong to its call (concurrent calls
  * of a reentrant instance keep their own messages), stored the descriptor's kind as int32_t (same
  * layout as 1.0 on every supported platform) and stated the lifetimes of create's strings and of a
  * quac_dataset. A host of 1.1 loads plugins built against 1.0.
@@ -197,6 +197,15 @@ typedef struct quac_host {
     const void *(*get_extension)(const struct quac_host *host, const char *id);
 } quac_host;
 
+/* Host extension "quac.host.concepts/1" (host->get_extension): what the run's concepts are called. */
+#define QUAC_HOST_EXT_CONCEPTS "quac.host.concepts/1"
+typedef struct quac_host_concepts {
+    uint32_t struct_size;
+    /* [thread-safe] The run's concept names, a JSON array of k strings in the order of the concepts'
+     * columns; NULL when the run has no concepts. Borrowed: valid as long as `host`. */
+    const char *(*names_json)(const struct quac_host *host);
+} quac_host_concepts;
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Outputs                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
@@ -288,7 +297,8 @@ typedef struct quac_modified_backward {
 /* --- The inputs of one batch, shared by converters, attributors and scorers. Every tensor is borrowed
  * and read-only; an input the run does not have is NULL. Shapes: x, x_cf and attribution are
  * [N, sample shape...] float32 (images are [N,C,H,W] in [-1,1]; concept tables [N,k] in [0,1]);
- * source, target are int64 [N]. --- */
+ * source, target are int64 [N]; concepts (since 1.1) float32 [N, k] in [0,1]: the concepts of each
+ * query, from the data or the run's concept model (names: QUAC_HOST_EXT_CONCEPTS). --- */
 typedef struct quac_batch {
     uint32_t struct_size;
     const quac_tensor *x;           /* the queries; always present */
@@ -299,6 +309,8 @@ typedef struct quac_batch {
     const quac_tensor *reference;   /* converters only: target-class images for reference style, or
                                      * NULL for latent style */
     uint64_t seed;                  /* seed for every random choice of this call */
+    /* Since 1.1 (read only when struct_size covers it). */
+    const quac_tensor *concepts;    /* [N, k] concepts of the queries, or NULL */
 } quac_batch;
 
 /* --- Converter: "quac.converter/1" ---

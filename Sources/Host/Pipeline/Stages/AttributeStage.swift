@@ -4,7 +4,9 @@ import Foundation
 /// per-sample normalized maps the scorers get, and the method's JSON output beside it.
 final class AttributeStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        run.classifier == nil ? [] : run.manifest.attributors.map { AttributeStage($0, converter: run.manifest.converter != nil) }
+        run.classifier == nil ? [] : run.manifest.attributors.map {
+            AttributeStage($0, converter: run.manifest.converter != nil, conceptModel: run.manifest.conceptModel != nil)
+        }
     }
 
     let use: PipelineManifest.PluginUse
@@ -13,17 +15,19 @@ final class AttributeStage: PipelineStage, StageKind {
     let produces: [Artifact]
     var file: String { "attributions/\(use.name).safetensors" }
 
-    init(_ use: PipelineManifest.PluginUse, converter: Bool) {
+    init(_ use: PipelineManifest.PluginUse, converter: Bool, conceptModel: Bool) {
         self.use = use
         label = "attribute \(use.name)"
-        needs = (converter ? [.counterfactuals] : []) + (use.train == nil ? [] : [.trainedModel(use.name)])
+        needs = (converter ? [.counterfactuals] : []) + (conceptModel ? [.concepts] : []) + (use.train == nil ? [] : [.trainedModel(use.name)])
         produces = [.attributions(use.name)]
     }
 
     func fingerprint(_ run: RunState) throws -> String {
-        Fingerprint.of(["attributor": try run.record(try run.instance(use)), "classifier": .string(run.classifierFingerprint),
-                        "counterfactuals": .string(run.fingerprints[.counterfactuals] ?? ""), "seed": .int(Int64(run.manifest.seed)),
-                        "batch_size": .int(Int64(run.manifest.batchSize))])
+        var inputs = JSONObject([("attributor", try run.record(try run.instance(use))), ("classifier", .string(run.classifierFingerprint)),
+                                 ("counterfactuals", .string(run.fingerprints[.counterfactuals] ?? "")), ("seed", .int(Int64(run.manifest.seed))),
+                                 ("batch_size", .int(Int64(run.manifest.batchSize)))])
+        if let c = run.fingerprints[.concepts] { inputs["concepts"] = .string(c) }
+        return Fingerprint.of(.object(inputs))
     }
 
     func reuse(_ run: RunState, fingerprint: String) throws -> Bool {
@@ -37,7 +41,7 @@ final class AttributeStage: PipelineStage, StageKind {
     func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
         let d = run.samples
         let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
-                                xCF: run.tensors[.counterfactuals]?.rows(rows), seed: seed)
+                                xCF: run.tensors[.counterfactuals]?.rows(rows), seed: seed, concepts: run.tensors[.concepts]?.rows(rows))
         return try run.call(use) { try $0.attribute(batch) }
     }
 

@@ -19,7 +19,12 @@ final class InputsStage: PipelineStage, StageKind {
         var tensors: [(String, Tensor)] = [("x", d.x), ("label", d.labels)]
         if let t = d.target { tensors.append(("target", t)) }
         if let c = d.xCF { tensors.append(("x_cf", c)) }
-        try run.store.writeTensors(file, tensors, fingerprint: fingerprint)
+        var metadata: [String: String] = [:]
+        if let c = d.concepts {
+            tensors.append(("concepts", c.values))
+            metadata["concept_names"] = JSONValue.array(c.names.map { JSONValue.string($0) }).serialized()
+        }
+        try run.store.writeTensors(file, tensors, fingerprint: fingerprint, metadata: metadata)
         return "\(d.count) samples"
     }
 }

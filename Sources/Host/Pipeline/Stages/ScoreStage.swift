@@ -4,7 +4,8 @@ final class ScoreStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
         guard run.classifier != nil else { return [] }
         return run.manifest.attributors.flatMap { method in
-            run.manifest.scorers.map { ScoreStage(method: method.name, scorer: $0, converter: run.manifest.converter != nil) }
+            run.manifest.scorers.map { ScoreStage(method: method.name, scorer: $0, converter: run.manifest.converter != nil,
+                                                  conceptModel: run.manifest.conceptModel != nil) }
         }
     }
 
@@ -16,11 +17,12 @@ final class ScoreStage: PipelineStage, StageKind {
     var jsonFile: String { "scores/\(method).json" }
     var tensorFile: String { "scores/\(method).\(use.name).safetensors" }
 
-    init(method: String, scorer use: PipelineManifest.PluginUse, converter: Bool) {
+    init(method: String, scorer use: PipelineManifest.PluginUse, converter: Bool, conceptModel: Bool) {
         self.method = method
         self.use = use
         label = "score \(method) with \(use.name)"
-        needs = [.attributions(method)] + (converter ? [.counterfactuals] : []) + (use.train == nil ? [] : [.trainedModel(use.name)])
+        needs = [.attributions(method)] + (converter ? [.counterfactuals] : []) + (conceptModel ? [.concepts] : [])
+            + (use.train == nil ? [] : [.trainedModel(use.name)])
         produces = [.scores(method: method, scorer: use.name)]
     }
 
@@ -42,7 +44,7 @@ final class ScoreStage: PipelineStage, StageKind {
         let d = run.samples
         let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
                                 xCF: run.tensors[.counterfactuals]?.rows(rows), attribution: run.tensors[.attributions(method)]!.rows(rows),
-                                seed: seed)
+                                seed: seed, concepts: run.tensors[.concepts]?.rows(rows))
         let out = try run.call(use) { try $0.score(batch) }
         for name in out.names where out.tensors[name]!.shape.first != rows.count {
             throw QuacError.at(run.manifest.file, use.pointer, "plugin \(use.plugin): output \"\(name)\" has shape \(out.tensors[name]!.shape); every scorer output must have one row per sample (\(rows.count))")

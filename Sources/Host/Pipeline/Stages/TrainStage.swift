@@ -10,7 +10,7 @@ import Foundation
 final class TrainStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
         guard run.classifier != nil else { return [] }
-        let uses = [run.manifest.converter].compactMap { $0 } + run.manifest.attributors + run.manifest.scorers
+        let uses = [run.manifest.conceptModel, run.manifest.converter].compactMap { $0 } + run.manifest.attributors + run.manifest.scorers
         return uses.filter { $0.train != nil }.map { TrainStage($0, in: run.manifest) }
     }
 
@@ -29,7 +29,7 @@ final class TrainStage: PipelineStage, StageKind {
         label = "train \(use.name)"
         produces = [.trainedModel(use.name)]
         // Plugins this one's training data comes from are trained first.
-        let sources = [Self.targetsSource(spec, m), m.converter].compactMap { $0 }.filter { $0.train != nil && $0.pointer != use.pointer }
+        let sources = [Self.targetsSource(spec, m), m.converter, m.conceptModel].compactMap { $0 }.filter { $0.train != nil && $0.pointer != use.pointer }
         needs = sources.map { .trainedModel($0.name) }
     }
 
@@ -59,6 +59,10 @@ final class TrainStage: PipelineStage, StageKind {
         if wantsTeacher || wantsCounterfactuals || targetsSource(m) != nil { record["classifier"] = .string(run.classifierFingerprint) }
         if let source = targetsSource(m) { record["targets_from"] = try run.record(try run.instance(source)) }
         if wantsCounterfactuals || targetsSource(m) != nil, let c = m.converter { record["converter"] = try run.record(try run.instance(c)) }
+        if let c = m.conceptModel, c.pointer != use.pointer {
+            record["concept_model"] = try run.record(try run.instance(c))
+            record["concept_activation"] = .string(m.conceptActivation)
+        }
         return Fingerprint.of(.object(record))
     }
 
@@ -107,8 +111,10 @@ final class TrainStage: PipelineStage, StageKind {
         let m = run.manifest
         let d = data.withTargets(mode: .next, numClasses: classes)
         var out: [(String, Tensor)] = [("x", d.x), ("label", d.labels), ("target", d.target!)]
+        if let c = d.concepts { out.append(("concepts", c.values)) }
         let source = targetsSource(m)
-        guard wantsTeacher || wantsCounterfactuals || source != nil else {
+        let conceptModel = d.concepts == nil ? m.conceptModel.flatMap { $0.pointer == use.pointer ? nil : $0 } : nil
+        guard wantsTeacher || wantsCounterfactuals || source != nil || conceptModel != nil else {
             if let c = d.xCF { out.append(("x_cf", c)) }
             return (out, d.count)
         }
@@ -138,6 +144,14 @@ final class TrainStage: PipelineStage, StageKind {
             }
             computed += [("teacher_logits", logits), ("teacher", PredictStage.argmax(logits))]
         }
+        var concepts = d.concepts?.values
+        if let conceptModel {
+            let logits = try batches("concepts") { _, r in
+                try run.call(conceptModel) { PluginOutputs(names: ["logits"], tensors: ["logits": try $0.forward(d.x.rows(r))]) }.tensors["logits"]!
+            }
+            concepts = ConceptStage.activate(logits, m.conceptActivation)
+            computed.append(("concepts", concepts!))
+        }
         var cf = d.xCF
         let sourceNeedsCF = source.flatMap { try? run.instance($0) }?.manifest.requires.contains(.counterfactual) ?? false
         if cf == nil, wantsCounterfactuals || sourceNeedsCF, let converter = m.converter {
@@ -153,7 +167,7 @@ final class TrainStage: PipelineStage, StageKind {
         if let source {
             let targets = try batches("targets from \(source.name)") { i, r in
                 let b = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target!.rows(r), xCF: cf?.rows(r),
-                                    seed: run.callSeed("\(label) \(split) \(source.name)", i))
+                                    seed: run.callSeed("\(label) \(split) \(source.name)", i), concepts: concepts?.rows(r))
                 return try run.call(source) { try $0.attribute(b) }.tensors["attribution"]!
             }
             computed.append(("targets", targets))

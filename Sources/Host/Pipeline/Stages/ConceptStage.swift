@@ -1,0 +1,81 @@
+import Foundation
+
+/// The samples' concepts from the run's concept model: its outputs through a sigmoid (independent
+/// concepts) or a softmax, written to concepts.safetensors with the names in its metadata, and handed to
+/// every later call (quac_batch.concepts, the host's concepts service).
+final class ConceptStage: PipelineStage, StageKind {
+    static func stages(for run: RunState) throws -> [PipelineStage] {
+        guard let use = run.manifest.conceptModel, run.classifier != nil else { return [] }
+        return [ConceptStage(use)]
+    }
+
+    let use: PipelineManifest.PluginUse
+    let label: String
+    let needs: [Artifact]
+    let produces: [Artifact] = [.concepts]
+    let file = "concepts.safetensors"
+
+    init(_ use: PipelineManifest.PluginUse) {
+        self.use = use
+        label = "concepts \(use.name)"
+        needs = use.train == nil ? [] : [.trainedModel(use.name)]
+    }
+
+    func fingerprint(_ run: RunState) throws -> String {
+        Fingerprint.of(["concept_model": try run.record(try run.instance(use)), "data": .string(run.dataFingerprint),
+                        "targets": .string(run.manifest.data.targets.rawValue), "activation": .string(run.manifest.conceptActivation),
+                        "names": .array((run.manifest.conceptNames ?? []).map { .string($0) })])
+    }
+
+    func reuse(_ run: RunState, fingerprint: String) throws -> Bool {
+        guard let done = run.store.finished(file, fingerprint: fingerprint), let c = done.tensors["concepts"] else { return false }
+        publish(run, c, names: done.metadata["concept_names"].map(Concepts.parseNames) ?? [])
+        return true
+    }
+
+    func count(_ run: RunState) -> Int { run.samples.count }
+
+    func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
+        let out = try run.call(use) { PluginOutputs(names: ["logits"], tensors: ["logits": try $0.forward(run.samples.x.rows(rows))]) }
+        return out
+    }
+
+    func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String {
+        let logits = outputs.isEmpty ? Tensor(zeros: [0, try run.instance(use).info().numClasses])
+                                     : Tensor.concatenate(outputs.map { $0.tensors["logits"]! })
+        let concepts = Self.activate(logits, run.manifest.conceptActivation)
+        let k = concepts.shape[1]
+        let names = run.manifest.conceptNames ?? (0..<k).map { "c\($0)" }
+        guard names.count == k else {
+            throw QuacError.at(run.manifest.file, use.pointer + "/names", "\(names.count) names for the concept model's \(k) outputs")
+        }
+        try run.store.writeTensors(file, [("concepts", concepts)], fingerprint: fingerprint,
+                                   metadata: ["concept_names": JSONValue.array(names.map { JSONValue.string($0) }).serialized()])
+        publish(run, concepts, names: names)
+        return "\(k) concepts of \(concepts.shape[0]) samples"
+    }
+
+    private func publish(_ run: RunState, _ concepts: Tensor, names: [String]) {
+        run.tensors[.concepts] = concepts
+        run.context.conceptNames = names
+    }
+
+    /// Outputs [N, k] to concepts in [0, 1]: a sigmoid per output, or a softmax over each row.
+    static func activate(_ logits: Tensor, _ mode: String) -> Tensor {
+        let out = Tensor(zeros: logits.shape)
+        let (n, k) = (logits.shape[0], logits.shape[1])
+        let src = logits.floats, dst = out.floats
+        for s in 0..<n {
+            let row = (s * k)..<(s * k + k)
+            if mode == "softmax" {
+                let top = src[row].max() ?? 0
+                var sum: Float = 0
+                for i in row { dst[i] = exp(src[i] - top); sum += dst[i] }
+                for i in row { dst[i] /= sum }
+            } else {
+                for i in row { dst[i] = 1 / (1 + exp(-src[i])) }
+            }
+        }
+        return out
+    }
+}
