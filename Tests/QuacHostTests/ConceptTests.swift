@@ -47,6 +47,22 @@ final class ConceptTests: XCTestCase {
         XCTAssertEqual(inputs.metadata["concept_names"], #"["round","bright","large"]"#)
     }
 
+    func testConceptsFromACSVFileTakeTheHeaderAsNames() throws {
+        let fx = try TestSupport.fixtures()
+        let dir = try TestSupport.tempDir()
+        try writeData(dir, concepts: Array(repeating: 0, count: 18))
+        let rows = (0..<6).map { s in "\(Float(s) / 10), 0.5, \(1 - Float(s) / 10)" }
+        try ("striped, dark, small\n" + rows.joined(separator: "\n") + "\n").write(to: dir.appendingPathComponent("concepts.csv"), atomically: true, encoding: .utf8)
+        let m = try pipeline(dir, fx, data: ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels",
+                                             "concepts": "concepts.csv"])
+        let r = try TestSupport.quacHost(["run", "-q", m.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir.appendingPathComponent("out")
+        for sum in try echoSums(out) { XCTAssertEqual(sum, 1.5, accuracy: 1e-6) }
+        let doc = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("attributions/echo.json"), encoding: .utf8))
+        XCTAssertEqual(doc["concept_names"], ["striped", "dark", "small"])
+    }
+
     func testAConceptModelsSigmoidOutputsAreTheConcepts() throws {
         let fx = try TestSupport.fixtures()
         let dir = try TestSupport.tempDir()

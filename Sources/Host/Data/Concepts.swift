@@ -59,23 +59,14 @@ public struct Concepts {
 
     /// A CSV file: a header row of concept names, then one row of numbers per sample.
     static func readCSV(_ url: URL) throws -> (Tensor, [String]) {
-        let text: String
-        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
-            throw QuacError("\(url.path): cannot read: \((error as NSError).localizedDescription)")
-        }
-        var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
-        while lines.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { lines.removeLast() }
-        guard let header = lines.first else { throw QuacError("\(url.path): empty file, expected a header row of concept names") }
-        let names = header.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let (names, rows) = try CSVTable.read(url)
         var values: [Float] = []
-        for (i, line) in lines.dropFirst().enumerated() {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard cells.count == names.count else { throw QuacError("\(url.path): line \(i + 2): \(cells.count) cells, the header has \(names.count)") }
+        for (i, cells) in rows.enumerated() {
             for (j, c) in cells.enumerated() {
                 guard let v = Float(c) else { throw QuacError("\(url.path): line \(i + 2), column \"\(names[j])\": expected a number, found \"\(c)\"") }
                 values.append(v)
             }
         }
-        return (Tensor(values, shape: [lines.count - 1, names.count]), names)
+        return (Tensor(values, shape: [rows.count, names.count]), names)
     }
 }

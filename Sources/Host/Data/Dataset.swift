@@ -129,24 +129,34 @@ public struct Dataset {
 
 /// A CSV table of features (all columns but the label) and an integer label column.
 enum CSVTable {
-    static func load(_ url: URL, labelColumn: String) throws -> Dataset {
+    /// The header's column names and the data rows' cells, each row as long as the header.
+    static func read(_ url: URL) throws -> (columns: [String], rows: [[String]]) {
         let text: String
         do { text = try String(contentsOf: url, encoding: .utf8) } catch {
             throw QuacError("\(url.path): cannot read: \((error as NSError).localizedDescription)")
         }
         var lines = text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).map(String.init)
         while lines.last?.trimmingCharacters(in: .whitespaces).isEmpty == true { lines.removeLast() }
+        func cells(_ line: String) -> [String] {
+            line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        }
         guard let header = lines.first else { throw QuacError("\(url.path): empty file, expected a header row") }
-        let columns = header.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+        let columns = cells(header)
+        let rows = try lines.dropFirst().enumerated().map { i, line -> [String] in
+            let row = cells(line)
+            guard row.count == columns.count else { throw QuacError("\(url.path): line \(i + 2): \(row.count) cells, the header has \(columns.count)") }
+            return row
+        }
+        return (columns, rows)
+    }
+
+    static func load(_ url: URL, labelColumn: String) throws -> Dataset {
+        let (columns, rows) = try read(url)
         guard let labelIndex = columns.firstIndex(of: labelColumn) else {
             throw QuacError("\(url.path): line 1: no column \"\(labelColumn)\" (columns: \(columns.joined(separator: ", ")))")
         }
         var features: [Float] = [], labels: [Int64] = []
-        for (i, line) in lines.dropFirst().enumerated() {
-            let cells = line.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
-            guard cells.count == columns.count else {
-                throw QuacError("\(url.path): line \(i + 2): \(cells.count) cells, the header has \(columns.count)")
-            }
+        for (i, cells) in rows.enumerated() {
             for (j, cell) in cells.enumerated() {
                 if j == labelIndex {
                     guard let y = Int64(cell), y >= 0 else { throw QuacError("\(url.path): line \(i + 2), column \"\(columns[j])\": expected a class index, found \"\(cell)\"") }

@@ -127,13 +127,13 @@ public final class PipelineRunner {
         guard let state = try prepare() else {
             let data = try Dataset.load(manifest.data)
             progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
-            try writeRunRecord(nil, dataFingerprint: try dataFingerprint())
+            try writeRunRecord(nil, data: try dataHashes())
             return Summary(output: manifest.output, samples: data.count)
         }
-        try writeRunRecord(state, dataFingerprint: state.dataFingerprint)
+        try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
-        try writeRunRecord(state, dataFingerprint: state.dataFingerprint)
+        try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         return state.summary
     }
 
@@ -144,8 +144,10 @@ public final class PipelineRunner {
         guard let classifierUse = manifest.classifier else { return nil }
         let data = try Dataset.load(manifest.data)
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
-        let dataFP = try dataFingerprint()
+        let hashes = try dataHashes()
+        let dataFP = hashes.fingerprint
         let state = RunState(manifest: manifest, store: store, progress: progress, context: context, samples: data, dataFingerprint: dataFP)
+        state.dataFiles = hashes.files
 
         // Classifier.
         let classifier = try makeClassifier(classifierUse, state)
@@ -273,14 +275,9 @@ public final class PipelineRunner {
             if try stage.reuse(state, fingerprint: fingerprint) {
                 state.summary.reused += reported
             } else {
-                let parts = state.batches(stage.count(state))
-                progress.stageStarted(stage.label, total: parts.count)
-                var outputs: [PluginOutputs] = []
                 let start = Date()
-                for (i, rows) in parts.enumerated() {
-                    try state.checkCancelled()
-                    outputs.append(try stage.batch(state, rows: rows, seed: state.callSeed(stage.label, i)))
-                    progress.stageAdvanced(stage.label, done: i + 1, total: parts.count)
+                let (outputs, parts) = try state.eachBatch(stage.label, count: stage.count(state)) { rows, seed in
+                    try stage.batch(state, rows: rows, seed: seed)
                 }
                 let line = try stage.finish(state, outputs: outputs, rows: parts, fingerprint: fingerprint,
                                             seconds: Date().timeIntervalSince(start))
@@ -293,15 +290,15 @@ public final class PipelineRunner {
 
     // MARK: Provenance
 
-    private func dataFingerprint() throws -> String {
+    /// The SHA-256 of every data file, and the data's fingerprint (the spec and those hashes): computed
+    /// once per run.
+    private func dataHashes() throws -> (files: JSONObject, fingerprint: String) {
         var files = JSONObject()
         for f in manifest.data.files { files[f.path] = .string(try SHA256.hex(fileAt: f)) }
-        return Fingerprint.of(["spec": manifest.raw["data"] ?? .null, "files": .object(files)])
+        return (files, Fingerprint.of(["spec": manifest.raw["data"] ?? .null, "files": .object(files)]))
     }
 
-    private func writeRunRecord(_ state: RunState?, dataFingerprint: String) throws {
-        var files = JSONObject()
-        for f in manifest.data.files { files[f.path] = .string((try? SHA256.hex(fileAt: f)) ?? "") }
+    private func writeRunRecord(_ state: RunState?, data: (files: JSONObject, fingerprint: String)) throws {
         var plugins: [JSONValue] = []
         if let state {
             plugins.append(state.classifierRecord)
@@ -312,7 +309,7 @@ public final class PipelineRunner {
             "abi_version": .string("\(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"),
             "manifest_path": .string(manifest.file), "manifest": manifest.raw,
             "seed": .int(Int64(manifest.seed)), "seed_rule": "each call's seed is the first 8 bytes of SHA-256(\"<seed>/<stage>/<batch index>\"), little endian",
-            "data_files_sha256": .object(files), "data_fingerprint": .string(dataFingerprint),
+            "data_files_sha256": .object(data.files), "data_fingerprint": .string(data.fingerprint),
             "plugins": .array(plugins),
         ]
         try store.writeJSON("run.json", record)

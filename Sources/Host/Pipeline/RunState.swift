@@ -10,6 +10,8 @@ public final class RunState {
     /// The samples as explained (after limit and target expansion).
     public internal(set) var samples: Dataset
     public internal(set) var dataFingerprint: String
+    /// The SHA-256 of each data file, by path.
+    var dataFiles = JSONObject()
     public internal(set) var classifier: Classifier?
     public internal(set) var classifierInfo: ClassifierInfo?
     /// The classifier's provenance record (run.json) and its fingerprint.
@@ -21,6 +23,8 @@ public final class RunState {
     public internal(set) var tensors: [Artifact: Tensor] = [:]
     public internal(set) var fingerprints: [Artifact: String] = [:]
     var summary: PipelineRunner.Summary
+    /// SHA-256 of each plugin library, by path: hashed once per run (libraries are megabytes).
+    private var libraryHashes: [String: String] = [:]
 
     init(manifest: PipelineManifest, store: ResultsStore, progress: RunProgress, context: RunContext, samples: Dataset, dataFingerprint: String) {
         self.manifest = manifest
@@ -45,13 +49,21 @@ public final class RunState {
         do { return try body(p) } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(use.pointer)") }
     }
 
+    /// The SHA-256 of a plugin's library.
+    func libraryHash(_ p: PluginInstance) throws -> String {
+        if let h = libraryHashes[p.library.url.path] { return h }
+        let h = try SHA256.hex(fileAt: p.library.url)
+        libraryHashes[p.library.url.path] = h
+        return h
+    }
+
     /// A plugin's provenance: id, version, library and its hash, parameters, and its trained model.
     func record(_ p: PluginInstance) throws -> JSONValue {
         let trained = fingerprints[.trainedModel(p.name)]
         return [
             "name": .string(p.name), "plugin": .string(p.id), "kind": .string(p.kind.rawValue),
             "version": .string(p.descriptor.version), "library": .string(p.library.url.path),
-            "library_sha256": .string(try SHA256.hex(fileAt: p.library.url)),
+            "library_sha256": .string(try libraryHash(p)),
             "abi_version": .string("\(p.library.abiMajor).\(p.library.abiMinor)"), "params": p.parameters,
             "trained_model": trained.map { .string($0) } ?? .null,
         ]
@@ -69,7 +81,22 @@ public final class RunState {
     }
 
     /// The samples' batches of the manifest's batch size.
-    func batches(_ n: Int) -> [Range<Int>] {
+    private func batches(_ n: Int) -> [Range<Int>] {
         stride(from: 0, to: n, by: manifest.batchSize).map { $0..<min($0 + manifest.batchSize, n) }
+    }
+
+    /// Runs `body(rows, seed)` over the batches of `count` samples, with progress under `label`,
+    /// cancellation between batches and each call's seed; returns the results and the batches. The
+    /// caller ends the progress line.
+    func eachBatch<T>(_ label: String, count: Int, _ body: (Range<Int>, UInt64) throws -> T) throws -> ([T], [Range<Int>]) {
+        let parts = batches(count)
+        progress.stageStarted(label, total: parts.count)
+        var results: [T] = []
+        for (i, rows) in parts.enumerated() {
+            try checkCancelled()
+            results.append(try body(rows, callSeed(label, i)))
+            progress.stageAdvanced(label, done: i + 1, total: parts.count)
+        }
+        return (results, parts)
     }
 }

@@ -53,7 +53,7 @@ final class TrainStage: PipelineStage, StageKind {
         var files = JSONObject()
         for key in ["data", "val"] { for f in try dataSpec(m, key)?.files ?? [] { files[f.path] = .string(try SHA256.hex(fileAt: f)) } }
         var record = JSONObject([("plugin", .string(instance.id)), ("version", .string(instance.descriptor.version)),
-                                 ("library_sha256", .string(try SHA256.hex(fileAt: instance.library.url))),
+                                 ("library_sha256", .string(try run.libraryHash(instance))),
                                  ("params", instance.parameters), ("train", spec), ("files", .object(files)), ("seed", .int(Int64(seed(m))))])
         // Fields computed by other parts of the run depend on them too.
         if wantsTeacher || wantsCounterfactuals || targetsSource(m) != nil { record["classifier"] = .string(run.classifierFingerprint) }
@@ -112,32 +112,24 @@ final class TrainStage: PipelineStage, StageKind {
         let d = data.withTargets(mode: .next, numClasses: classes)
         var out: [(String, Tensor)] = [("x", d.x), ("label", d.labels), ("target", d.target!)]
         if let c = d.concepts { out.append(("concepts", c.values)) }
+        if let c = d.xCF, !wantsCounterfactuals { out.append(("x_cf", c)) }
         let source = targetsSource(m)
         let conceptModel = d.concepts == nil ? m.conceptModel.flatMap { $0.pointer == use.pointer ? nil : $0 } : nil
-        guard wantsTeacher || wantsCounterfactuals || source != nil || conceptModel != nil else {
-            if let c = d.xCF { out.append(("x_cf", c)) }
-            return (out, d.count)
-        }
+        guard wantsTeacher || wantsCounterfactuals || source != nil || conceptModel != nil else { return (out, d.count) }
         let cache = "models/\(use.name).data/\(split).safetensors"
         if let done = run.store.finished(cache, fingerprint: fingerprint) {
-            return (out + done.names.compactMap { n in done.tensors[n].map { (n, $0) } }.filter { n, _ in !out.contains { $0.0 == n } }, d.count)
+            return (out + done.names.compactMap { n in done.tensors[n].map { (n, $0) } }, d.count)
         }
         var computed: [(String, Tensor)] = []
-        func batches(_ what: String, _ body: (Int, Range<Int>) throws -> Tensor) throws -> Tensor {
-            let parts = run.batches(d.count)
+        /// One field over the split's batches, each call seeded by this stage, the split and the field.
+        func batches(_ what: String, _ body: (Range<Int>, UInt64) throws -> Tensor) throws -> Tensor {
             let stage = "\(label): \(what) of \(split)"
-            run.progress.stageStarted(stage, total: parts.count)
-            var pieces: [Tensor] = []
-            for (i, r) in parts.enumerated() {
-                try run.checkCancelled()
-                pieces.append(try body(i, r))
-                run.progress.stageAdvanced(stage, done: i + 1, total: parts.count)
-            }
+            let (pieces, _) = try run.eachBatch(stage, count: d.count, body)
             run.progress.stageFinished(stage, summary: "\(d.count) samples")
             return pieces.isEmpty ? Tensor(zeros: [0]) : Tensor.concatenate(pieces)
         }
         if wantsTeacher {
-            let logits = try batches("teacher") { _, r in
+            let logits = try batches("teacher") { r, _ in
                 do { return try run.classifier!.forward(d.x.rows(r)) } catch {
                     throw QuacError.wrap(error, context: "\(m.file): \(m.classifierPointer)")
                 }
@@ -146,7 +138,7 @@ final class TrainStage: PipelineStage, StageKind {
         }
         var concepts = d.concepts?.values
         if let conceptModel {
-            let logits = try batches("concepts") { _, r in
+            let logits = try batches("concepts") { r, _ in
                 try run.call(conceptModel) { PluginOutputs(names: ["logits"], tensors: ["logits": try $0.forward(d.x.rows(r))]) }.tensors["logits"]!
             }
             concepts = ConceptStage.activate(logits, m.conceptActivation)
@@ -155,8 +147,8 @@ final class TrainStage: PipelineStage, StageKind {
         var cf = d.xCF
         let sourceNeedsCF = source.flatMap { try? run.instance($0) }?.manifest.requires.contains(.counterfactual) ?? false
         if cf == nil, wantsCounterfactuals || sourceNeedsCF, let converter = m.converter {
-            cf = try batches("counterfactuals") { i, r in
-                let b = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target!.rows(r), seed: run.callSeed("\(label) \(split) convert", i))
+            cf = try batches("counterfactuals") { r, seed in
+                let b = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target!.rows(r), seed: seed)
                 return try run.call(converter) { try $0.convert(b) }.tensors["counterfactual"]!
             }
         }
@@ -165,15 +157,14 @@ final class TrainStage: PipelineStage, StageKind {
             computed.append(("x_cf", cf))
         }
         if let source {
-            let targets = try batches("targets from \(source.name)") { i, r in
+            let targets = try batches("targets from \(source.name)") { r, seed in
                 let b = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target!.rows(r), xCF: cf?.rows(r),
-                                    seed: run.callSeed("\(label) \(split) \(source.name)", i), concepts: concepts?.rows(r))
+                                    seed: seed, concepts: concepts?.rows(r))
                 return try run.call(source) { try $0.attribute(b) }.tensors["attribution"]!
             }
             computed.append(("targets", targets))
         }
         try run.store.writeTensors(cache, computed, fingerprint: fingerprint)
-        if let c = d.xCF, !computed.contains(where: { $0.0 == "x_cf" }) { out.append(("x_cf", c)) }
         return (out + computed, d.count)
     }
 }
