@@ -68,6 +68,41 @@ final class LearnedExplainerTests: XCTestCase {
         XCTAssertNotEqual(retrained["fingerprint"], record["fingerprint"])
     }
 
+    /// A trained classifier, a trained converter and a learned explainer that needs counterfactuals: the
+    /// classifier trains first on its data alone, and the explainer's maps wait for the converter's
+    /// counterfactuals (the run's data has none).
+    func testTrainedClassifierConverterAndExplainerRunInDependencyOrder() throws {
+        let fx = try TestSupport.fixtures()
+        let dir = try TestSupport.tempDir()
+        _ = try TestSupport.writeDataset(dir, n: 6, withCounterfactuals: false)
+        _ = try TestSupport.writeDataset(dir, n: 8, file: "train.safetensors")
+        let train: JSONValue = ["data": ["format": "safetensors", "path": "train.safetensors", "x": "images", "label": "labels"]]
+        let m = try TestSupport.writeManifest(dir, [
+            "name": "order", "output": "out", "batch_size": 4, "plugin_paths": [.string(fx.path)],
+            "data": ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels"],
+            "classifier": ["plugin": "org.quac.mlp-classifier", "params": ["input_shape": [1, 8, 8], "hidden": 4, "epochs": 1], "train": train],
+            "converter": ["plugin": "org.quac.stargan-converter",
+                          "params": ["image_size": 8, "channels": 4, "max_channels": 8, "style_dim": 8, "latent_dim": 4, "mapping_dim": 16,
+                                     "candidates": 2, "max_tries": 1, "steps": 2, "batch_size": 2, "val_every": 0, "sample_every": 0],
+                          "train": train],
+            "attributors": [["plugin": "org.quac.d-integrated-gradients", "name": "dig", "params": ["n_steps": 4]],
+                            ["plugin": "org.quac.test.mean-map", "name": "learned",
+                             "train": ["data": ["format": "safetensors", "path": "train.safetensors", "x": "images", "label": "labels"],
+                                       "targets_from": "dig"]]],
+            "scorers": [["plugin": "org.quac.insertion", "params": ["steps": 4]]],
+        ])
+        let r = try TestSupport.quacHost(["run", "--json", m.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let files = TestSupport.files(under: dir.appendingPathComponent("out"))
+        for f in ["models/mlp-classifier.safetensors", "models/stargan-converter.safetensors", "models/learned.safetensors",
+                  "counterfactuals/counterfactuals.safetensors", "scores/learned.json"] {
+            XCTAssertTrue(files.contains(f), "\(f) missing: \(files)")
+        }
+        // The explainer's targets needed counterfactuals of its own split: the trained converter made them.
+        let record = try JSONParser.parse(String(contentsOf: dir.appendingPathComponent("out/models/learned.json"), encoding: .utf8))
+        XCTAssertEqual(record["history"]?["fields"]?.arrayValue?.contains("targets"), true, record.serialized())
+    }
+
     func testQuacHostTrainTrainsTheExplainerOnly() throws {
         let fx = try TestSupport.fixtures()
         let dir = try TestSupport.tempDir()
@@ -77,6 +112,33 @@ final class LearnedExplainerTests: XCTestCase {
         let files = TestSupport.files(under: dir.appendingPathComponent("out"))
         XCTAssertTrue(files.contains("models/learned.safetensors"), "\(files)")
         XCTAssertFalse(files.contains { $0.hasPrefix("attributions/") }, "\(files)")
+    }
+
+    func testTrainedPluginsNeedDistinctNamesAndTargetsCannotGoInACircle() throws {
+        let fx = try TestSupport.fixtures()
+        let dir = try TestSupport.tempDir()
+        _ = try TestSupport.writeDataset(dir, n: 6)
+        _ = try TestSupport.writeDataset(dir, n: 10, file: "train.safetensors")
+        func explainer(_ name: String, from: String) -> JSONValue {
+            ["plugin": "org.quac.test.mean-map", "name": .string(name),
+             "train": ["data": ["format": "safetensors", "path": "train.safetensors", "x": "images", "label": "labels"], "targets_from": .string(from)]]
+        }
+        let trainBlock: JSONValue = ["data": ["format": "safetensors", "path": "train.safetensors", "x": "images", "label": "labels"]]
+        func manifest(_ attributors: [JSONValue], classifier: JSONValue = ["plugin": "org.quac.mlp-classifier"]) throws -> URL {
+            try TestSupport.writeManifest(dir, ["name": "bad", "output": "out", "plugin_paths": [.string(fx.path)],
+                                                "data": ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels"],
+                                                "classifier": classifier, "attributors": .array(attributors)])
+        }
+        let circle = try TestSupport.quacHost(["validate", try manifest([explainer("a", from: "c"), explainer("b", from: "a"), explainer("c", from: "b")]).path])
+        XCTAssertEqual(circle.status, 1, circle.stderr)
+        XCTAssertTrue(circle.stderr.contains("/attributors/0/train/targets_from") && circle.stderr.contains("a -> c -> b -> a"), circle.stderr)
+        // Models are saved by name: a trained classifier and a trained explainer may not share one.
+        let sal: JSONValue = ["plugin": "org.quac.saliency", "name": "sal"]
+        let same = try manifest([sal, explainer("learned", from: "sal")],
+                                classifier: ["plugin": "org.quac.mlp-classifier", "name": "learned", "train": trainBlock])
+        let twice = try TestSupport.quacHost(["validate", same.path])
+        XCTAssertEqual(twice.status, 1, twice.stderr)
+        XCTAssertTrue(twice.stderr.contains("/attributors/1/name") && twice.stderr.contains("/classifier"), twice.stderr)
     }
 
     func testTargetsFromMustNameAnAttributorOfThePipeline() throws {

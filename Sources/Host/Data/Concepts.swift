@@ -15,8 +15,10 @@ public struct Concepts {
     }
 
     /// Reads and checks the concepts of `count` samples. `safetensors` is the data's file, for a tensor
-    /// source; `names` from the manifest replace the file's.
-    static func load(_ source: Source, names given: [String]?, count: Int, safetensors: SafetensorsFile?, spec: DataSpec) throws -> Concepts {
+    /// source; `names` from the manifest replace the file's; `firstRowsOfMore`: the samples are the
+    /// first `count` of the file's rows (data loaded with a limit).
+    static func load(_ source: Source, names given: [String]?, count: Int, safetensors: SafetensorsFile?, spec: DataSpec,
+                     firstRowsOfMore: Bool = false) throws -> Concepts {
         let pointer = spec.pointer + "/concepts"
         var values: Tensor, names: [String]?
         switch source {
@@ -37,6 +39,7 @@ public struct Concepts {
             }
             values = Tensor(values.doubleArray().map { Float($0) }, shape: values.shape)
         }
+        if firstRowsOfMore, values.rank == 2, values.shape[0] > count { values = values.rows(0..<count).copy() }
         guard values.rank == 2, values.shape[0] == count else {
             throw QuacError.at(spec.file, pointer, "concepts have shape \(values.shape), expected [\(count), k] (one row per sample)")
         }

@@ -51,7 +51,14 @@ public struct Dataset {
         }
         try d.checkConsistent(spec)
         if let source = spec.concepts {
-            d.concepts = try Concepts.load(source, names: spec.conceptNames, count: d.count, safetensors: safetensors, spec: spec)
+            // An image folder is loaded already limited: its concepts' rows are cut the same way.
+            var limitedRows = false
+            if case .imageFolder(_, _, _, _, let skip) = spec.source {
+                if skip { throw QuacError.at(spec.file, spec.pointer + "/concepts", "concepts of an image folder follow its sorted images row by row: they cannot be used with \"skip_unreadable\"") }
+                limitedRows = spec.limit != nil
+            }
+            d.concepts = try Concepts.load(source, names: spec.conceptNames, count: d.count, safetensors: safetensors, spec: spec,
+                                           firstRowsOfMore: limitedRows)
         }
         if let limit = spec.limit, limit < d.count { d = d.prefix(limit) }
         return d

@@ -47,11 +47,19 @@ public final class PipelineRunner {
                 throw QuacError.at(manifest.file, f.pointer + "/signature", e.message)
             }
         }
+        var trainedNames: [String: String] = [:]
         for (use, kind) in manifest.pluginUses {
             let r = try resolver.resolve(use, kind: kind)
             resolved[use.pointer] = r
             try checkRequirements(r.manifest, use: use, classifierInfo: nil)
             try checkTrainBlock(use, kind: kind)
+            // A trained model is saved as models/<name>: one name per trained plugin.
+            if use.train != nil {
+                if let first = trainedNames[use.name] {
+                    throw QuacError.at(manifest.file, use.pointer + "/name", "the trained plugin at \(first) is named \"\(use.name)\" too; trained plugins need distinct names (their models are saved by name)")
+                }
+                trainedNames[use.name] = use.pointer
+            }
         }
         if manifest.classifier == nil && !(manifest.attributors.isEmpty && manifest.scorers.isEmpty && manifest.converter == nil) {
             let needing = (manifest.attributors + manifest.scorers).first
@@ -100,9 +108,15 @@ public final class PipelineRunner {
                 let names = manifest.attributors.map(\.name).joined(separator: ", ")
                 throw QuacError.at(manifest.file, pointer + "/targets_from", "no attributor of this pipeline is named \"\(name)\" (attributors: \(names.isEmpty ? "none" : names))")
             }
-            guard source.pointer != use.pointer else { throw QuacError.at(manifest.file, pointer + "/targets_from", "an explainer cannot learn from its own maps") }
-            if TrainStage.targetsSource(source.train ?? .null, manifest)?.pointer == use.pointer {
-                throw QuacError.at(manifest.file, pointer + "/targets_from", "\"\(name)\" is trained on this plugin's maps: the two cannot learn from each other")
+            // Follow the chain of explainers learning from each other's maps: it must end.
+            var chain = [use.name], next: PipelineManifest.PluginUse? = source
+            while let s = next {
+                if s.pointer == use.pointer {
+                    throw QuacError.at(manifest.file, pointer + "/targets_from", "explainers cannot learn from each other's maps in a circle (\((chain + [use.name]).joined(separator: " -> ")))")
+                }
+                chain.append(s.name)
+                next = TrainStage.targetsSource(s.train ?? .null, manifest)
+                if chain.count > manifest.attributors.count + 1 { break }
             }
         }
         if derived && manifest.classifier == nil { throw QuacError.at(manifest.file, pointer, "training on targets_from, teacher or counterfactuals needs the pipeline's classifier") }
@@ -165,9 +179,11 @@ public final class PipelineRunner {
         state.samples = data.withTargets(mode: manifest.data.targets, numClasses: info.numClasses)
         state.summary.samples = state.samples.count
         state.classifierFingerprint = Fingerprint.of(["classifier": state.classifierRecord, "data": .string(dataFP)])
-        // Counterfactuals that come with the data; a converter stage replaces them when there are none.
-        state.tensors[.counterfactuals] = state.samples.xCF
-        state.fingerprints[.counterfactuals] = Fingerprint.of(["data_counterfactuals": .string(dataFP)])
+        // Counterfactuals that come with the data; a converter stage makes them when there are none.
+        if let cf = state.samples.xCF {
+            state.tensors[.counterfactuals] = cf
+            state.fingerprints[.counterfactuals] = Fingerprint.of(["data_counterfactuals": .string(dataFP)])
+        }
         // Concepts that come with the data; a concept model's stage makes them otherwise.
         if let c = state.samples.concepts {
             state.tensors[.concepts] = c.values
@@ -181,6 +197,15 @@ public final class PipelineRunner {
             state.instances[use.pointer] = try create(use)
         }
         context.converter = manifest.converter.flatMap { state.instances[$0.pointer] }
+        if let use = manifest.conceptModel {
+            // The concepts' names are known before any stage runs (a trained explainer's data needs them).
+            let k = try state.call(use) { try $0.info() }.numClasses
+            let names = manifest.conceptNames ?? (0..<k).map { "c\($0)" }
+            guard names.count == k else {
+                throw QuacError.at(manifest.file, use.pointer + "/names", "\(names.count) names for the concept model's \(k) outputs")
+            }
+            context.conceptNames = names
+        }
         return state
     }
 
@@ -189,12 +214,7 @@ public final class PipelineRunner {
         case .plugin(let u):
             let instance = try create(u)
             state.instances[u.pointer] = instance
-            if u.train != nil {
-                guard instance.isTrainable else {
-                    throw QuacError.at(manifest.file, u.pointer + "/train", "\(u.plugin) is not trainable (its library offers no \(QUAC_EXT_TRAINER))")
-                }
-                try execute([TrainStage(u, in: manifest)], state)
-            }
+            if u.train != nil { try execute([TrainStage(u, in: manifest)], state) }
             state.classifierRecord = try state.record(instance)
             return instance
         case .foreign(let spec):
@@ -245,9 +265,10 @@ public final class PipelineRunner {
     /// produces must already be in the run.
     static func ordered(_ stages: [PipelineStage], available: Set<Artifact>) throws -> [PipelineStage] {
         var producedAt: [Artifact: Int] = [:]
-        for a in available { producedAt[a] = 0 }
         var out: [PipelineStage] = [], rest = stages
         let producible = Set(stages.flatMap(\.produces))
+        // What a stage here produces counts only once it has run, even when the run has a version of it.
+        for a in available where !producible.contains(a) { producedAt[a] = 0 }
         for s in stages { for n in s.needs where !producible.contains(n) && !available.contains(n) {
             throw QuacError("stage \"\(s.label)\" needs \(n), which no stage of this run produces", category: .internal)
         } }
@@ -308,7 +329,7 @@ public final class PipelineRunner {
             "tool": "quac-host", "tool_version": .string(Self.toolVersion),
             "abi_version": .string("\(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"),
             "manifest_path": .string(manifest.file), "manifest": manifest.raw,
-            "seed": .int(Int64(manifest.seed)), "seed_rule": "each call's seed is the first 8 bytes of SHA-256(\"<seed>/<stage>/<batch index>\"), little endian",
+            "seed": .int(Int64(manifest.seed)), "seed_rule": "each call's seed is the first 8 bytes of SHA-256(\"<seed>/<stage>/<batch index>\"), big endian",
             "data_files_sha256": .object(data.files), "data_fingerprint": .string(data.fingerprint),
             "plugins": .array(plugins),
         ]

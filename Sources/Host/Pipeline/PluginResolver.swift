@@ -10,7 +10,7 @@ public struct ResolvedPlugin: Sendable {
     public let name: String
     /// Exactly what `create` receives.
     public let parameters: JSONValue
-    /// Where the use was written ("<file>: /attributors/0"), for messages.
+    /// Where its parameters were written ("<file>: /attributors/0/params"), for messages.
     public let source: String
 
     public var id: String { manifest.id }
@@ -47,12 +47,7 @@ public struct PluginResolver {
         guard m.kind == kind else {
             throw QuacError.at(manifest.file, use.pointer + "/plugin", "\(use.plugin) is a \(m.kind.rawValue), expected a \(kind.rawValue)")
         }
-        let schema = try m.parameterSchema()
-        if let v = schema.validate(use.params).first {
-            throw QuacError.at(manifest.file, use.pointer + "/params" + v.pointer, v.message)
-        }
-        return ResolvedPlugin(manifest: m, name: use.name,
-                              parameters: PathParameters.resolve(schema.applyingDefaults(to: use.params), schema: m.parameters, base: manifest.directory),
-                              source: "\(manifest.file): \(use.pointer)")
+        return try ResolvedPlugin.resolve(m, params: use.params, name: use.name, base: manifest.directory,
+                                          paramsSource: "\(manifest.file): \(use.pointer)/params")
     }
 }

@@ -43,10 +43,12 @@ public final class RunState {
     }
 
     /// The one way stages call plugins: a failure is reported against the manifest entry that asked
-    /// for the call.
-    func call(_ use: PipelineManifest.PluginUse, _ body: (PluginInstance) throws -> PluginOutputs) throws -> PluginOutputs {
+    /// for the call (`at`, a JSON pointer; the plugin's own entry by default).
+    func call<T>(_ use: PipelineManifest.PluginUse, at: String? = nil, _ body: (PluginInstance) throws -> T) throws -> T {
         let p = try instance(use)
-        do { return try body(p) } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(use.pointer)") }
+        do { return try body(p) } catch let e as QuacError where e.category == .cancelled { throw e } catch {
+            throw QuacError.wrap(error, context: "\(manifest.file): \(at ?? use.pointer)")
+        }
     }
 
     /// The SHA-256 of a plugin's library.
@@ -59,7 +61,8 @@ public final class RunState {
 
     /// A plugin's provenance: id, version, library and its hash, parameters, and its trained model.
     func record(_ p: PluginInstance) throws -> JSONValue {
-        let trained = fingerprints[.trainedModel(p.name)]
+        let pointer = instances.first { $0.value === p }?.key
+        let trained = pointer.flatMap { fingerprints[.trainedModel($0)] }
         return [
             "name": .string(p.name), "plugin": .string(p.id), "kind": .string(p.kind.rawValue),
             "version": .string(p.descriptor.version), "library": .string(p.library.url.path),

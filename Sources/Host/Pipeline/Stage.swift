@@ -12,7 +12,7 @@ public enum Artifact: Hashable, CustomStringConvertible, Sendable {
     case attributions(String)
     /// One scorer's scores of one attributor's maps.
     case scores(method: String, scorer: String)
-    /// The trained model of the plugin use with this name.
+    /// The trained model of the plugin use at this manifest pointer ("/attributors/1").
     case trainedModel(String)
     /// The samples' concepts [N, k], from the data or the concept model.
     case concepts
@@ -24,7 +24,7 @@ public enum Artifact: Hashable, CustomStringConvertible, Sendable {
         case .counterfactuals: return "counterfactuals"
         case .attributions(let m): return "attributions/\(m)"
         case .scores(let m, let s): return "scores/\(m)/\(s)"
-        case .trainedModel(let n): return "models/\(n)"
+        case .trainedModel(let pointer): return "trained model of \(pointer)"
         case .concepts: return "concepts"
         }
     }

@@ -18,7 +18,7 @@ final class AttributeStage: PipelineStage, StageKind {
     init(_ use: PipelineManifest.PluginUse, converter: Bool, conceptModel: Bool) {
         self.use = use
         label = "attribute \(use.name)"
-        needs = (converter ? [.counterfactuals] : []) + (conceptModel ? [.concepts] : []) + (use.train == nil ? [] : [.trainedModel(use.name)])
+        needs = (converter ? [.counterfactuals] : []) + (conceptModel ? [.concepts] : []) + (use.train == nil ? [] : [.trainedModel(use.pointer)])
         produces = [.attributions(use.name)]
     }
 

@@ -11,14 +11,13 @@ final class ConceptStage: PipelineStage, StageKind {
 
     let use: PipelineManifest.PluginUse
     let label: String
-    let needs: [Artifact]
+    let needs: [Artifact] = []
     let produces: [Artifact] = [.concepts]
     let file = "concepts.safetensors"
 
     init(_ use: PipelineManifest.PluginUse) {
         self.use = use
         label = "concepts \(use.name)"
-        needs = use.train == nil ? [] : [.trainedModel(use.name)]
     }
 
     func fingerprint(_ run: RunState) throws -> String {
@@ -43,16 +42,12 @@ final class ConceptStage: PipelineStage, StageKind {
     func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String {
         let logits = outputs.isEmpty ? Tensor(zeros: [0, try run.instance(use).info().numClasses])
                                      : Tensor.concatenate(outputs.map { $0.tensors["logits"]! })
-        let concepts = Self.activate(logits, run.manifest.conceptActivation)
-        let k = concepts.shape[1]
-        let names = run.manifest.conceptNames ?? (0..<k).map { "c\($0)" }
-        guard names.count == k else {
-            throw QuacError.at(run.manifest.file, use.pointer + "/names", "\(names.count) names for the concept model's \(k) outputs")
-        }
+        let concepts = try Self.activate(logits, run.manifest.conceptActivation, file: run.manifest.file, pointer: use.pointer)
+        let names = run.context.conceptNames ?? []
         try run.store.writeTensors(file, [("concepts", concepts)], fingerprint: fingerprint,
                                    metadata: ["concept_names": JSONValue.array(names.map { JSONValue.string($0) }).serialized()])
         publish(run, concepts, names: names)
-        return "\(k) concepts of \(concepts.shape[0]) samples"
+        return "\(names.count) concepts of \(concepts.shape[0]) samples"
     }
 
     private func publish(_ run: RunState, _ concepts: Tensor, names: [String]) {
@@ -60,8 +55,13 @@ final class ConceptStage: PipelineStage, StageKind {
         run.context.conceptNames = names
     }
 
-    /// Outputs [N, k] to concepts in [0, 1]: a sigmoid per output, or a softmax over each row.
-    static func activate(_ logits: Tensor, _ mode: String) -> Tensor {
+    /// Outputs [N, k] to concepts in [0, 1]: a sigmoid per output, or a softmax over each row. A
+    /// non-finite output is refused, naming the concept model's entry.
+    static func activate(_ logits: Tensor, _ mode: String, file: String, pointer: String) throws -> Tensor {
+        if let i = logits.floats.firstIndex(where: { !$0.isFinite }) {
+            let k = max(logits.shape.last ?? 1, 1)
+            throw QuacError.at(file, pointer, "output \(i % k) of sample \(i / k) is \(logits.floats[i]): concepts need finite outputs")
+        }
         let out = Tensor(zeros: logits.shape)
         let (n, k) = (logits.shape[0], logits.shape[1])
         let src = logits.floats, dst = out.floats

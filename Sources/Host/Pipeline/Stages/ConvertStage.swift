@@ -3,7 +3,7 @@
 final class ConvertStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
         guard let use = run.manifest.converter, run.classifier != nil, run.samples.xCF == nil else { return [] }
-        return [ConvertStage(use)]
+        return [ConvertStage(use, conceptModel: run.manifest.conceptModel != nil)]
     }
 
     let use: PipelineManifest.PluginUse
@@ -12,10 +12,10 @@ final class ConvertStage: PipelineStage, StageKind {
     let produces: [Artifact] = [.counterfactuals]
     let file = "counterfactuals/counterfactuals.safetensors"
 
-    init(_ use: PipelineManifest.PluginUse) {
+    init(_ use: PipelineManifest.PluginUse, conceptModel: Bool) {
         self.use = use
         label = "convert \(use.name)"
-        needs = use.train == nil ? [] : [.trainedModel(use.name)]
+        needs = (conceptModel ? [.concepts] : []) + (use.train == nil ? [] : [.trainedModel(use.pointer)])
     }
 
     func fingerprint(_ run: RunState) throws -> String {
@@ -33,7 +33,8 @@ final class ConvertStage: PipelineStage, StageKind {
 
     func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
         let d = run.samples
-        let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows), seed: seed)
+        let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows), seed: seed,
+                                concepts: run.tensors[.concepts]?.rows(rows))
         return try run.call(use) { try $0.convert(batch) }
     }
 

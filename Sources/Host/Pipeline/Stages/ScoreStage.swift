@@ -22,7 +22,7 @@ final class ScoreStage: PipelineStage, StageKind {
         self.use = use
         label = "score \(method) with \(use.name)"
         needs = [.attributions(method)] + (converter ? [.counterfactuals] : []) + (conceptModel ? [.concepts] : [])
-            + (use.train == nil ? [] : [.trainedModel(use.name)])
+            + (use.train == nil ? [] : [.trainedModel(use.pointer)])
         produces = [.scores(method: method, scorer: use.name)]
     }
 
@@ -53,8 +53,19 @@ final class ScoreStage: PipelineStage, StageKind {
     }
 
     func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String {
-        var names: [String] = []
-        for o in outputs { for n in o.names where !names.contains(n) { names.append(n) } }
+        // Every batch must put the same outputs, each of one dtype and one shape per sample.
+        let names = outputs.first?.names ?? []
+        for (o, r) in zip(outputs, rows) {
+            for n in Set(names).symmetricDifference(o.names) {
+                throw QuacError.at(run.manifest.file, use.pointer, "plugin \(use.plugin): output \"\(n)\" is in some batches only (samples \(r.lowerBound)..<\(r.upperBound) differ from the first batch)")
+            }
+            for n in names {
+                let (t, first) = (o.tensors[n]!, outputs[0].tensors[n]!)
+                guard t.dtype == first.dtype, t.shape.dropFirst() == first.shape.dropFirst() else {
+                    throw QuacError.at(run.manifest.file, use.pointer, "plugin \(use.plugin): output \"\(n)\" is \(t.dtype.displayName) \(t.shape) for samples \(r.lowerBound)..<\(r.upperBound), \(first.dtype.displayName) \(first.shape) for the first batch")
+                }
+            }
+        }
         let merged = names.map { n in (n, Tensor.concatenate(outputs.compactMap { $0.tensors[n] })) }
         let scores = merged.first { $0.0 == "score" }?.1.floatArray().map(Double.init) ?? []
         let stats = Statistics(scores)
