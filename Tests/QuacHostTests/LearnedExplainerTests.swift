@@ -141,6 +141,27 @@ final class LearnedExplainerTests: XCTestCase {
         XCTAssertTrue(twice.stderr.contains("/attributors/1/name") && twice.stderr.contains("/classifier"), twice.stderr)
     }
 
+    /// A trainer asking for a field the data lacks: the error names the train block, the plugin's reason
+    /// and the host's (which fields there are).
+    func testATrainerAskingForAMissingFieldIsReportedAtItsTrainBlock() throws {
+        let fx = try TestSupport.fixtures()
+        let dir = try TestSupport.tempDir()
+        _ = try TestSupport.writeDataset(dir, n: 6)
+        _ = try TestSupport.writeDataset(dir, n: 10, file: "train.safetensors")
+        let m = try TestSupport.writeManifest(dir, [
+            "name": "missing", "output": "out", "plugin_paths": [.string(fx.path)],
+            "data": ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels"],
+            "classifier": ["plugin": "org.quac.mlp-classifier"],
+            "attributors": [["plugin": "org.quac.test.mean-map", "name": "learned",
+                             "train": ["data": ["format": "safetensors", "path": "train.safetensors", "x": "images", "label": "labels"]]]],
+        ])
+        let r = try TestSupport.quacHost(["run", "-q", m.path])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        for part in [m.path, "/attributors/0/train", "no \"targets\" field", "unknown dataset field \"targets\"", "fields: x, label, target"] {
+            XCTAssertTrue(r.stderr.contains(part), "\(part): \(r.stderr)")
+        }
+    }
+
     func testTargetsFromMustNameAnAttributorOfThePipeline() throws {
         let fx = try TestSupport.fixtures()
         let dir = try TestSupport.tempDir()

@@ -7,9 +7,12 @@ final class HostDataset {
     let count: Int
     let raw: UnsafeMutablePointer<quac_dataset>
     private let fieldsJSON: UnsafeMutablePointer<CChar>
+    /// The trainer's instance: a failed get becomes the cause of its failure, as a failed service call does.
+    weak var context: PluginContext?
 
-    init(fields: [(String, Tensor)], numClasses: Int) {
+    init(fields: [(String, Tensor)], numClasses: Int, context: PluginContext? = nil) {
         self.fields = fields
+        self.context = context
         count = fields.first?.1.shape.first ?? 0
         fieldsJSON = strdup(JSONValue.array(fields.map { .string($0.0) }).serialized())!
         raw = .allocate(capacity: 1)
@@ -64,6 +67,6 @@ private let datasetGet: @convention(c) (UnsafePointer<quac_dataset>?, UnsafePoin
         out.pointee = try ds.gather(String(cString: field), indices, Int(n))
         return ABIStatus.ok
     } catch {
-        return quac_status(QUAC_ERR_INVALID_ARGUMENT)
+        return ds.context?.serviceFailure(QuacError("dataset get: \(QuacError.wrap(error).message)")) ?? quac_status(QUAC_ERR_INVALID_ARGUMENT)
     }
 }

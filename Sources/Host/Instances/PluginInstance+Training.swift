@@ -23,8 +23,8 @@ extension PluginInstance {
                       seed: UInt64) throws -> PluginOutputs {
         let t = try trainer()
         try FileManager.default.createDirectory(at: checkpoints, withIntermediateDirectories: true)
-        let trainSet = HostDataset(fields: train, numClasses: numClasses)
-        let valSet = val.map { HostDataset(fields: $0, numClasses: numClasses) }
+        let trainSet = HostDataset(fields: train, numClasses: numClasses, context: context)
+        let valSet = val.map { HostDataset(fields: $0, numClasses: numClasses, context: context) }
         let collector = OutputCollector()
         try withExtendedLifetime((trainSet, valSet)) {
             try invoke("train", violation: { collector.violation }) {

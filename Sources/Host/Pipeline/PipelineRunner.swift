@@ -61,10 +61,6 @@ public final class PipelineRunner {
                 trainedNames[use.name] = use.pointer
             }
         }
-        if manifest.classifier == nil && !(manifest.attributors.isEmpty && manifest.scorers.isEmpty && manifest.converter == nil) {
-            let needing = (manifest.attributors + manifest.scorers).first
-            throw QuacError.at(manifest.file, needing?.pointer ?? "/classifier", "the pipeline has plugins to run but no \"classifier\"")
-        }
     }
 
     func checkRequirements(_ m: PluginManifest, use: PipelineManifest.PluginUse, classifierInfo: ClassifierInfo?) throws {
@@ -127,7 +123,7 @@ public final class PipelineRunner {
     /// `quac-host train`: trains (or reloads) every plugin of the manifest that has a "train" block,
     /// and nothing else. Returns the names of the trained plugins.
     public func trainOnly() throws -> [String] {
-        guard let state = try prepare() else { return [] }
+        let state = try prepare()
         var trained: [String] = []
         if case .plugin(let u) = manifest.classifier, u.train != nil { trained.append(u.name) }
         let stages = try plannedStages(state)
@@ -138,12 +134,7 @@ public final class PipelineRunner {
     }
 
     public func run() throws -> Summary {
-        guard let state = try prepare() else {
-            let data = try Dataset.load(manifest.data)
-            progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
-            try writeRunRecord(nil, data: try dataHashes())
-            return Summary(output: manifest.output, samples: data.count)
-        }
+        let state = try prepare()
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
@@ -152,10 +143,10 @@ public final class PipelineRunner {
     }
 
     /// Validates, loads the data, creates (and if asked trains) the classifier and creates every other
-    /// plugin, checked against the run. nil when the manifest has no classifier (nothing to run).
-    private func prepare() throws -> RunState? {
+    /// plugin, checked against the run.
+    private func prepare() throws -> RunState {
         try validate()
-        guard let classifierUse = manifest.classifier else { return nil }
+        guard let classifierUse = manifest.classifier else { throw QuacError.at(manifest.file, "", "missing required property \"classifier\"") }
         let data = try Dataset.load(manifest.data)
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
         let hashes = try dataHashes()
@@ -319,12 +310,9 @@ public final class PipelineRunner {
         return (files, Fingerprint.of(["spec": manifest.raw["data"] ?? .null, "files": .object(files)]))
     }
 
-    private func writeRunRecord(_ state: RunState?, data: (files: JSONObject, fingerprint: String)) throws {
-        var plugins: [JSONValue] = []
-        if let state {
-            plugins.append(state.classifierRecord)
-            for (use, _) in manifest.pluginUses where use.pointer != "/classifier" { plugins.append(try state.record(try state.instance(use))) }
-        }
+    private func writeRunRecord(_ state: RunState, data: (files: JSONObject, fingerprint: String)) throws {
+        var plugins = [state.classifierRecord]
+        for (use, _) in manifest.pluginUses where use.pointer != "/classifier" { plugins.append(try state.record(try state.instance(use))) }
         let record: JSONValue = [
             "tool": "quac-host", "tool_version": .string(Self.toolVersion),
             "abi_version": .string("\(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"),

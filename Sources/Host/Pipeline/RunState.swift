@@ -12,6 +12,7 @@ public final class RunState {
     public internal(set) var dataFingerprint: String
     /// The SHA-256 of each data file, by path.
     var dataFiles = JSONObject()
+    /// The run's classifier (set when it is created, before any stage runs).
     public internal(set) var classifier: Classifier?
     public internal(set) var classifierInfo: ClassifierInfo?
     /// The classifier's provenance record (run.json) and its fingerprint.

@@ -4,7 +4,7 @@ import Foundation
 /// per-sample normalized maps the scorers get, and the method's JSON output beside it.
 final class AttributeStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        run.classifier == nil ? [] : run.manifest.attributors.map {
+        run.manifest.attributors.map {
             AttributeStage($0, converter: run.manifest.converter != nil, conceptModel: run.manifest.conceptModel != nil)
         }
     }

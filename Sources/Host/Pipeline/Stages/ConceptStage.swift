@@ -5,7 +5,7 @@ import Foundation
 /// every later call (quac_batch.concepts, the host's concepts service).
 final class ConceptStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        guard let use = run.manifest.conceptModel, run.classifier != nil else { return [] }
+        guard let use = run.manifest.conceptModel else { return [] }
         return [ConceptStage(use)]
     }
 

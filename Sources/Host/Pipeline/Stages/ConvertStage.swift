@@ -2,7 +2,7 @@
 /// counterfactuals/counterfactuals.safetensors (and the converter's JSON beside it).
 final class ConvertStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        guard let use = run.manifest.converter, run.classifier != nil, run.samples.xCF == nil else { return [] }
+        guard let use = run.manifest.converter, run.samples.xCF == nil else { return [] }
         return [ConvertStage(use, conceptModel: run.manifest.conceptModel != nil)]
     }
 

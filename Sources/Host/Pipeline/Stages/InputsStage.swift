@@ -1,7 +1,7 @@
 /// Writes the samples as explained (after limit and target expansion) to inputs.safetensors, so the
 /// results store is self-contained: `quac-host report` draws queries from it without the data files.
 final class InputsStage: PipelineStage, StageKind {
-    static func stages(for run: RunState) throws -> [PipelineStage] { run.classifier == nil ? [] : [InputsStage()] }
+    static func stages(for run: RunState) throws -> [PipelineStage] { [InputsStage()] }
 
     let label = "inputs"
     let needs: [Artifact] = []

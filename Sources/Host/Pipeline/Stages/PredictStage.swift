@@ -1,6 +1,6 @@
 /// The classifier's logits and predicted class of every sample: predictions.safetensors.
 final class PredictStage: PipelineStage, StageKind {
-    static func stages(for run: RunState) throws -> [PipelineStage] { run.classifier == nil ? [] : [PredictStage()] }
+    static func stages(for run: RunState) throws -> [PipelineStage] { [PredictStage()] }
 
     let label = "classify"
     let needs: [Artifact] = []

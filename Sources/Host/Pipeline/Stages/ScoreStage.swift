@@ -2,7 +2,6 @@
 /// sample, median, quartiles, mean, the scorer's JSON fields) and scores/<method>.<scorer>.safetensors.
 final class ScoreStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        guard run.classifier != nil else { return [] }
         return run.manifest.attributors.flatMap { method in
             run.manifest.scorers.map { ScoreStage(method: method.name, scorer: $0, converter: run.manifest.converter != nil,
                                                   conceptModel: run.manifest.conceptModel != nil) }

@@ -10,7 +10,6 @@ import Foundation
 /// anything else: its training data has no computed fields.
 final class TrainStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        guard run.classifier != nil else { return [] }
         let uses = [run.manifest.converter].compactMap { $0 } + run.manifest.attributors + run.manifest.scorers
         return uses.filter { $0.train != nil }.map { TrainStage($0, in: run.manifest) }
     }
