@@ -6,5 +6,6 @@ public func quacPluginEntry(_ hostMajor: UInt32, _ hostMinor: UInt32) -> UnsafeR
     PluginExport.entry(hostMajor: hostMajor, plugins: [Saliency.self, InputXGradient.self, Occlusion.self, Residual.self,
                                                       DIntegratedGradients.self, VanillaIntegratedGradients.self,
                                                       DDeepLift.self, VanillaDeepLift.self, DInGrad.self,
-                                                      RandomAttribution.self, SmoothGrad.self])
+                                                      RandomAttribution.self, SmoothGrad.self, ShapleySampling.self, DShapleySampling.self,
+                                                      FeatureAblation.self])
 }

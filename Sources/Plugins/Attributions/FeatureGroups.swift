@@ -1,0 +1,70 @@
+import QuacPluginKit
+
+/// The features that perturbation methods (Shapley value sampling, feature ablation) switch on and off
+/// together. For images [C, H, W]: square superpixels of `size` x `size` pixels on a grid from the top
+/// left corner (smaller at the right and bottom edges), each covering every channel. For samples of any
+/// other rank (concept vectors...): every element is its own feature.
+struct FeatureGroups {
+    /// For each group, the indices of its elements within one sample.
+    let members: [[Int]]
+    var count: Int { members.count }
+
+    init(sampleShape: [Int], size: Int) {
+        let d = sampleShape.reduce(1, *)
+        guard sampleShape.count == 3 else {
+            members = (0..<d).map { [$0] }
+            return
+        }
+        let (c, h, w) = (sampleShape[0], sampleShape[1], sampleShape[2])
+        let columns = (w + size - 1) / size
+        var groups = [[Int]](repeating: [], count: ((h + size - 1) / size) * columns)
+        for ch in 0..<c { for r in 0..<h { for q in 0..<w {
+            groups[(r / size) * columns + q / size].append((ch * h + r) * w + q)
+        } } }
+        members = groups
+    }
+
+    /// Per-element values from per-group ones: every element of a group carries the group's value.
+    func expand(_ values: [Double], into out: UnsafeMutablePointer<Float>) {
+        for (g, elements) in members.enumerated() { for e in elements { out[e] = Float(values[g]) } }
+    }
+}
+
+/// Evaluates the source-class logit of many perturbed copies of a batch, `perEval` copies of every
+/// sample per classifier call.
+struct PerturbedLogits {
+    let host: HostServices
+    let x: Tensor
+    let labels: [Int64]
+    let perEval: Int
+
+    /// `fill(k, sample, buffer)` writes perturbed copy k of `sample` into `buffer` (one sample's
+    /// elements); returns logit[k][sample] of the source class, for k in 0..<copies.
+    func evaluate(copies: Int, progress: (Int) -> Void = { _ in },
+                  _ fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) throws -> [[Double]] {
+        let n = x.shape[0], d = x.count / max(n, 1)
+        let (spec, _) = try host.classifierInfo()
+        var out = [[Double]](repeating: [Double](repeating: 0, count: n), count: copies)
+        var start = 0
+        while start < copies {
+            try host.checkCancelled()
+            let chunk = min(perEval, copies - start)
+            let inputs = Tensor(zeros: [chunk * n] + Array(x.shape.dropFirst()))
+            let p = inputs.floats.baseAddress!
+            for k in 0..<chunk { for s in 0..<n { fill(start + k, s, p + (k * n + s) * d) } }
+            let logits = try host.classifierForward(inputs)
+            let l = logits.floats
+            for k in 0..<chunk {
+                for s in 0..<n {
+                    let y = Int(labels[s])
+                    guard y >= 0 && y < spec.numClasses else { throw PluginError.invalid("source label \(y) of sample \(s) is outside [0, \(spec.numClasses))") }
+                    out[start + k][s] = Double(l[(k * n + s) * spec.numClasses + y])
+                }
+            }
+            withExtendedLifetime(logits) {}
+            start += chunk
+            progress(start)
+        }
+        return out
+    }
+}

@@ -1,0 +1,79 @@
+import Foundation
+import XCTest
+@testable import QuacHost
+
+/// Shapley value sampling and feature ablation against Captum (Fixtures/shapley-golden, written by
+/// scripts/golden/shapley_golden.py), and the efficiency axiom of sampled Shapley values.
+final class ShapleyAblationTests: XCTestCase {
+    static let golden = TestSupport.repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/shapley-golden/golden.safetensors")
+
+    /// The golden MLP as the run's classifier, and a way to run an attributor on the golden inputs.
+    func setUpRun() throws -> (RunContext, SafetensorsFile, PluginRegistry) {
+        let g = try Safetensors.read(Self.golden)
+        let registry = PluginRegistry(searchPath: [TestSupport.builtinPlugins])
+        let run = RunContext()
+        run.classifier = try PluginInstance(manifest: try registry.manifest(id: "org.quac.mlp-classifier"),
+                                            params: ["input_shape": [2, 6, 6], "hidden": 7, "num_classes": 3, "weights": .string(Self.golden.path)], run: run)
+        return (run, g, registry)
+    }
+
+    func attribution(_ id: String, _ params: JSONValue, _ run: RunContext, _ g: SafetensorsFile, registry: PluginRegistry, seed: UInt64 = 1) throws -> Tensor {
+        let p = try PluginInstance(manifest: try registry.manifest(id: id), params: params, run: run)
+        let batch = BatchInputs(x: g.tensors["x"]!, source: g.tensors["labels"]!, xCF: g.tensors["x_cf"]!, seed: seed)
+        return try p.attribute(batch).tensors["attribution"]!
+    }
+
+    func assertClose(_ a: Tensor, _ b: Tensor, _ what: String, tolerance: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.shape, b.shape, what, file: file, line: line)
+        let scale = max(b.floatArray().map(abs).max() ?? 0, 1)
+        let worst = zip(a.floatArray(), b.floatArray()).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, tolerance * scale, "\(what): max difference \(worst)", file: file, line: line)
+    }
+
+    func testExhaustiveShapleyEqualsCaptumsExactValues() throws {
+        let (run, g, registry) = try setUpRun()
+        let common: JSONValue = ["group_size": 3, "exhaustive": true, "perturbations_per_eval": 5]
+        assertClose(try attribution("org.quac.d-shapley-sampling", common, run, g, registry: registry), g.tensors["shapley_cf"]!, "d-shapley vs ShapleyValues(baseline x_cf)")
+        assertClose(try attribution("org.quac.shapley-sampling", common, run, g, registry: registry), g.tensors["shapley_zero"]!, "shapley vs ShapleyValues(baseline 0)")
+    }
+
+    func testFeatureAblationEqualsCaptum() throws {
+        let (run, g, registry) = try setUpRun()
+        assertClose(try attribution("org.quac.feature-ablation", ["group_size": 3], run, g, registry: registry), g.tensors["ablation_zero"]!, "ablation, baseline 0")
+        assertClose(try attribution("org.quac.feature-ablation", ["group_size": 3, "baseline": 0.5, "perturbations_per_eval": 1], run, g, registry: registry),
+                    g.tensors["ablation_half"]!, "ablation, baseline 0.5")
+    }
+
+    /// Every sampled order telescopes: a sample's group values sum to f_y(x) - f_y(x_cf), whatever the
+    /// number of orders; more orders bring the values closer to the exact ones.
+    func testSampledValuesAreEfficientAndConverge() throws {
+        let (run, g, registry) = try setUpRun()
+        let x = g.tensors["x"]!, cf = g.tensors["x_cf"]!
+        let labels = g.tensors["labels"]!.int64Array()
+        let fx = try run.classifier!.forward(x).floatArray(), fcf = try run.classifier!.forward(cf).floatArray()
+        let exact = g.tensors["shapley_cf"]!
+        var errors: [Float] = []
+        for samples in [1, 3, 200] {
+            let a = try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": .int(Int64(samples))], run, g, registry: registry)
+            for s in 0..<5 {
+                // One element per group: the top-left pixel of channel 0 of each 3x3 superpixel.
+                let total = [0, 3, 18, 21].map { Double(a.floatArray()[s * 72 + $0]) }.reduce(0, +)
+                let expected = Double(fx[s * 3 + Int(labels[s])] - fcf[s * 3 + Int(labels[s])])
+                XCTAssertEqual(total, expected, accuracy: 1e-4 * max(1, abs(expected)), "\(samples) orders, sample \(s)")
+            }
+            errors.append(zip(a.floatArray(), exact.floatArray()).map { abs($0 - $1) }.max()!)
+        }
+        XCTAssertLessThan(errors[2], errors[0], "\(errors)")
+        // Same seed, same values; another seed, other orders.
+        let a1 = try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": 3], run, g, registry: registry, seed: 9)
+        XCTAssertTrue(a1.bitwiseEqual(try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": 3], run, g, registry: registry, seed: 9)))
+        XCTAssertFalse(a1.bitwiseEqual(try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": 3], run, g, registry: registry, seed: 10)))
+    }
+
+    func testExhaustiveRefusesTooManyGroups() throws {
+        let (run, g, registry) = try setUpRun()
+        XCTAssertThrowsError(try attribution("org.quac.shapley-sampling", ["group_size": 1, "exhaustive": true], run, g, registry: registry)) { e in
+            XCTAssertTrue("\(e)".contains("36 feature groups") && "\(e)".contains("group_size"), "\(e)")
+        }
+    }
+}
