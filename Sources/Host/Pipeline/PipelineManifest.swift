@@ -45,6 +45,16 @@ public struct PipelineManifest {
     public let converter: PluginUse?
     public let attributors: [PluginUse]
     public let scorers: [PluginUse]
+    /// Convergence studies of attributors over one of their integer parameters.
+    public let convergence: [ConvergenceSpec]
+
+    /// One convergence study: `method` (an attributor's name) rerun with `parameter` = each of `values`.
+    public struct ConvergenceSpec {
+        public let pointer: String
+        public let method: String
+        public let parameter: String
+        public let values: [Int]
+    }
 
     public var file: String { url.path }
     /// Makes a manifest-relative path absolute.
@@ -100,6 +110,10 @@ public struct PipelineManifest {
         converter = value["converter"].map { use($0, "/converter", defaultName: true) }
         attributors = (value["attributors"]?.arrayValue ?? []).enumerated().map { use($1, "/attributors/\($0)", defaultName: true) }
         scorers = (value["scorers"]?.arrayValue ?? []).enumerated().map { use($1, "/scorers/\($0)", defaultName: true) }
+        convergence = (value["convergence"]?.arrayValue ?? []).enumerated().map { i, c in
+            ConvergenceSpec(pointer: "/convergence/\(i)", method: c["method"]?.stringValue ?? "", parameter: c["parameter"]?.stringValue ?? "",
+                            values: (c["values"]?.arrayValue ?? []).compactMap { $0.intValue.map(Int.init) })
+        }
 
         // Names become file names in the results store: they must be unique per stage.
         for (list, what) in [(attributors, "attributor"), (scorers, "scorer")] {

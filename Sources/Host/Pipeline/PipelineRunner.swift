@@ -61,6 +61,7 @@ public final class PipelineRunner {
                 trainedNames[use.name] = use.pointer
             }
         }
+        for c in manifest.convergence { try checkConvergence(c) }
     }
 
     func checkRequirements(_ m: PluginManifest, use: PipelineManifest.PluginUse, classifierInfo: ClassifierInfo?) throws {
@@ -116,6 +117,22 @@ public final class PipelineRunner {
             }
         }
         if derived && manifest.classifier == nil { throw QuacError.at(manifest.file, pointer, "training on targets_from, teacher or counterfactuals needs the pipeline's classifier") }
+    }
+
+    /// A convergence study names an attributor of the run and an integer parameter of its plugin.
+    func checkConvergence(_ c: PipelineManifest.ConvergenceSpec) throws {
+        guard let use = manifest.attributors.first(where: { $0.name == c.method }) else {
+            throw QuacError.at(manifest.file, c.pointer + "/method", "no attributor of this pipeline is named \"\(c.method)\" (attributors: \(manifest.attributors.map(\.name).joined(separator: ", ")))")
+        }
+        let schema = resolved[use.pointer]!.manifest.parameters
+        guard schema["properties"]?[c.parameter]?["type"]?.stringValue == "integer" else {
+            let ints = (schema["properties"]?.objectValue ?? JSONObject()).filter { $0.value["type"]?.stringValue == "integer" }.map(\.key)
+            throw QuacError.at(manifest.file, c.pointer + "/parameter", "\(use.plugin) has no integer parameter \"\(c.parameter)\" (it has: \(ints.isEmpty ? "none" : ints.joined(separator: ", ")))")
+        }
+        for (i, v) in c.values.enumerated() {
+            let violations = try resolved[use.pointer]!.manifest.parameterSchema().validate(ConvergenceStage.overriding(use.params, c.parameter, v))
+            if let bad = violations.first { throw QuacError.at(manifest.file, c.pointer + "/values/\(i)", "\(c.parameter) = \(v): \(bad.message)") }
+        }
     }
 
     // MARK: Running

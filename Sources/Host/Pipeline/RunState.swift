@@ -60,6 +60,18 @@ public final class RunState {
         return h
     }
 
+    /// A plugin use like `use` with other parameters, created for this run (a convergence study runs an
+    /// attributor again with other settings); its calls are reported at `pointer`.
+    func variant(of use: PipelineManifest.PluginUse, params: JSONValue, name: String, pointer: String) throws -> PipelineManifest.PluginUse {
+        let v = PipelineManifest.PluginUse(pointer: pointer, plugin: use.plugin, name: name, params: params, train: nil)
+        let m = try instance(use).manifest
+        do {
+            instances[pointer] = try PluginInstance(try ResolvedPlugin.resolve(m, params: params, name: name, base: manifest.directory,
+                                                                               paramsSource: "\(manifest.file): \(pointer)"), run: context)
+        } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(pointer)") }
+        return v
+    }
+
     /// A plugin's provenance: id, version, library and its hash, parameters, and its trained model.
     func record(_ p: PluginInstance) throws -> JSONValue {
         let pointer = instances.first { $0.value === p }?.key

@@ -16,6 +16,8 @@ public enum Artifact: Hashable, CustomStringConvertible, Sendable {
     case trainedModel(String)
     /// The samples' concepts [N, k], from the data or the concept model.
     case concepts
+    /// The convergence study of the attributor with this name.
+    case convergence(String)
 
     public var description: String {
         switch self {
@@ -26,6 +28,7 @@ public enum Artifact: Hashable, CustomStringConvertible, Sendable {
         case .scores(let m, let s): return "scores/\(m)/\(s)"
         case .trainedModel(let pointer): return "trained model of \(pointer)"
         case .concepts: return "concepts"
+        case .convergence(let m): return "convergence/\(m)"
         }
     }
 }
@@ -69,6 +72,6 @@ public protocol StageKind {
 public enum StageKinds {
     public static let all: [StageKind.Type] = [
         InputsStage.self, PredictStage.self, TrainStage.self, ConceptStage.self, ConvertStage.self, AttributeStage.self,
-        ScoreStage.self,
+        ScoreStage.self, ConvergenceStage.self,
     ]
 }

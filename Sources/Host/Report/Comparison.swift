@@ -103,6 +103,14 @@ public struct Comparison {
             "curves": .array(curves.map { c in
                 ["run": .string(c.run), "method": .string(c.method), "scorer": .string(c.scorer),
                  "x": .array(c.x.map(num)), "median": .array(c.median.map(num)), "q25": .array(c.q25.map(num)), "q75": .array(c.q75.map(num))] }),
+            "convergence": .array(zip(runs, Comparison.labels(runs)).flatMap { r, tag in
+                r.convergence.map { c -> JSONValue in
+                    var o = c.objectValue ?? JSONObject()
+                    o["run"] = .string(tag)
+                    o["fingerprint"] = nil
+                    return .object(o)
+                }
+            }),
             "best_per_sample": .array(best.map { b in
                 ["run": .string(b.run), "scorer": .string(b.scorer), "sample": .int(Int64(b.sample)), "method": .string(b.method), "score": num(b.score)] }),
         ]

@@ -34,6 +34,8 @@ public struct RunResults {
     public let targets: [Int64]
     public let predicted: [Int64]
     public let methods: [Method]
+    /// The run's convergence studies (convergence/<method>.json), in manifest order.
+    public var convergence: [JSONValue] = []
 
     public var scorerNames: [String] {
         var names: [String] = []
@@ -77,7 +79,11 @@ public struct RunResults {
                                   fields: fields, scores: scores))
         }
         let n = predicted.count > 0 ? predicted.count : (methods.first?.scores.values.first?.perSample.count ?? 0)
-        return RunResults(root: root, record: record, name: record["manifest"]?["name"]?.stringValue ?? root.lastPathComponent,
-                          samples: n, labels: labels, targets: targets, predicted: predicted, methods: methods)
+        var results = RunResults(root: root, record: record, name: record["manifest"]?["name"]?.stringValue ?? root.lastPathComponent,
+                                 samples: n, labels: labels, targets: targets, predicted: predicted, methods: methods)
+        results.convergence = (record["manifest"]?["convergence"]?.arrayValue ?? []).compactMap { c in
+            c["method"]?.stringValue.flatMap { store.readJSON("convergence/\($0).json") }
+        }
+        return results
     }
 }
