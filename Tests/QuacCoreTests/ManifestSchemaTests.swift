@@ -177,7 +177,7 @@ final class ManifestSchemaTests: XCTestCase {
             ("/attributors/1/plugin", nil, "/attributors/1", #"missing required property "plugin""#),
             ("/classifier/plugin", nil, "/classifier", #"missing required property "plugin""#),
             ("/data", nil, "", #"missing required property "data""#),
-            ("/atributors", [], "", #"unexpected property "atributors" (allowed: $schema, name, output, seed, batch_size, plugin_paths, data, classifier, concept_model, converter, attributors, scorers)"#),
+            ("/atributors", [], "", #"unexpected property "atributors" (allowed: $schema, name, output, seed, batch_size, plugin_paths, data, classifier, concept_model, converter, attributors, scorers, convergence)"#),
             ("/batch_size", 0, "/batch_size", "must be >= 1, found 0"),
             ("/seed", -1, "/seed", "must be >= 0, found -1"),
             ("/seed", 1.5, "/seed", "expected integer, found number 1.5"),
