@@ -5,8 +5,10 @@ import Foundation
 /// sampling's n_samples), and the mean squared error of those maps against the run's own maps of the
 /// method says how fast it converges. Every learned explainer trained on the method's maps
 /// ("targets_from") is measured the same way, with its per-sample Pearson and Spearman correlation, and
-/// placed on the curve: the largest value the method needs to do no better. Written to
-/// convergence/<method>.json; compare and the report show it.
+/// placed on the curve: the largest value the method needs to do no better. The reruns draw their own
+/// random numbers (their seeds come from this stage), so a sampled method (Shapley sampling) rerun with
+/// the run's own value shows the estimator's spread, not zero. Written to convergence/<method>.json;
+/// compare and the report show it.
 final class ConvergenceStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
         run.manifest.convergence.map { spec in
