@@ -61,5 +61,13 @@ final class ConvergenceTests: XCTestCase {
         let wrong = try TestSupport.quacHost(["validate", try manifest(dir, fx, convergence: [["method": "dig", "parameter": "method", "values": [1]]]).path])
         XCTAssertEqual(wrong.status, 1)
         XCTAssertTrue(wrong.stderr.contains("/convergence/0/parameter") && wrong.stderr.contains("n_steps"), wrong.stderr)
+        // One study per method (it is written to convergence/<method>.json), and none of a trained method.
+        let twice = try TestSupport.quacHost(["validate", try manifest(dir, fx, convergence: [["method": "dig", "parameter": "n_steps", "values": [1]],
+                                                                                              ["method": "dig", "parameter": "n_steps", "values": [2]]]).path])
+        XCTAssertEqual(twice.status, 1)
+        XCTAssertTrue(twice.stderr.contains("/convergence/1/method") && twice.stderr.contains("/convergence/0"), twice.stderr)
+        let trained = try TestSupport.quacHost(["validate", try manifest(dir, fx, convergence: [["method": "learned", "parameter": "n_steps", "values": [1]]]).path])
+        XCTAssertEqual(trained.status, 1)
+        XCTAssertTrue(trained.stderr.contains("/convergence/0/method") && trained.stderr.contains("trained"), trained.stderr)
     }
 }

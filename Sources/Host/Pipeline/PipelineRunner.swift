@@ -61,7 +61,15 @@ public final class PipelineRunner {
                 trainedNames[use.name] = use.pointer
             }
         }
-        for c in manifest.convergence { try checkConvergence(c) }
+        var studied: [String: String] = [:]
+        for c in manifest.convergence {
+            try checkConvergence(c)
+            // A study is written to convergence/<method>.json: one per method.
+            if let first = studied[c.method] {
+                throw QuacError.at(manifest.file, c.pointer + "/method", "\(first) studies \"\(c.method)\" already; give each method one study")
+            }
+            studied[c.method] = c.pointer
+        }
     }
 
     func checkRequirements(_ m: PluginManifest, use: PipelineManifest.PluginUse, classifierInfo: ClassifierInfo?) throws {
@@ -123,6 +131,9 @@ public final class PipelineRunner {
     func checkConvergence(_ c: PipelineManifest.ConvergenceSpec) throws {
         guard let use = manifest.attributors.first(where: { $0.name == c.method }) else {
             throw QuacError.at(manifest.file, c.pointer + "/method", "no attributor of this pipeline is named \"\(c.method)\" (attributors: \(manifest.attributors.map(\.name).joined(separator: ", ")))")
+        }
+        guard use.train == nil else {
+            throw QuacError.at(manifest.file, c.pointer + "/method", "\"\(c.method)\" is trained in this run: a convergence study reruns a method with new settings, which a trained model does not have")
         }
         let schema = resolved[use.pointer]!.manifest.parameters
         guard schema["properties"]?[c.parameter]?["type"]?.stringValue == "integer" else {

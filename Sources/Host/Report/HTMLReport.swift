@@ -79,7 +79,8 @@ public struct HTMLReport {
         var tables = ""
         for (tag, c) in studies {
             let method = c["method"]?.stringValue ?? "", parameter = c["parameter"]?.stringValue ?? ""
-            let values = c["values"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+            // Read from a results folder: anything but whole numbers >= 1 is left out.
+            let values = (c["values"]?.arrayValue?.compactMap(\.doubleValue) ?? []).filter { $0 >= 1 && $0 <= 1e15 && $0.rounded() == $0 }
             let mse = c["mse"]?.arrayValue?.map { $0.doubleValue ?? .nan } ?? []
             let xs = values.map { log2($0) }
             var curves = [Comparison.Curve(run: tag, method: method, scorer: "", x: xs, median: mse, q25: mse, q75: mse)]

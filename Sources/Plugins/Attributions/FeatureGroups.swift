@@ -16,6 +16,7 @@ struct FeatureGroups {
             return
         }
         let (c, h, w) = (sampleShape[0], sampleShape[1], sampleShape[2])
+        let size = min(size, max(h, w, 1))   // a larger superpixel is the whole image
         let columns = (w + size - 1) / size
         var groups = [[Int]](repeating: [], count: ((h + size - 1) / size) * columns)
         for ch in 0..<c { for r in 0..<h { for q in 0..<w {

@@ -7,7 +7,8 @@ import QuacPluginKit
 /// carries it. The credits of one order add up to f(x) - f(baseline), so the values of a sample's
 /// groups always sum to that (efficiency). With `exhaustive`, every order of the groups is used once
 /// and the values are the exact Shapley values. Each sample's orders come from the call's seed and a
-/// hash of the sample, so results do not depend on batching.
+/// hash of the sample, so for a given seed a sample's values do not depend on the other samples of
+/// its batch.
 struct ShapleySamplingCore {
     let samples: Int
     let perEval: Int
@@ -45,6 +46,9 @@ struct ShapleySamplingCore {
             }
         }
         let rounds = orders[0].count
+        guard case (let copies, false) = rounds.multipliedReportingOverflow(by: g), copies <= 1 << 32 else {
+            throw PluginError.invalid("\(rounds) orders of \(g) feature groups are too many classifier evaluations; lower n_samples or raise group_size")
+        }
         let xs = x.floats.baseAddress!, bs = baseline.floats.baseAddress!
         let eval = PerturbedLogits(host: host, x: x, labels: labels, perEval: perEval)
         let start = try eval.evaluate(copies: 1) { _, s, buf in buf.update(from: bs + s * d, count: d) }[0]

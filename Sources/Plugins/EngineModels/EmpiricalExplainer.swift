@@ -29,7 +29,9 @@ final class EmpiricalExplainer: AttributorPlugin {
         guard sampleShape.count == 3, sampleShape.allSatisfy({ $0 >= 1 }) else {
             throw PluginError.invalid("input_shape must be [C, H, W] with positive sizes, got \(sampleShape)")
         }
-        guard !channels.isEmpty, channels.allSatisfy({ $0 >= 1 }) else { throw PluginError.invalid("channels must list positive feature-map counts") }
+        guard (1...8).contains(channels.count), channels.allSatisfy({ $0 >= 1 }) else {
+            throw PluginError.invalid("channels must list 1 to 8 positive feature-map counts")
+        }
         let levels = 1 << (channels.count - 1)
         guard sampleShape[1] % levels == 0, sampleShape[2] % levels == 0 else {
             throw PluginError.invalid("input_shape \(sampleShape): H and W must be multiples of \(levels) for \(channels.count - 1) pooling levels")

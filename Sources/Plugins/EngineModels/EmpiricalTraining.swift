@@ -31,6 +31,7 @@ extension EmpiricalExplainer: TrainablePlugin {
         let s = try Settings(parameters)
         for (d, what) in [(train, "training"), (val, "validation")] {
             guard let d else { continue }
+            guard d.count > 0 else { throw PluginError.invalid("the \(what) set is empty") }
             guard d.fields.contains("targets") else {
                 throw PluginError.invalid("the \(what) data has no \"targets\" field: set \"targets_from\" in the train block to the attributor to imitate")
             }
@@ -39,7 +40,6 @@ extension EmpiricalExplainer: TrainablePlugin {
                 throw PluginError.invalid("\(what) data: x \(x.shape.dropFirst()) and targets \(t.shape.dropFirst()) must both be input_shape \(sampleShape)")
             }
         }
-        guard train.count > 0 else { throw PluginError.invalid("the training set is empty") }
         // The targets' scale, from the training set (the same on a resume).
         var squares = 0.0, elements = 0
         for start in stride(from: 0, to: train.count, by: 64) {
@@ -137,7 +137,7 @@ extension EmpiricalExplainer: TrainablePlugin {
         guard let text = file.metadata[ModelFile.architectureKey], (try? JSONParser.parse(text)) == architecture else {
             throw PluginError.invalid("weights \(url.path): not a model of this explainer's architecture (check input_shape and channels)")
         }
-        guard let scale = file.metadata["target_scale"].flatMap(Float.init), scale > 0 else {
+        guard let scale = file.metadata["target_scale"].flatMap(Float.init), scale > 0, scale.isFinite else {
             throw PluginError.io("weights \(url.path): no target_scale in the metadata")
         }
         do { try model.loadStateDict(ModelFile.floatArrays(file)) } catch { throw PluginError.io("weights \(url.path): \(error)") }

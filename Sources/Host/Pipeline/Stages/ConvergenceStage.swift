@@ -54,7 +54,9 @@ final class ConvergenceStage: PipelineStage, StageKind {
     /// A method's raw maps, as its stage wrote them.
     func rawMaps(_ run: RunState, _ name: String) throws -> [Float] {
         let url = run.store.url("attributions/\(name).safetensors")
-        guard let t = try Safetensors.read(url).tensors["attribution"] else { throw QuacError("\(url.path): no \"attribution\" tensor") }
+        guard let t = try Safetensors.read(url).tensors["attribution"], t.dtype == .float32, t.shape == run.samples.x.shape else {
+            throw QuacError("\(url.path): no float32 \"attribution\" tensor of the samples' shape \(run.samples.x.shape)")
+        }
         return t.floatArray()
     }
 
