@@ -197,29 +197,15 @@ extension CNNClassifier: TrainablePlugin {
     func load(from url: URL) throws { try loadWeights(url) }
 
     private func saveCheckpoint(_ url: URL, epoch: Int, optimizer: Optimizer, settings: Settings, history: [EpochRecord]) throws {
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Checkpoint.save(to: url, networks: ["model": model], optimizers: ["optimizer": optimizer], metadata: [
-                "epoch": String(epoch),
-                "history": JSONValue.array(history.map(\.json)).serialized(),
-                ModelFile.architectureKey: architecture.serialized(),
-                "training": settings.resumeKey,
-            ])
-        } catch { throw PluginError.io("checkpoint \(url.path): \(error)") }
+        try TrainingCheckpoint.save(url, architecture: architecture, resumeKey: settings.resumeKey, networks: ["model": model],
+                                    optimizers: ["optimizer": optimizer], metadata: [
+            "epoch": String(epoch), "history": JSONValue.array(history.map(\.json)).serialized(),
+        ])
     }
 
     private func restore(_ url: URL, optimizer: Optimizer, settings: Settings) throws -> (Int, [EpochRecord]) {
-        let meta: [String: String]
-        do {
-            let file = try Safetensors.read(url)
-            guard let text = file.metadata[ModelFile.architectureKey], (try? JSONParser.parse(text)) == architecture else {
-                throw PluginError.invalid("checkpoint \(url.path) belongs to another architecture; remove it to train from scratch")
-            }
-            guard file.metadata["training"] == settings.resumeKey else {
-                throw PluginError.invalid("checkpoint \(url.path) was written with other training settings (\(file.metadata["training"] ?? "none")); remove it to train from scratch")
-            }
-            meta = try Checkpoint.load(from: url, networks: ["model": model], optimizers: ["optimizer": optimizer])
-        } catch let e as PluginError { throw e } catch { throw PluginError.io("checkpoint \(url.path): \(error)") }
+        let meta = try TrainingCheckpoint.restore(url, architecture: architecture, resumeKey: settings.resumeKey,
+                                                  networks: ["model": model], optimizers: ["optimizer": optimizer])
         guard let epoch = meta["epoch"].flatMap(Int.init), epoch >= 0 else { throw PluginError.io("checkpoint \(url.path): no epoch in the metadata") }
         guard epoch <= settings.epochs else {
             throw PluginError.invalid("checkpoint \(url.path) is at epoch \(epoch), beyond the \(settings.epochs) epochs asked for")

@@ -147,28 +147,16 @@ extension EmpiricalExplainer: TrainablePlugin {
 
     private func saveCheckpoint(_ url: URL, epoch: Int, optimizer: Optimizer, best: Module, settings: Settings, history: [Epoch],
                                 bestVal: Double, sinceBest: Int) throws {
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Checkpoint.save(to: url, networks: ["model": model, "best": best], optimizers: ["optimizer": optimizer], metadata: [
-                "epoch": String(epoch), "best_val": String(bestVal), "since_best": String(sinceBest),
-                "history": JSONValue.array(history.map { [.double($0.train), $0.val.map(JSONValue.double) ?? .null] }).serialized(),
-                ModelFile.architectureKey: architecture.serialized(), "training": settings.resumeKey,
-            ])
-        } catch { throw PluginError.io("checkpoint \(url.path): \(error)") }
+        try TrainingCheckpoint.save(url, architecture: architecture, resumeKey: settings.resumeKey, networks: ["model": model, "best": best],
+                                    optimizers: ["optimizer": optimizer], metadata: [
+            "epoch": String(epoch), "best_val": String(bestVal), "since_best": String(sinceBest),
+            "history": JSONValue.array(history.map { [.double($0.train), $0.val.map(JSONValue.double) ?? .null] }).serialized(),
+        ])
     }
 
     private func restore(_ url: URL, optimizer: Optimizer, best: Module, settings: Settings) throws -> (Int, [Epoch], Double, Int) {
-        let meta: [String: String]
-        do {
-            let file = try Safetensors.read(url)
-            guard let text = file.metadata[ModelFile.architectureKey], (try? JSONParser.parse(text)) == architecture else {
-                throw PluginError.invalid("checkpoint \(url.path) belongs to another architecture; remove it to train from scratch")
-            }
-            guard file.metadata["training"] == settings.resumeKey else {
-                throw PluginError.invalid("checkpoint \(url.path) was written with other training settings (\(file.metadata["training"] ?? "none")); remove it to train from scratch")
-            }
-            meta = try Checkpoint.load(from: url, networks: ["model": model, "best": best], optimizers: ["optimizer": optimizer])
-        } catch let e as PluginError { throw e } catch { throw PluginError.io("checkpoint \(url.path): \(error)") }
+        let meta = try TrainingCheckpoint.restore(url, architecture: architecture, resumeKey: settings.resumeKey,
+                                                  networks: ["model": model, "best": best], optimizers: ["optimizer": optimizer])
         guard let epoch = meta["epoch"].flatMap(Int.init), let bestVal = meta["best_val"].flatMap(Double.init),
               let since = meta["since_best"].flatMap(Int.init) else { throw PluginError.io("checkpoint \(url.path): incomplete metadata") }
         let h = (try? JSONParser.parse(meta["history"] ?? "[]"))?.arrayValue ?? []

@@ -374,30 +374,18 @@ extension StarGANConverter: TrainablePlugin {
     private func saveCheckpoint(_ url: URL, _ t: StarGANTrainer, step: Int, history: [JSONValue], validation: [JSONValue]) throws {
         var networks = nets.networks
         for (k, v) in nets.emaNetworks { networks["\(k)_ema"] = v }
-        do {
-            try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try Checkpoint.save(to: url, networks: networks, optimizers: t.optimizers, metadata: [
-                "step": String(step), "history": JSONValue.array(history).serialized(),
-                "validation": JSONValue.array(validation).serialized(),
-                ModelFile.architectureKey: config.json.serialized(), "training": t.settings.resumeKey,
-            ])
-        } catch { throw PluginError.io("checkpoint \(url.path): \(error)") }
+        try TrainingCheckpoint.save(url, architecture: config.json, resumeKey: t.settings.resumeKey, networks: networks,
+                                    optimizers: t.optimizers, metadata: [
+            "step": String(step), "history": JSONValue.array(history).serialized(),
+            "validation": JSONValue.array(validation).serialized(),
+        ])
     }
 
     private func restore(_ url: URL, _ t: StarGANTrainer) throws -> (Int, [JSONValue], [JSONValue]) {
         var networks = nets.networks
         for (k, v) in nets.emaNetworks { networks["\(k)_ema"] = v }
-        let meta: [String: String]
-        do {
-            let file = try Safetensors.read(url)
-            guard let text = file.metadata[ModelFile.architectureKey], (try? JSONParser.parse(text)) == config.json else {
-                throw PluginError.invalid("checkpoint \(url.path) belongs to another architecture; remove it to train from scratch")
-            }
-            guard file.metadata["training"] == t.settings.resumeKey else {
-                throw PluginError.invalid("checkpoint \(url.path) was written with other training settings (\(file.metadata["training"] ?? "none")); remove it to train from scratch")
-            }
-            meta = try Checkpoint.load(from: url, networks: networks, optimizers: t.optimizers)
-        } catch let e as PluginError { throw e } catch { throw PluginError.io("checkpoint \(url.path): \(error)") }
+        let meta = try TrainingCheckpoint.restore(url, architecture: config.json, resumeKey: t.settings.resumeKey,
+                                                  networks: networks, optimizers: t.optimizers)
         guard let step = meta["step"].flatMap(Int.init), step >= 0 else { throw PluginError.io("checkpoint \(url.path): no step in the metadata") }
         let h = (try? JSONParser.parse(meta["history"] ?? "[]"))?.arrayValue ?? []
         let v = (try? JSONParser.parse(meta["validation"] ?? "[]"))?.arrayValue ?? []
