@@ -46,6 +46,15 @@ private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
                   xCF: try opt(r.x_cf, "x_cf"), attribution: try opt(r.attribution, "attribution"),
                   reference: try opt(r.reference, "reference"), seed: r.seed)
     inputs.concepts = hasConcepts ? try opt(r.concepts, "concepts") : nil
+    let hasMaps = Int(r.struct_size) >= MemoryLayout<quac_batch>.offset(of: \quac_batch.n_maps)! + MemoryLayout<UInt64>.size
+    if hasMaps, r.n_maps > 0 {
+        guard let maps = r.maps, r.n_maps <= 4096 else { throw PluginError.invalid("maps is NULL but n_maps is \(r.n_maps)") }
+        inputs.maps = try (0..<Int(r.n_maps)).map { i in
+            guard let name = maps[i].name else { throw PluginError.invalid("maps[\(i)] has no name") }
+            let n = String(cString: name)
+            return (n, try borrow(maps[i].tensor, "maps[\"\(n)\"]"))
+        }
+    }
     try checkContract(inputs)
     return inputs
 }
@@ -69,6 +78,9 @@ private func checkContract(_ b: Batch) throws {
     }
     if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
         throw PluginError.invalid("concepts: expected float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
+    }
+    for (name, t) in b.maps where t.dtype != .float32 || t.shape != b.x.shape {
+        throw PluginError.invalid("maps[\"\(name)\"]: expected float32 \(b.x.shape) like x, got \(t.dtype.displayName) \(t.shape)")
     }
     if let r = b.reference, r.dtype != .float32 || r.rank != b.x.rank {
         throw PluginError.invalid("reference: expected float32 images like x, got \(r.dtype.displayName) \(r.shape)")

@@ -66,7 +66,22 @@ final class InstanceBox {
                                        plugin_data: nil, destroy: instanceDestroy, get_extension: instanceGetExtension))
     }
 
-    deinit { raw.deallocate() }
+    /// C strings handed out as "borrowed, valid as long as the instance", made once per key.
+    private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
+    private let stringsLock = NSLock()
+
+    func cachedString(_ key: String, _ make: () -> String) -> UnsafePointer<CChar>? {
+        stringsLock.lock(); defer { stringsLock.unlock() }
+        if let s = strings[key] { return UnsafePointer(s) }
+        guard let s = strdup(make()) else { return nil }
+        strings[key] = s
+        return UnsafePointer(s)
+    }
+
+    deinit {
+        raw.deallocate()
+        for s in strings.values { free(s) }
+    }
 
     static func from(_ p: UnsafePointer<quac_plugin>?) -> InstanceBox? {
         guard let data = p?.pointee.plugin_data else { return nil }
@@ -117,6 +132,7 @@ private let instanceGetExtension: @convention(c) (UnsafePointer<quac_plugin>?, U
     let id = String(cString: idPtr)
     switch (box.plugin, id) {
     case (is ClassifierPlugin, QUAC_KIND_TABLE_CLASSIFIER): return UnsafeRawPointer(KindTables.classifier)
+    case (is LayeredClassifierPlugin, QUAC_EXT_CLASSIFIER_LAYERS): return UnsafeRawPointer(ClassifierLayersTable.table)
     case (let c as ClassifierPlugin, QUAC_EXT_MODIFIED_BACKWARD): return c.supportsModifiedBackward ? UnsafeRawPointer(KindTables.modifiedBackward) : nil
     case (is AttributorPlugin, QUAC_KIND_TABLE_ATTRIBUTOR): return UnsafeRawPointer(KindTables.attributor)
     case (is ScorerPlugin, QUAC_KIND_TABLE_SCORER): return UnsafeRawPointer(KindTables.scorer)

@@ -78,7 +78,18 @@ public struct Batch {
     public let seed: UInt64
     /// The concepts of the queries [N, k] in [0, 1], when the run has concepts (ABI 1.1).
     public var concepts: Tensor?
+    /// Other attributors' raw maps of the queries, by their names in the run, for a plugin that asks
+    /// for them with a "format": "attributors" parameter (ABI 1.2).
+    public var maps: [(String, Tensor)] = []
     public var count: Int { x.shape.first ?? 0 }
+
+    /// The map of the run's attributor `name`, or an error naming the ones given.
+    public func map(_ name: String) throws -> Tensor {
+        guard let t = maps.first(where: { $0.0 == name })?.1 else {
+            throw PluginError.invalid("no map of attributor \"\(name)\" in this batch (given: \(maps.isEmpty ? "none" : maps.map(\.0).joined(separator: ", ")))")
+        }
+        return t
+    }
 
     public init(x: Tensor, source: Tensor? = nil, target: Tensor? = nil, xCF: Tensor? = nil,
                 attribution: Tensor? = nil, reference: Tensor? = nil, seed: UInt64 = 0) {

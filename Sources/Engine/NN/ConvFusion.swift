@@ -28,7 +28,7 @@ enum ConvFusion {
             relu = true
             used += 1
         }
-        guard used > 1 else { return nil }
+        guard used > 1, !layers[i..<i + used].contains(where: { $0.outputHook != nil }) else { return nil }
         return (x.conv2dFused(w, bias: b, conv.geometry, relu: relu), used)
     }
 }

@@ -9,7 +9,30 @@ open class Module: @unchecked Sendable {
     public init() {}
 
     open func forward(_ x: Var) -> Var { fatalError("\(type(of: self)) does not implement forward") }
-    public func callAsFunction(_ x: Var) -> Var { forward(x) }
+    public func callAsFunction(_ x: Var) -> Var {
+        let y = forward(x)
+        return outputHook.map { $0(y) } ?? y
+    }
+
+    /// Sees (and may replace) this module's output on every call: how a layer's activations are read
+    /// out, or swapped for other values (layer attributions). Layers with a hook are never fused.
+    public var outputHook: ((Var) -> Var)?
+
+    /// Every module below this one with its path ("features.3"), children before their parent, in the
+    /// order their outputs are computed.
+    public func namedModules(prefix: String = "") -> [(String, Module)] {
+        children.flatMap { name, child in child.namedModules(prefix: prefix + name + ".") + [(prefix + name, child)] }
+    }
+
+    /// The module at `path` (as namedModules names it), or nil.
+    public func module(at path: String) -> Module? {
+        var m: Module = self
+        for part in path.split(separator: ".", omittingEmptySubsequences: false) {
+            guard let next = m.children.first(where: { $0.0 == part })?.1 else { return nil }
+            m = next
+        }
+        return m
+    }
 
     /// This module's own parameters (not its children's).
     open var localParameters: [(String, Var)] { [] }

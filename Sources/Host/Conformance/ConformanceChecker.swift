@@ -306,7 +306,7 @@ public struct ConformanceChecker {
             b.attribution = full.attribution?.reshaped(b.x.shape)
             do { _ = try callFn(b, false) } catch { return "refused: \(QuacError.wrap(error).message)" }
             // A method that never calls the classifier (e.g. Residual) may work on any shape.
-            let usesClassifier = manifest.requires.contains { $0 == .classifier || $0 == .classifierVJP || $0 == .classifierModifiedBackward }
+            let usesClassifier = manifest.requires.contains { $0 != .counterfactual && $0 != .converter }
             guard usesClassifier else { return "accepted: the plugin does not use the classifier, and its output was shaped like x" }
             throw QuacError("accepted x of shape \(b.x.shape) for a classifier of sample shape \(sample)")
         }

@@ -34,6 +34,8 @@ public enum PluginRequirement: String, CaseIterable, Sendable {
     case classifier
     case classifierVJP = "classifier.vjp"
     case classifierModifiedBackward = "classifier.modified-backward"
+    /// The classifier's inner layers (QUAC_EXT_CLASSIFIER_LAYERS).
+    case classifierLayers = "classifier.layers"
     case counterfactual
     case converter
 }

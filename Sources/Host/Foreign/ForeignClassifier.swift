@@ -112,6 +112,8 @@ public final class ForeignClassifier: Classifier, @unchecked Sendable {
         throw QuacError("classifier \(label) is forward-only: it has no vector-Jacobian product, which gradient-based methods need")
     }
 
+    public func rawLayers() -> ClassifierLayerCalls? { nil }
+
     public func rawVJPRule(_ rule: quac_backward_rule, x: Tensor, baseline: Tensor?, gradLogits: Tensor) throws -> Tensor {
         throw QuacError("classifier \(label) does not offer the extension \(QUAC_EXT_MODIFIED_BACKWARD)")
     }

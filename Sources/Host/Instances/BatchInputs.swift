@@ -1,3 +1,4 @@
+import Foundation
 import QuacPluginAPI
 
 /// The inputs of one call to a converter, attributor or scorer (the ABI's quac_batch).
@@ -11,6 +12,9 @@ public struct BatchInputs {
     public var seed: UInt64
     /// The queries' concepts [N, k] in [0, 1].
     public var concepts: Tensor?
+    /// Other attributors' maps of the queries, by name (for a plugin with a "format": "attributors"
+    /// parameter).
+    public var maps: [(String, Tensor)] = []
 
     public init(x: Tensor, source: Tensor? = nil, target: Tensor? = nil, xCF: Tensor? = nil,
                 attribution: Tensor? = nil, reference: Tensor? = nil, seed: UInt64 = 0, concepts: Tensor? = nil) {
@@ -33,7 +37,17 @@ public struct BatchInputs {
         b.reference = views[5].map { UnsafePointer($0.pointer) }
         b.seed = seed
         b.concepts = views[6].map { UnsafePointer($0.pointer) }
-        return try withExtendedLifetime(views) { try withUnsafePointer(to: &b) { try body($0) } }
+        let mapViews = maps.map { ABITensorView($0.1) }
+        let names = maps.map { strdup($0.0)! }
+        defer { names.forEach { free($0) } }
+        var named = zip(names, mapViews).map { quac_named_tensor(name: UnsafePointer($0.0), tensor: UnsafePointer($0.1.pointer)) }
+        return try withExtendedLifetime((views, mapViews)) {
+            try named.withUnsafeMutableBufferPointer { buffer in
+                b.maps = buffer.isEmpty ? nil : UnsafePointer(buffer.baseAddress)
+                b.n_maps = UInt64(buffer.count)
+                return try withUnsafePointer(to: &b) { try body($0) }
+            }
+        }
     }
 }
 

@@ -7,12 +7,15 @@ public struct ClassifierInfo: Equatable, Sendable {
     public var sampleShape: [Int]
     public var hasVJP: Bool
     public var hasModifiedBackward: Bool
+    /// Whether it offers its inner layers (QUAC_EXT_CLASSIFIER_LAYERS).
+    public var hasLayers: Bool
 
-    public init(numClasses: Int, sampleShape: [Int], hasVJP: Bool, hasModifiedBackward: Bool) {
+    public init(numClasses: Int, sampleShape: [Int], hasVJP: Bool, hasModifiedBackward: Bool, hasLayers: Bool = false) {
         self.numClasses = numClasses
         self.sampleShape = sampleShape
         self.hasVJP = hasVJP
         self.hasModifiedBackward = hasModifiedBackward
+        self.hasLayers = hasLayers
     }
 
     /// Why `x` is not a valid batch for this classifier, or nil.
@@ -38,6 +41,8 @@ public protocol Classifier: AnyObject {
     func rawForward(_ x: Tensor) throws -> Tensor
     func rawVJP(_ x: Tensor, gradLogits: Tensor, wantLogits: Bool) throws -> (logits: Tensor?, gradX: Tensor)
     func rawVJPRule(_ rule: quac_backward_rule, x: Tensor, baseline: Tensor?, gradLogits: Tensor) throws -> Tensor
+    /// The classifier's layer extension (QUAC_EXT_CLASSIFIER_LAYERS), or nil when it has none.
+    func rawLayers() -> ClassifierLayerCalls?
 }
 
 /// Checked calls: inputs are validated before a classifier sees them and outputs before anyone else

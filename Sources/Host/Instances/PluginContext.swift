@@ -47,6 +47,7 @@ public final class PluginContext: @unchecked Sendable {
     deinit {
         host.deallocate()
         free(conceptNamesJSON)
+        for s in strings.values { free(s) }
     }
 
     /// The concepts service's answer: made once, from the run's names.
@@ -56,6 +57,17 @@ public final class PluginContext: @unchecked Sendable {
             conceptNamesJSON = strdup(JSONValue.array(names.map { .string($0) }).serialized())
         }
         return conceptNamesJSON.map { UnsafePointer($0) }
+    }
+
+    /// C strings a service hands out as "borrowed, valid as long as the host", made once per key.
+    private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
+
+    func cachedString(_ key: String, _ make: () -> String) -> UnsafePointer<CChar>? {
+        lock.lock(); defer { lock.unlock() }
+        if let s = strings[key] { return UnsafePointer(s) }
+        guard let s = strdup(make()) else { return nil }
+        strings[key] = s
+        return UnsafePointer(s)
     }
 
     static func from(_ host: UnsafePointer<quac_host>?) -> PluginContext? {
@@ -173,6 +185,7 @@ private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafeP
     guard let id else { return nil }
     switch String(cString: id) {
     case QUAC_HOST_EXT_CONCEPTS: return UnsafeRawPointer(conceptsTable)
+    case QUAC_HOST_EXT_CLASSIFIER_LAYERS: return UnsafeRawPointer(hostClassifierLayersTable)
     default: return nil
     }
 }

@@ -184,6 +184,9 @@ public final class PluginInstance: @unchecked Sendable {
         if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
             throw fail("concepts must be float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
         }
+        for (name, t) in b.maps where t.dtype != .float32 || t.shape != b.x.shape {
+            throw fail("the map of \(name) must be float32 \(b.x.shape), got \(t.dtype.displayName) \(t.shape)")
+        }
     }
 }
 
@@ -204,7 +207,8 @@ extension PluginInstance: Classifier {
         return ClassifierInfo(numClasses: Int(raw.num_classes),
                               sampleShape: dims.prefix(Int(raw.input_ndim)).map { Int($0) },
                               hasVJP: raw.has_vjp && t.pointee.vjp != nil,
-                              hasModifiedBackward: table(QUAC_EXT_MODIFIED_BACKWARD, quac_modified_backward.self) != nil)
+                              hasModifiedBackward: table(QUAC_EXT_MODIFIED_BACKWARD, quac_modified_backward.self) != nil,
+                              hasLayers: table(QUAC_EXT_CLASSIFIER_LAYERS, quac_classifier_layers.self) != nil)
     }
 
     public func rawForward(_ x: Tensor) throws -> Tensor {
@@ -243,6 +247,10 @@ extension PluginInstance: Classifier {
             }
         }
         return try adopt(grad, "vjp_rule", "grad_x")
+    }
+
+    public func rawLayers() -> ClassifierLayerCalls? {
+        table(QUAC_EXT_CLASSIFIER_LAYERS, quac_classifier_layers.self).map { PluginLayerCalls(instance: self, table: $0) }
     }
 
     private func adopt(_ m: UnsafeMutablePointer<quac_managed_tensor>?, _ function: String, _ what: String) throws -> Tensor {

@@ -87,6 +87,10 @@ public final class PipelineRunner {
             case .classifierModifiedBackward:
                 if case .foreign = manifest.classifier { throw fail("needs the classifier extension \(QUAC_EXT_MODIFIED_BACKWARD_NAME), which a foreign C function cannot offer") }
                 if let info = classifierInfo, !info.hasModifiedBackward { throw fail("needs the classifier extension \(QUAC_EXT_MODIFIED_BACKWARD_NAME), which the classifier does not offer") }
+            case .classifierLayers:
+                if manifest.classifier == nil { throw fail("needs a classifier, and the pipeline has none") }
+                if case .foreign = manifest.classifier { throw fail("needs the classifier extension \(QUAC_EXT_CLASSIFIER_LAYERS) (its inner layers), which a foreign C function cannot offer") }
+                if let info = classifierInfo, !info.hasLayers { throw fail("needs the classifier extension \(QUAC_EXT_CLASSIFIER_LAYERS) (its inner layers), which the classifier does not offer") }
             case .counterfactual:
                 if manifest.converter == nil && !manifest.data.hasCounterfactuals {
                     throw fail("needs counterfactuals: add a \"converter\" or give the data an \"x_cf\"")

@@ -1,5 +1,5 @@
 /*
- * quac_plugin.h -- the quac-host plugin ABI, version 1.1.
+ * quac_plugin.h -- the quac-host plugin ABI, version 1.2.
  *
  * This header is the only thing the host and its plugins share. A plugin is a shared library that
  * exports one symbol, `quac_plugin_entry`; everything else is reached through the structs below.
@@ -26,7 +26,9 @@
  * History: 1.1 added host->get_extension (and the concepts service), quac_batch.concepts, made an error message belong to its call (concurrent calls
  * of a reentrant instance keep their own messages), stored the descriptor's kind as int32_t (same
  * layout as 1.0 on every supported platform) and stated the lifetimes of create's strings and of a
- * quac_dataset. A host of 1.1 loads plugins built against 1.0.
+ * quac_dataset. 1.2 added quac_batch.maps (other attributors' maps, for methods built on them), the
+ * classifier extension QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS.
+ * A host of 1.2 loads plugins built against 1.0 and 1.1.
  *
  * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
  * cast them to DLPack types. Only CPU memory and float32 are required; other dtypes are declared by
@@ -44,7 +46,7 @@ extern "C" {
 #endif
 
 #define QUAC_ABI_VERSION_MAJOR 1
-#define QUAC_ABI_VERSION_MINOR 1
+#define QUAC_ABI_VERSION_MINOR 2
 
 #if defined(_WIN32)
 #define QUAC_EXPORT __declspec(dllexport)
@@ -206,6 +208,23 @@ typedef struct quac_host_concepts {
     const char *(*names_json)(const struct quac_host *host);
 } quac_host_concepts;
 
+/* Host extension "quac.host.classifier-layers/1" (since 1.2): the run's classifier's
+ * QUAC_EXT_CLASSIFIER_LAYERS, for attributors. Same meanings, shapes and ownership as there; every call
+ * is QUAC_ERR_UNSUPPORTED, with a message naming the classifier, when it does not offer the extension
+ * (list_json then returns NULL). */
+#define QUAC_HOST_EXT_CLASSIFIER_LAYERS "quac.host.classifier-layers/1"
+typedef struct quac_host_classifier_layers {
+    uint32_t struct_size;
+    const char *(*list_json)(const struct quac_host *host);
+    quac_status (*forward)(const struct quac_host *host, const char *layer, const quac_tensor *x,
+                           quac_managed_tensor **activations, quac_managed_tensor **logits);
+    quac_status (*vjp_input)(const struct quac_host *host, const char *layer, const quac_tensor *x,
+                             const quac_tensor *grad_activations, quac_managed_tensor **grad_x);
+    quac_status (*vjp_logits)(const struct quac_host *host, const char *layer, const quac_tensor *x,
+                              const quac_tensor *activations, const quac_tensor *grad_logits,
+                              quac_managed_tensor **logits, quac_managed_tensor **grad_activations);
+} quac_host_classifier_layers;
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Outputs                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
@@ -294,6 +313,39 @@ typedef struct quac_modified_backward {
                             quac_managed_tensor **grad_x);
 } quac_modified_backward;
 
+/* Classifier extension "quac.classifier.layers/1" (since 1.2): a named inner layer's activations and
+ * the gradients through it, for layer methods (Grad-CAM, layer Integrated Gradients) and explainers
+ * whose candidate maps are a layer's channels. Layer names are the classifier's own (for the engine's
+ * networks, the PyTorch module paths: "features.12"). Activations are float32 [N, layer shape...]. */
+#define QUAC_EXT_CLASSIFIER_LAYERS "quac.classifier.layers/1"
+typedef struct quac_classifier_layers {
+    uint32_t struct_size;
+    /* [thread-safe] A JSON array of {"name": string, "shape": [per-sample sizes]}, one per layer a
+     * caller may name, in the order the network runs them. Borrowed: valid as long as the instance. */
+    const char *(*list_json)(const quac_plugin *self);
+    /* [instance] The activations of `layer` for x, and f(x) from the same pass into *logits unless
+     * logits is NULL. Both owned by the caller. Unknown layer: QUAC_ERR_INVALID_ARGUMENT. */
+    quac_status (*forward)(const quac_plugin *self, const char *layer, const quac_tensor *x,
+                           quac_managed_tensor **activations, quac_managed_tensor **logits);
+    /* [instance] From the layer to the input: grad_x = (d a(x) / d x)^T grad_activations, where a(x)
+     * is the layer's activations. *grad_x shaped like x, owned by the caller. */
+    quac_status (*vjp_input)(const quac_plugin *self, const char *layer, const quac_tensor *x,
+                             const quac_tensor *grad_activations, quac_managed_tensor **grad_x);
+    /* [instance] From the logits to the layer: runs x through the network with the layer's output
+     * replaced by `activations` (NULL: the layer's own), and returns
+     * grad_a = (d f / d a)^T grad_logits (float32 [N, classes] borrowed) in *grad_activations, and the
+     * logits of that pass in *logits unless it is NULL. */
+    quac_status (*vjp_logits)(const quac_plugin *self, const char *layer, const quac_tensor *x,
+                              const quac_tensor *activations, const quac_tensor *grad_logits,
+                              quac_managed_tensor **logits, quac_managed_tensor **grad_activations);
+} quac_classifier_layers;
+
+/* A borrowed tensor with a name (since 1.2). */
+typedef struct quac_named_tensor {
+    const char *name;
+    const quac_tensor *tensor;
+} quac_named_tensor;
+
 /* --- The inputs of one batch, shared by converters, attributors and scorers. Every tensor is borrowed
  * and read-only; an input the run does not have is NULL. Shapes: x, x_cf and attribution are
  * [N, sample shape...] float32 (images are [N,C,H,W] in [-1,1]; concept tables [N,k] in [0,1]);
@@ -311,6 +363,13 @@ typedef struct quac_batch {
     uint64_t seed;                  /* seed for every random choice of this call */
     /* Since 1.1 (read only when struct_size covers it). */
     const quac_tensor *concepts;    /* [N, k] concepts of the queries, or NULL */
+    /* Since 1.2. Other attributors' maps of these queries, for a method built on them (a SMAT-style
+     * explainer mixes them). A plugin asks for them with a parameter whose schema says
+     * "format": "attributors" (a list of the run's attributor names); the host computes those
+     * attributors first and passes their raw maps (float32, shaped like x) here, named as in the run,
+     * in the parameter's order. NULL / 0 otherwise. */
+    const quac_named_tensor *maps;
+    uint64_t n_maps;
 } quac_batch;
 
 /* --- Converter: "quac.converter/1" ---

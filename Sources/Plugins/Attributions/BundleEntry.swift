@@ -7,5 +7,5 @@ public func quacPluginEntry(_ hostMajor: UInt32, _ hostMinor: UInt32) -> UnsafeR
                                                       DIntegratedGradients.self, VanillaIntegratedGradients.self,
                                                       DDeepLift.self, VanillaDeepLift.self, DInGrad.self,
                                                       RandomAttribution.self, SmoothGrad.self, ShapleySampling.self, DShapleySampling.self,
-                                                      FeatureAblation.self])
+                                                      FeatureAblation.self, GradCAM.self, LayerIntegratedGradients.self])
 }

@@ -19,6 +19,8 @@ final class CNNClassifier: ClassifierPlugin {
     /// The network's ModelFile description; model files this plugin writes carry it.
     let architecture: JSONValue
     let model: Module
+    /// The network's layers and their per-sample output shapes (CNNLayers.swift).
+    private(set) var layerShapes: [(name: String, shape: [Int])] = []
 
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host
@@ -52,6 +54,7 @@ final class CNNClassifier: ClassifierPlugin {
         } else {
             try probe()
         }
+        layerShapes = Self.probeLayers(model, sampleShape: shape)
     }
 
     var supportsModifiedBackward: Bool { true }
