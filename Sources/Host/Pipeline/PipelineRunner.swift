@@ -12,7 +12,7 @@ public final class PipelineRunner {
     let progress: RunProgress
     let context: RunContext
     /// Every plugin use of the manifest, resolved, by manifest pointer.
-    private var resolved: [String: ResolvedPlugin] = [:]
+    var resolved: [String: ResolvedPlugin] = [:]
 
     public static let toolVersion = "0.1.0"
 
@@ -61,6 +61,7 @@ public final class PipelineRunner {
                 trainedNames[use.name] = use.pointer
             }
         }
+        try checkMapSources(resolved)
         var studied: [String: String] = [:]
         for c in manifest.convergence {
             try checkConvergence(c)

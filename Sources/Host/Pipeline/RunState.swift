@@ -23,6 +23,8 @@ public final class RunState {
     /// Tensors stages published: counterfactuals, normalized maps.
     public internal(set) var tensors: [Artifact: Tensor] = [:]
     public internal(set) var fingerprints: [Artifact: String] = [:]
+    /// Each attributor's raw maps, by name, for the attributors built on them (MapSources).
+    var rawMaps: [String: Tensor] = [:]
     var summary: PipelineRunner.Summary
     /// SHA-256 of each plugin library, by path: hashed once per run (libraries are megabytes).
     private var libraryHashes: [String: String] = [:]
@@ -49,6 +51,20 @@ public final class RunState {
         let p = try instance(use)
         do { return try body(p) } catch let e as QuacError where e.category == .cancelled { throw e } catch {
             throw QuacError.wrap(error, context: "\(manifest.file): \(at ?? use.pointer)")
+        }
+    }
+
+    /// The attributor names a plugin use asks maps of (MapSources).
+    func mapSources(_ use: PipelineManifest.PluginUse) -> [String] {
+        guard let p = instances[use.pointer] else { return [] }
+        return MapSources.names(p.manifest, p.parameters)
+    }
+
+    /// The maps of `names` for `rows` of the run's samples.
+    func maps(_ names: [String], rows: Range<Int>) throws -> [(String, Tensor)] {
+        try names.map { name in
+            guard let t = rawMaps[name] else { throw QuacError("internal: the maps of \(name) were not computed before they were needed", category: .internal) }
+            return (name, t.rows(rows))
         }
     }
 

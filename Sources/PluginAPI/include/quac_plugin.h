@@ -407,7 +407,8 @@ typedef struct quac_scorer {
 
 /* A dataset the host serves in batches. Fields are named tensors per sample: "x" (input), "label"
  * (int64), "target" (int64), and whatever else the run computed for the training ("x_cf", "targets":
- * another attributor's maps, "teacher_logits" and "teacher": the classifier's outputs, "concepts"...).
+ * another attributor's maps, "teacher_logits" and "teacher": the classifier's outputs, "concepts",
+ * "maps.<name>": the maps of attributor <name> for a plugin that asks for them (quac_batch.maps)...).
  * Owned by the host and valid for the duration of the call it is passed to (train): copy what you
  * keep. */
 typedef struct quac_dataset {

@@ -5,7 +5,8 @@ import Foundation
 final class AttributeStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
         run.manifest.attributors.map {
-            AttributeStage($0, converter: run.manifest.converter != nil, conceptModel: run.manifest.conceptModel != nil)
+            AttributeStage($0, converter: run.manifest.converter != nil, conceptModel: run.manifest.conceptModel != nil,
+                           mapSources: run.mapSources($0))
         }
     }
 
@@ -13,12 +14,16 @@ final class AttributeStage: PipelineStage, StageKind {
     let label: String
     let needs: [Artifact]
     let produces: [Artifact]
+    /// The attributors whose maps this one takes (MapSources).
+    let mapSources: [String]
     var file: String { "attributions/\(use.name).safetensors" }
 
-    init(_ use: PipelineManifest.PluginUse, converter: Bool, conceptModel: Bool) {
+    init(_ use: PipelineManifest.PluginUse, converter: Bool, conceptModel: Bool, mapSources: [String]) {
         self.use = use
+        self.mapSources = mapSources
         label = "attribute \(use.name)"
         needs = (converter ? [.counterfactuals] : []) + (conceptModel ? [.concepts] : []) + (use.train == nil ? [] : [.trainedModel(use.pointer)])
+            + mapSources.map { .attributions($0) }
         produces = [.attributions(use.name)]
     }
 
@@ -27,12 +32,16 @@ final class AttributeStage: PipelineStage, StageKind {
                                  ("counterfactuals", .string(run.fingerprints[.counterfactuals] ?? "")), ("seed", .int(Int64(run.manifest.seed))),
                                  ("batch_size", .int(Int64(run.manifest.batchSize)))])
         if let c = run.fingerprints[.concepts] { inputs["concepts"] = .string(c) }
+        if !mapSources.isEmpty {
+            inputs["maps"] = .object(JSONObject(mapSources.map { ($0, .string(run.fingerprints[.attributions($0)] ?? "")) }))
+        }
         return Fingerprint.of(.object(inputs))
     }
 
     func reuse(_ run: RunState, fingerprint: String) throws -> Bool {
         guard let done = run.store.finished(file, fingerprint: fingerprint), let n = done.tensors["normalized"] else { return false }
         run.tensors[.attributions(use.name)] = n
+        run.rawMaps[use.name] = done.tensors["attribution"]
         return true
     }
 
@@ -40,8 +49,9 @@ final class AttributeStage: PipelineStage, StageKind {
 
     func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
         let d = run.samples
-        let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
+        var batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
                                 xCF: run.tensors[.counterfactuals]?.rows(rows), seed: seed, concepts: run.tensors[.concepts]?.rows(rows))
+        batch.maps = try run.maps(mapSources, rows: rows)
         return try run.call(use) { try $0.attribute(batch) }
     }
 
@@ -55,6 +65,7 @@ final class AttributeStage: PipelineStage, StageKind {
             try run.store.writeJSON("attributions/\(use.name).json", .object(doc))
         }
         run.tensors[.attributions(use.name)] = normalized
+        run.rawMaps[use.name] = raw
         return String(format: "%.2f s (%.1f ms/sample)", seconds, 1000 * seconds / Double(max(d.count, 1)))
     }
 }

@@ -11,7 +11,7 @@ import Foundation
 final class TrainStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
         let uses = [run.manifest.converter].compactMap { $0 } + run.manifest.attributors + run.manifest.scorers
-        return uses.filter { $0.train != nil }.map { TrainStage($0, in: run.manifest) }
+        return uses.filter { $0.train != nil }.map { TrainStage($0, in: run.manifest, mapSources: run.mapSources($0)) }
     }
 
     let use: PipelineManifest.PluginUse
@@ -21,18 +21,22 @@ final class TrainStage: PipelineStage, StageKind {
     let produces: [Artifact]
     /// The run's classifier: trained first, on its data alone.
     let isClassifier: Bool
+    /// The attributors whose maps the training data gets as "maps.<name>" (MapSources).
+    let mapSources: [String]
     var pointer: String { use.pointer + "/train" }
     var model: String { "models/\(use.name).safetensors" }
     var recordFile: String { "models/\(use.name).json" }
 
-    init(_ use: PipelineManifest.PluginUse, in m: PipelineManifest) {
+    init(_ use: PipelineManifest.PluginUse, in m: PipelineManifest, mapSources: [String] = []) {
         self.use = use
+        self.mapSources = mapSources
         spec = use.train ?? .null
         label = "train \(use.name)"
         isClassifier = use.pointer == "/classifier"
         produces = [.trainedModel(use.pointer)]
         // Plugins this one's training data comes from are trained first.
-        let sources = isClassifier ? [] : [Self.targetsSource(spec, m), m.converter].compactMap { $0 }
+        let maps = mapSources.compactMap { name in m.attributors.first { $0.name == name } }
+        let sources = isClassifier ? [] : ([Self.targetsSource(spec, m), m.converter].compactMap { $0 } + maps)
         needs = sources.filter { $0.train != nil && $0.pointer != use.pointer }.map { .trainedModel($0.pointer) }
     }
 
@@ -42,6 +46,10 @@ final class TrainStage: PipelineStage, StageKind {
     }
 
     func targetsSource(_ m: PipelineManifest) -> PipelineManifest.PluginUse? { Self.targetsSource(spec, m) }
+    /// The attributors whose maps become fields, in order.
+    func mapUses(_ m: PipelineManifest) -> [PipelineManifest.PluginUse] {
+        mapSources.compactMap { name in m.attributors.first { $0.name == name } }
+    }
     var wantsTeacher: Bool { spec["teacher"]?.boolValue ?? false }
     var wantsCounterfactuals: Bool { spec["counterfactuals"]?.boolValue ?? false }
     /// The concept model whose concepts the training data gets, when the split has none of its own.
@@ -58,12 +66,15 @@ final class TrainStage: PipelineStage, StageKind {
     func fieldsFingerprint(_ run: RunState) throws -> String? {
         let m = run.manifest
         let source = targetsSource(m)
-        guard wantsTeacher || wantsCounterfactuals || source != nil || conceptModel(m) != nil else { return nil }
+        let maps = mapUses(m)
+        guard wantsTeacher || wantsCounterfactuals || source != nil || !maps.isEmpty || conceptModel(m) != nil else { return nil }
         var inputs = JSONObject([("files", .object(try splitFiles(m))), ("run_seed", .int(Int64(m.seed))),
                                  ("batch_size", .int(Int64(m.batchSize))), ("train", spec)])
-        if wantsTeacher || wantsCounterfactuals || source != nil { inputs["classifier"] = run.classifierRecord }
+        let attributors = (source.map { [$0] } ?? []) + maps
+        if wantsTeacher || wantsCounterfactuals || !attributors.isEmpty { inputs["classifier"] = run.classifierRecord }
         if let source { inputs["targets_from"] = try run.record(try run.instance(source)) }
-        if wantsCounterfactuals || source != nil, let c = m.converter { inputs["converter"] = try run.record(try run.instance(c)) }
+        if !maps.isEmpty { inputs["maps"] = .array(try maps.map { try run.record(try run.instance($0)) }) }
+        if wantsCounterfactuals || !attributors.isEmpty, let c = m.converter { inputs["converter"] = try run.record(try run.instance(c)) }
         if let c = conceptModel(m) {
             inputs["concept_model"] = try run.record(try run.instance(c))
             inputs["concept_activation"] = .string(m.conceptActivation)
@@ -178,7 +189,8 @@ final class TrainStage: PipelineStage, StageKind {
         }
         var cf = d.xCF
         let source = targetsSource(m)
-        let sourceNeedsCF = source.flatMap { try? run.instance($0) }?.manifest.requires.contains(.counterfactual) ?? false
+        let maps = mapUses(m)
+        let sourceNeedsCF = ((source.map { [$0] } ?? []) + maps).contains { (try? run.instance($0))?.manifest.requires.contains(.counterfactual) ?? false }
         if cf == nil, wantsCounterfactuals || sourceNeedsCF, let converter = m.converter {
             cf = try batches("counterfactuals") { [concepts] r, seed in
                 let b = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target!.rows(r), seed: seed, concepts: concepts?.rows(r))
@@ -196,6 +208,14 @@ final class TrainStage: PipelineStage, StageKind {
                 return try run.call(source, at: "\(at) (targets_from)") { try $0.attribute(b).tensors["attribution"]! }
             }
             computed.append(("targets", targets))
+        }
+        for map in maps {
+            let values = try batches("maps of \(map.name)") { [cf, concepts] r, seed in
+                let b = BatchInputs(x: d.x.rows(r), source: d.labels.rows(r), target: d.target!.rows(r), xCF: cf?.rows(r),
+                                    seed: seed, concepts: concepts?.rows(r))
+                return try run.call(map, at: "\(at) (maps of \(map.name))") { try $0.attribute(b).tensors["attribution"]! }
+            }
+            computed.append((MapSources.field(map.name), values))
         }
         try run.store.writeTensors(cache, computed, fingerprint: fingerprint)
         return (out + computed, d.count)
