@@ -28,7 +28,7 @@ final class ABIVersionTests: XCTestCase {
         let fx = try TestSupport.fixtures()
         let check = try TestSupport.quacHost(["plugins", "check", "org.quac.test.legacy-1-0", "--plugin-path", fx.path])
         XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
-        XCTAssertTrue(check.stdout.contains("library ABI 1.0, host 1.1"), check.stdout)
+        XCTAssertTrue(check.stdout.contains("library ABI 1.0, host 1.2"), check.stdout)
         let dir = try TestSupport.tempDir()
         _ = try TestSupport.writeDataset(dir)
         let manifest = try TestSupport.writeManifest(dir, [
@@ -48,7 +48,7 @@ final class ABIVersionTests: XCTestCase {
     func testHostExtensionsAreLookedUpById() throws {
         let context = PluginContext(label: "test", run: nil)
         let host = context.host
-        XCTAssertEqual(host.pointee.abi_minor, 1)
+        XCTAssertEqual(host.pointee.abi_minor, 2)
         XCTAssertGreaterThanOrEqual(Int(host.pointee.struct_size), MemoryLayout<quac_host>.offset(of: \quac_host.get_extension)! + MemoryLayout<UnsafeRawPointer>.size)
         let getExtension = try XCTUnwrap(host.pointee.get_extension)
         XCTAssertNil("quac.host.no-such-service/1".withCString { getExtension(host, $0) })

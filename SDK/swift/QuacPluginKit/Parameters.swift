@@ -61,6 +61,13 @@ public struct Parameters: Sendable {
         return ints.map { Int($0) }
     }
 
+    public func strings(_ key: String) throws -> [String] {
+        let v = try value(key)
+        let ss = v.arrayValue?.compactMap(\.stringValue) ?? []
+        guard ss.count == v.arrayValue?.count else { throw wrong(key, "a list of strings", v) }
+        return ss
+    }
+
     public func doubles(_ key: String) throws -> [Double] {
         let v = try value(key)
         let ds = v.arrayValue?.compactMap(\.doubleValue) ?? []

@@ -180,7 +180,7 @@ private func runClassifier(_ ctx: PluginContext) throws -> Classifier {
     return c
 }
 
-/// The host services offered by id (ABI 1.1); NULL for any other id.
+/// The host services offered by id (since ABI 1.1); NULL for any other id.
 private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafePointer<CChar>?) -> UnsafeRawPointer? = { _, id in
     guard let id else { return nil }
     switch String(cString: id) {
