@@ -12,7 +12,7 @@ let bundles = [
     pluginBundle("BasicModels", dependencies: ["COpenBLAS"]),
     pluginBundle("Attributions"),
     pluginBundle("Scorers"),
-    pluginBundle("EngineModels", dependencies: ["Engine"]),
+    pluginBundle("EngineModels", dependencies: ["Engine", "MetaLearning"]),
 ]
 
 let package = Package(
@@ -79,6 +79,9 @@ let package = Package(
         .testTarget(name: "EngineBenchmarks", dependencies: ["Engine"], path: "bench/EngineBenchmarks"),
 
         .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),
+        // SMAT-style meta-learning on the engine: the student, its explainer and the meta step.
+        .target(name: "MetaLearning", dependencies: ["Engine"], path: "Sources/MetaLearning"),
+        .testTarget(name: "MetaLearningTests", dependencies: ["MetaLearning"], path: "Tests/MetaLearningTests", exclude: ["Fixtures"]),
         .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",
                     resources: [.copy("Fixtures")]),
     ] + bundles.map(\.1),

@@ -76,8 +76,8 @@ struct PluginsCommand: ParsableCommand {
             if any check fails.
             """)
         @Argument(help: "Plugin id, manifest path or library path.") var target: String
-        @Option(help: "Classifier plugin used by the checks of attributors, scorers and converters; sized from the plugin's own input_shape, or image_size and input_channels, and num_classes parameters when it has them.")
-        var classifier: String = "org.quac.mlp-classifier"
+        @Option(help: "Classifier plugin used by the checks of attributors, scorers and converters (default: the one the plugin's manifest names under \"check\", else org.quac.mlp-classifier); sized from the plugin's own input_shape, or image_size and input_channels, and num_classes parameters when it has them.")
+        var classifier: String?
         @Option(help: "JSON parameters for the plugin under test (default: the manifest's \"check\" parameters, or {}).") var params: String?
         @OptionGroup var paths: PluginPathOptions
         @Flag(help: "Print JSON.") var json = false
@@ -117,7 +117,7 @@ struct PluginsCommand: ParsableCommand {
 
         /// The options a child process needs to check one manifest the same way.
         func childOptions() -> [String] {
-            ["--classifier", classifier] + (params.map { ["--params", $0] } ?? []) + paths.pluginPaths.flatMap { ["--plugin-path", $0] }
+            (classifier.map { ["--classifier", $0] } ?? []) + (params.map { ["--params", $0] } ?? []) + paths.pluginPaths.flatMap { ["--plugin-path", $0] }
         }
     }
 }

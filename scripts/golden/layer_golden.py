@@ -122,7 +122,7 @@ def main(out_dir):
     def uniform(*shape, low=-1.0, high=1.0):
         return torch.rand(shape, generator=g, dtype=torch.float32) * (high - low) + low
 
-    # float32 weights (PyTorch's default init ranges), copied into a float64 model.
+    # float32 weights and batch-norm statistics, copied into a float64 model.
     model = Net()
     state32 = {}
     for name, t in model.state_dict().items():

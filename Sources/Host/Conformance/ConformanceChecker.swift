@@ -17,13 +17,23 @@ public struct ConformanceChecker {
     /// manifest's "check" parameters (relative paths against the manifest's folder), or none.
     let givenParameters: JSONValue?
     let registry: PluginRegistry
+    /// The helper classifier: the one asked for, else the manifest's "check"."classifier", else the MLP.
     let classifierID: String
+    let classifierParameters: JSONValue
 
-    public init(manifest: PluginManifest, parameters: JSONValue?, registry: PluginRegistry, classifierID: String) {
+    public static let defaultClassifier = "org.quac.mlp-classifier"
+
+    public init(manifest: PluginManifest, parameters: JSONValue?, registry: PluginRegistry, classifierID: String?) {
         self.manifest = manifest
         self.givenParameters = parameters
         self.registry = registry
-        self.classifierID = classifierID
+        if let classifierID {
+            (self.classifierID, classifierParameters) = (classifierID, .object(JSONObject()))
+        } else if let c = manifest.checkClassifier {
+            (self.classifierID, classifierParameters) = (c.plugin, c.params)
+        } else {
+            (self.classifierID, classifierParameters) = (Self.defaultClassifier, .object(JSONObject()))
+        }
     }
 
     /// The string a manifest's check parameters use for the file of the checker's own inputs.
@@ -113,7 +123,7 @@ public struct ConformanceChecker {
         if manifest.kind != .classifier {
             guard check("helper classifier \(classifierID)", {
                 let m = try registry.manifest(id: classifierID)
-                helperClassifier = try PluginInstance(manifest: m, params: Self.helperParameters(m, sizedFor: filled), run: context)
+                helperClassifier = try PluginInstance(manifest: m, params: JSONMerge.overlay(classifierParameters, Self.helperParameters(m, sizedFor: filled)), run: context)
                 context.classifier = helperClassifier
                 return "\(try helperClassifier!.info().sampleShape)"
             }) else { return results }
@@ -271,7 +281,13 @@ public struct ConformanceChecker {
     private func checkBatchKind(_ p: PluginInstance, classifier: PluginInstance, _ check: (String, () throws -> String) -> Bool) {
         guard let info = try? classifier.info() else { return }
         let sample = info.concreteSampleShape()
-        func batch(_ n: Int) -> BatchInputs { Inputs.batch(n, sample: sample, classes: info.numClasses, kind: p.kind) }
+        // A plugin built on other attributors' maps gets random maps under the names it asks for.
+        let mapNames = MapSources.names(p.manifest, p.parameters)
+        func batch(_ n: Int) -> BatchInputs {
+            var b = Inputs.batch(n, sample: sample, classes: info.numClasses, kind: p.kind)
+            b.maps = mapNames.enumerated().map { ($0.element, Inputs.uniform(b.x.shape, seed: 20 + UInt64($0.offset))) }
+            return b
+        }
         let output: String
         let callFn: (BatchInputs, Bool) throws -> PluginOutputs
         switch p.kind {
@@ -295,6 +311,7 @@ public struct ConformanceChecker {
                 var b = full
                 b.x = full.x.rows(i..<i + 1); b.source = full.source!.rows(i..<i + 1); b.target = full.target!.rows(i..<i + 1)
                 b.xCF = full.xCF!.rows(i..<i + 1); b.attribution = full.attribution?.rows(i..<i + 1)
+                b.maps = full.maps.map { ($0.0, $0.1.rows(i..<i + 1)) }
                 return try callFn(b, true).tensors[output]!
             })
             return try Inputs.close(whole, singles, what: output)
@@ -304,6 +321,7 @@ public struct ConformanceChecker {
             b.x = full.x.reshaped([4, full.x.count / 4])
             b.xCF = full.xCF!.reshaped(b.x.shape)
             b.attribution = full.attribution?.reshaped(b.x.shape)
+            b.maps = full.maps.map { ($0.0, $0.1.reshaped(b.x.shape)) }
             do { _ = try callFn(b, false) } catch { return "refused: \(QuacError.wrap(error).message)" }
             // A method that never calls the classifier (e.g. Residual) may work on any shape.
             let usesClassifier = manifest.requires.contains { $0 != .counterfactual && $0 != .converter }

@@ -20,6 +20,9 @@ public struct PluginManifest: Sendable {
     public let parameters: JSONValue
     /// Parameters `plugins check` uses when it is given none (the manifest's "check"."params").
     public let checkParameters: JSONValue?
+    /// The helper classifier `plugins check` runs this plugin with (the manifest's "check"."classifier":
+    /// plugin id and parameters), when it is not the default one.
+    public let checkClassifier: (plugin: String, params: JSONValue)?
 
     public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
 
@@ -71,6 +74,7 @@ public struct PluginManifest: Sendable {
         requires = reqs
         trainable = o["trainable"]?.boolValue ?? false
         checkParameters = o["check"]?["params"]
+        checkClassifier = o["check"]?["classifier"]?["plugin"]?.stringValue.map { ($0, o["check"]?["classifier"]?["params"] ?? .object(JSONObject())) }
         parameters = o["parameters"] ?? ["type": "object"]
         do {
             _ = try JSONSchema(parameters, source: "\(file)#/parameters")

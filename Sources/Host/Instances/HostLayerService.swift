@@ -42,7 +42,8 @@ private func give(_ first: Tensor, _ out1: UnsafeMutablePointer<UnsafeMutablePoi
 
 private let hostLayersList: @convention(c) (UnsafePointer<quac_host>?) -> UnsafePointer<CChar>? = { host in
     guard let ctx = PluginContext.from(host), let l = try? layers(ctx) else { return nil }
-    return ctx.cachedString("layers") {
+    // Keyed by the classifier: an instance may serve runs with different classifiers.
+    return ctx.cachedString("layers of \(ctx.run?.classifier?.label ?? "")") {
         JSONValue.array(l.layers.map { ["name": .string($0.name), "shape": .array($0.shape.map { .int(Int64($0)) })] }).serialized()
     }
 }

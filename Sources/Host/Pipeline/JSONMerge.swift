@@ -29,3 +29,12 @@ enum JSONMerge {
         return out
     }
 }
+
+extension JSONMerge {
+    /// `base` with the keys of `top` replacing its own (both objects; anything else: `top`).
+    static func overlay(_ base: JSONValue, _ top: JSONValue) -> JSONValue {
+        guard var out = base.objectValue, let t = top.objectValue else { return top }
+        for (k, v) in t { out[k] = v }
+        return .object(out)
+    }
+}

@@ -76,7 +76,7 @@ extension CNNClassifier: LayeredClassifierPlugin {
         let given = activations.map { NDArray($0).copy() }
         var leaf: Var?
         // The layer's output becomes a leaf (its own values, or the given ones), so the gradient
-        // stops there; everything before it runs without recording.
+        // stops there (what runs before it is recorded for the parameters, but never differentiated).
         let logits = withHook(m, { y in
             let l = Var(given ?? y.data.copy(), requiresGrad: true)
             leaf = l

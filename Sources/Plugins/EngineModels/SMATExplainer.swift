@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import MetaLearning
 import QuacPluginKit
 
 /// A SMAT-style learned explainer: it mixes H candidate saliency maps ("heads") with weights

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import MetaLearning
 import QuacPluginKit
 
 /// The simulability study: fresh students trained on the teacher's predictions for a budget of training

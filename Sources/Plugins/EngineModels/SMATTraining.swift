@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import MetaLearning
 import QuacPluginKit
 
 /// Meta-training of the SMAT-style explainer. Per training batch: one real student step on
@@ -83,26 +84,6 @@ extension SMATExplainer: TrainablePlugin {
         return Split(x: NDArray(x).copy(), teacher: teacher, heads: heads)
     }
 
-    /// The meta-gradient of one outer step: d/dphi of the student's CE on (xVal, yVal) after one
-    /// simulated update on the inner loss of (x, y, heads); and that outer loss.
-    static func metaGradient(student: SMATStudent, phi: Var, heads: NDArray, x: NDArray, y: Labels,
-                             xVal: NDArray, yVal: Labels, beta: Float) -> (outer: Float, grad: NDArray) {
-        let logE = SMATMath.logExplanation(SMATMath.mix(Var(heads), phi.sparsemax()))
-        let inner = student.innerLoss(x, y, teacher: logE, beta: beta)
-        let stepped = student.simulatedWeights(inner)
-        let outer = student.net.substituting(stepped) { Loss.crossEntropy(student.forward(Var(xVal)).logits, yVal) }
-        let g = gradients(of: [outer], wrt: [phi])[0]
-        return (outer.item, g?.data.copy() ?? NDArray.zeros(phi.shape))
-    }
-
-    /// One meta update of phi: the meta-gradient, clipped to norm `clip`, through AdamW.
-    static func metaUpdate(_ optimizer: Adam, phi: Var, grad: NDArray, clip: Float) {
-        phi.grad = Var(grad)
-        _ = clipGradNorm([phi], maxNorm: clip)
-        optimizer.step()
-        phi.grad = nil
-    }
-
     /// The teacher's log explanations with the current phi (no graph).
     func teacherLogExplanation(_ heads: NDArray) -> NDArray {
         noGrad { SMATMath.logExplanation(SMATMath.mix(Var(heads), phi.sparsemax())) }.data
@@ -148,11 +129,11 @@ extension SMATExplainer: TrainablePlugin {
                 inner += Double(student.step(x, y, teacher: teacherLogExplanation(heads!), beta: s.beta)) * Double(range.count)
                 let v = (0..<valBatch).map { valOrder[(b * valBatch + $0) % metaVal.count] }
                 let (xv, yv, _) = metaVal.rows(v)
-                let (loss, grad) = Self.metaGradient(student: student, phi: phi, heads: heads!, x: x, y: y, xVal: xv, yVal: yv, beta: s.beta)
+                let (loss, grad) = SMATMeta.metaGradient(student: student, phi: phi, heads: heads!, x: x, y: y, xVal: xv, yVal: yv, beta: s.beta)
                 guard loss.isFinite, (0..<grad.count).allSatisfy({ grad.pointer[$0].isFinite }) else {
                     throw PluginError.invalid("the meta step's loss became \(loss) in epoch \(epoch + 1); lower student_learning_rate or meta_learning_rate")
                 }
-                Self.metaUpdate(metaOptimizer, phi: phi, grad: grad, clip: s.clip)
+                SMATMeta.metaUpdate(metaOptimizer, phi: phi, grad: grad, clip: s.clip)
                 outer += Double(loss) * Double(range.count)
                 host.progress(epoch * batches.count + b + 1, of: s.epochs * batches.count, "epoch \(epoch + 1)/\(s.epochs)")
             }

@@ -1,6 +1,6 @@
 import Engine
 import Foundation
-import QuacPluginKit
+import QuacCore
 
 /// The student of SMAT-style training: a small CNN that learns to simulate the teacher (the classifier
 /// being explained) from its predictions, with an explainer of its own: its first layer's channel maps
@@ -9,18 +9,18 @@ import QuacPluginKit
 ///
 /// Network: conv3x3-ReLU to channels[0] (the heads, at the input's resolution), then per further width
 /// [2x2 max pooling, conv3x3-ReLU], a global max pooling, and a linear layer to the classes.
-final class SMATStudent {
-    let net: Module
-    let architecture: JSONValue
+public final class SMATStudent {
+    public let net: Module
+    public let architecture: JSONValue
     /// The student explainer's mixing parameters over its channels (uniform 1/c at the start).
-    let psi: Var
-    let learningRate: Float, momentum: Float
+    public let psi: Var
+    public let learningRate: Float, momentum: Float
     /// SGD momentum buffers, one per weight of `net` then psi.
-    private(set) var buffers: [NDArray]
+    public private(set) var buffers: [NDArray]
     private var lastHeads: Var?
-    let headChannels: Int
+    public let headChannels: Int
 
-    static func architecture(inputShape: [Int], channels: [Int], classes: Int) -> JSONValue {
+    public static func architecture(inputShape: [Int], channels: [Int], classes: Int) -> JSONValue {
         func int(_ v: Int) -> JSONValue { .int(Int64(v)) }
         var layers: [JSONValue] = [["type": "conv2d", "in": int(inputShape[0]), "out": int(channels[0]), "kernel": 3, "padding": 1], ["type": "relu"]]
         var (h, w) = (inputShape[1], inputShape[2])
@@ -34,9 +34,9 @@ final class SMATStudent {
         return ["type": "sequential", "init": "kaiming_normal", "layers": .array(layers)]
     }
 
-    init(inputShape: [Int], channels: [Int], classes: Int, seed: UInt64, learningRate: Float, momentum: Float) throws {
+    public init(inputShape: [Int], channels: [Int], classes: Int, seed: UInt64, learningRate: Float, momentum: Float) throws {
         architecture = Self.architecture(inputShape: inputShape, channels: channels, classes: classes)
-        do { net = try ModelBuilder.build(architecture, seed: seed) } catch { throw PluginError.invalid("student architecture: \(error)") }
+        do { net = try ModelBuilder.build(architecture, seed: seed) } catch { throw EngineError.badArchitecture("student: \(error)") }
         headChannels = channels[0]
         psi = Var(NDArray.full([channels[0]], 1 / Float(channels[0])), requiresGrad: true)
         self.learningRate = learningRate
@@ -47,10 +47,10 @@ final class SMATStudent {
     }
 
     /// The weights by name (not psi): what one simulated update replaces.
-    var weights: [(String, Var)] { net.namedParameters() }
+    public var weights: [(String, Var)] { net.namedParameters() }
 
     /// Logits and the head maps [N, c, P] of one pass.
-    func forward(_ x: Var) -> (logits: Var, heads: Var) {
+    public func forward(_ x: Var) -> (logits: Var, heads: Var) {
         let logits = net(x)
         let h = lastHeads!
         lastHeads = nil
@@ -58,13 +58,13 @@ final class SMATStudent {
     }
 
     /// The student explainer's log explanation over positions.
-    func logExplanation(_ heads: Var) -> Var {
+    public func logExplanation(_ heads: Var) -> Var {
         SMATMath.logExplanation(SMATMath.mix(SMATMath.standardize(heads), psi.sparsemax()))
     }
 
     /// CE(S(x), teacher's classes) + beta * KL(teacher explanation || student explanation); no
     /// explanation term when `teacher` is nil.
-    func innerLoss(_ x: NDArray, _ labels: Labels, teacher logE: Var?, beta: Float) -> Var {
+    public func innerLoss(_ x: NDArray, _ labels: Labels, teacher logE: Var?, beta: Float) -> Var {
         let (logits, heads) = forward(Var(x))
         let ce = Loss.crossEntropy(logits, labels)
         guard let logE, beta != 0 else { return ce }
@@ -73,7 +73,7 @@ final class SMATStudent {
 
     /// One real SGD step on the inner loss; returns the loss.
     @discardableResult
-    func step(_ x: NDArray, _ labels: Labels, teacher logE: NDArray?, beta: Float) -> Float {
+    public func step(_ x: NDArray, _ labels: Labels, teacher logE: NDArray?, beta: Float) -> Float {
         let params = net.parameters + [psi]
         let loss = innerLoss(x, labels, teacher: logE.map { Var($0) }, beta: beta)
         let grads = gradients(of: [loss], wrt: params)
@@ -91,7 +91,7 @@ final class SMATStudent {
 
     /// theta' = theta - lr * (mu * buf + grad) for the weights, with the gradient of `loss` recorded
     /// (createGraph), so what is computed with theta' differentiates through the update.
-    func simulatedWeights(_ loss: Var) -> [String: Var] {
+    public func simulatedWeights(_ loss: Var) -> [String: Var] {
         let named = weights
         let grads = gradients(of: [loss], wrt: named.map(\.1), createGraph: true)
         var out: [String: Var] = [:]
@@ -103,7 +103,7 @@ final class SMATStudent {
     }
 
     /// Accuracy of the student's classes against `labels` (in batches, without recording).
-    func accuracy(_ x: NDArray, _ labels: [Int]) -> Double {
+    public func accuracy(_ x: NDArray, _ labels: [Int]) -> Double {
         let n = labels.count
         guard n > 0 else { return .nan }
         var right = 0
@@ -124,16 +124,16 @@ final class SMATStudent {
     }
 
     /// Weights, psi and momentum buffers, for a checkpoint.
-    func state() -> [(String, NDArray)] {
+    public func state() -> [(String, NDArray)] {
         net.stateDict() + [("psi", psi.data.copy())] + buffers.enumerated().map { ("momentum.\($0.offset)", $0.element.copy()) }
     }
 
-    func load(_ state: [String: NDArray]) throws {
+    public func load(_ state: [String: NDArray]) throws {
         try net.loadStateDict(state)
-        guard let p = state["psi"], p.shape == psi.shape else { throw PluginError.io("student state: no psi of shape \(psi.shape)") }
+        guard let p = state["psi"], p.shape == psi.shape else { throw EngineError.badCheckpoint("student state: no psi of shape \(psi.shape)") }
         psi.setData(p.copy())
         for i in buffers.indices {
-            guard let b = state["momentum.\(i)"], b.shape == buffers[i].shape else { throw PluginError.io("student state: momentum buffer \(i) missing") }
+            guard let b = state["momentum.\(i)"], b.shape == buffers[i].shape else { throw EngineError.badCheckpoint("student state: momentum buffer \(i) missing") }
             buffers[i] = b.copy()
         }
     }
