@@ -14,7 +14,7 @@ extension SMATExplainer: TrainablePlugin {
     struct Settings {
         var studentChannels: [Int], beta: Float, studentLR: Float, momentum: Float
         var metaLR: Float, metaWeightDecay: Float, clip: Float, epochs: Int, batchSize: Int
-        var budgets: [Int], studySeeds: Int, studyEpochs: Int
+        var budgets: [Int], studySeeds: Int, studyEpochs: Int, resetSteps: Int
 
         init(_ p: Parameters) throws {
             studentChannels = try p.ints("student_channels")
@@ -29,6 +29,7 @@ extension SMATExplainer: TrainablePlugin {
             budgets = try p.ints("budgets")
             studySeeds = try p.int("simulation_seeds")
             studyEpochs = try p.int("simulation_epochs")
+            resetSteps = try p.int("student_reset_steps")
             guard (1...6).contains(studentChannels.count), studentChannels.allSatisfy({ $0 >= 1 }) else {
                 throw PluginError.invalid("student_channels must list 1 to 6 positive widths")
             }
@@ -36,13 +37,14 @@ extension SMATExplainer: TrainablePlugin {
                   metaLR > 0, metaLR.isFinite, metaWeightDecay >= 0, clip > 0 else {
                 throw PluginError.invalid("training needs beta >= 0, student_learning_rate > 0, 0 <= student_momentum < 1, meta_learning_rate > 0, meta_weight_decay >= 0 and meta_clip > 0")
             }
+            guard resetSteps >= 0 else { throw PluginError.invalid("student_reset_steps must be 0 (never) or positive") }
             guard epochs >= 1, batchSize >= 1, studySeeds >= 0, studyEpochs >= 1, budgets.allSatisfy({ $0 >= 1 }) else {
                 throw PluginError.invalid("training needs epochs >= 1, batch_size >= 1, simulation_seeds >= 0, simulation_epochs >= 1 and positive budgets")
             }
         }
 
         var resumeKey: String {
-            "student=\(studentChannels) beta=\(beta) lr=\(studentLR) momentum=\(momentum) meta_lr=\(metaLR) meta_wd=\(metaWeightDecay) clip=\(clip) batch=\(batchSize)"
+            "student=\(studentChannels) beta=\(beta) lr=\(studentLR) momentum=\(momentum) meta_lr=\(metaLR) meta_wd=\(metaWeightDecay) clip=\(clip) batch=\(batchSize) reset=\(resetSteps)"
         }
     }
 
@@ -106,8 +108,11 @@ extension SMATExplainer: TrainablePlugin {
         let metaVal = try load(val, "validation", indices: Array(0..<half), withHeads: false)
         let heldOut = try load(val, "validation", indices: Array(half..<val.count), withHeads: false)
 
-        let student = try SMATStudent(inputShape: sampleShape, channels: s.studentChannels, classes: classes, seed: seed,
-                                      learningRate: s.studentLR, momentum: s.momentum)
+        func newStudent(_ generation: Int) throws -> SMATStudent {
+            try SMATStudent(inputShape: sampleShape, channels: s.studentChannels, classes: classes, seed: seed &+ UInt64(generation),
+                            learningRate: s.studentLR, momentum: s.momentum)
+        }
+        var student = try newStudent(0)
         let metaOptimizer = Adam.adamW([phi], lr: s.metaLR, weightDecay: s.metaWeightDecay)
         var history: [Epoch] = [], first = 0
         let checkpoint = checkpoints.appendingPathComponent("last.safetensors")
@@ -125,6 +130,10 @@ extension SMATExplainer: TrainablePlugin {
             var inner = 0.0, outer = 0.0
             for (b, range) in batches.enumerated() {
                 try host.checkCancelled()
+                // A fresh student every student_reset_steps steps keeps the meta step where explanations
+                // matter most: early in a student's training, as in the study's small budgets.
+                let step = epoch * batches.count + b
+                if s.resetSteps > 0, step > 0, step % s.resetSteps == 0 { student = try newStudent(step / s.resetSteps) }
                 let (x, y, heads) = pool.rows(Array(order[range]))
                 inner += Double(student.step(x, y, teacher: teacherLogExplanation(heads!), beta: s.beta)) * Double(range.count)
                 let v = (0..<valBatch).map { valOrder[(b * valBatch + $0) % metaVal.count] }
