@@ -22,6 +22,7 @@ public struct HTMLReport {
         h += scoreTable()
         h += curvesSection()
         h += convergenceSection()
+        h += simulabilitySection()
         for (run, tag) in zip(runs, Comparison.labels(runs)) { h += sampleGrid(run, tag: tag, single: runs.count == 1) }
         h += reproducibility()
         h += "<script>\(ReportAssets.script)</script></body></html>\n"
@@ -38,7 +39,10 @@ public struct HTMLReport {
         let multi = comparison.runs.count > 1
         if multi { h += "<th class=\"text\">run</th>" }
         h += "<th class=\"text\">method</th><th class=\"text\">scorer</th><th>median</th><th>q25</th><th>q75</th><th>mean</th>"
-        h += "<th>ms / sample</th><th>mean |convergence delta|</th><th>rank</th><th>best on</th><th>tied on</th></tr></thead><tbody>"
+        let withSimulability = comparison.rows.contains { $0.simulability != nil }
+        h += "<th>ms / sample</th><th>mean |convergence delta|</th><th>rank</th><th>best on</th><th>tied on</th>"
+        if withSimulability { h += "<th>simulability</th>" }
+        h += "</tr></thead><tbody>"
         for r in comparison.rows {
             h += "<tr\(r.rank == 1 ? " class=\"best\"" : "") data-method=\"\(HTML.escape(r.method))\" data-scorer=\"\(HTML.escape(r.scorer))\">"
             if multi { h += "<td class=\"text\" data-value=\"\(HTML.escape(r.run))\">\(HTML.escape(r.run))</td>" }
@@ -46,11 +50,16 @@ public struct HTMLReport {
             h += "<td class=\"text\" data-value=\"\(HTML.escape(r.scorer))\">\(HTML.escape(r.scorer))</td>"
             h += cell(r.median) + cell(r.q25) + cell(r.q75) + cell(r.mean) + cell(r.secondsPerSample, digits: 2, scale: 1000)
             h += cell(r.meanAbsConvergenceDelta, digits: 5)
-            h += "<td data-value=\"\(r.rank)\">\(r.rank)</td><td data-value=\"\(r.wins)\">\(r.wins)</td><td data-value=\"\(r.ties)\">\(r.ties)</td></tr>"
+            h += "<td data-value=\"\(r.rank)\">\(r.rank)</td><td data-value=\"\(r.wins)\">\(r.wins)</td><td data-value=\"\(r.ties)\">\(r.ties)</td>"
+            if withSimulability { h += cell(r.simulability, digits: 3) }
+            h += "</tr>"
         }
         h += "</tbody></table><p class=\"sub\">Rank orders the medians; equal medians share a rank. "
-        h += "Best on: samples where the method alone has the highest score; tied on: samples where it shares the highest score with another method (no one wins those).</p>"
-        return h
+        h += "Best on: samples where the method alone has the highest score; tied on: samples where it shares the highest score with another method (no one wins those)."
+        if withSimulability {
+            h += " Simulability: median accuracy, against the classifier, of students taught with the method's explanations at the smallest budget of the simulability study (below)."
+        }
+        return h + "</p>"
     }
 
     private func curvesSection() -> String {
@@ -103,6 +112,51 @@ public struct HTMLReport {
                     + cell(e["mse"]?.doubleValue, digits: 6) + "<td data-value=\"\">-</td></tr>"
             }
             tables += "</tbody></table>"
+        }
+        return h + "</div>" + tables
+    }
+
+    /// Each simulability study: per condition (no explanation, static explainers, the learned one) the
+    /// median student accuracy against the classifier with its interquartile band, over the budgets,
+    /// and the same numbers as a table.
+    private func simulabilitySection() -> String {
+        let studies = zip(comparison.runs, Comparison.labels(comparison.runs)).flatMap { r, tag in r.simulability.map { (tag, $0.method, $0.study) } }
+        guard !studies.isEmpty else { return "" }
+        var h = "<h2>Simulability</h2><p class=\"sub\">Fresh students trained on the classifier's predictions for a budget of examples, with no explanation, a static explainer (the uniform mix, each head alone) or the learned explainer; accuracy against the classifier on held-out data that has no explanations. Median over seeds, with the band between the 25th and 75th percentiles.</p><div class=\"charts\">"
+        var tables = ""
+        for (tag, method, study) in studies {
+            let conditions = study["conditions"]?.arrayValue ?? []
+            let budgets = (study["budgets"]?.arrayValue ?? []).compactMap(\.intValue).map(Int.init)
+            let names = conditions.map { $0["name"]?.stringValue ?? "?" }
+            var curves: [Comparison.Curve] = []
+            for c in conditions {
+                let r = c["results"]?.arrayValue ?? []
+                func values(_ k: String) -> [Double] { r.map { $0[k]?.doubleValue ?? .nan } }
+                curves.append(Comparison.Curve(run: tag, method: c["name"]?.stringValue ?? "?", scorer: "",
+                                               x: r.map { Double($0["budget"]?.intValue ?? 0) }, median: values("median"), q25: values("q1"), q75: values("q3")))
+            }
+            let title = comparison.runs.count > 1 ? "\(tag): \(method)" : method
+            h += ReportCharts.curves(curves, methods: names, title: title, xLabel: "training examples per student", yLabel: "simulability")
+            let seeds = study["seeds"]?.intValue ?? 0, heldOut = study["held_out"]?.intValue ?? 0
+            tables += "<table><thead><tr><th class=\"text\">\(HTML.escape(title)) (\(seeds) seeds, \(heldOut) held-out samples)</th>"
+            tables += budgets.map { "<th>\($0) examples</th>" }.joined() + "</tr></thead><tbody>"
+            for c in conditions {
+                let kind = c["kind"]?.stringValue ?? ""
+                tables += "<tr><td class=\"text\">\(HTML.escape(c["name"]?.stringValue ?? "?")) (\(HTML.escape(kind)))</td>"
+                for r in c["results"]?.arrayValue ?? [] {
+                    let m = r["median"]?.doubleValue ?? .nan, q1 = r["q1"]?.doubleValue ?? .nan, q3 = r["q3"]?.doubleValue ?? .nan
+                    tables += "<td data-value=\"\(m)\">\(String(format: "%.3f [%.3f, %.3f]", m, q1, q3))</td>"
+                }
+                tables += "</tr>"
+            }
+            tables += "</tbody></table>"
+            if let learned = conditions.first(where: { $0["kind"]?.stringValue == "learned" }), let w = learned["weights"]?.arrayValue {
+                let heads = (comparison.runs.first { $0.simulability.contains { $0.method == method } }?.methods.first { $0.name == method }?.fields["heads"]?.arrayValue) ?? []
+                let labelled = zip(heads.compactMap { $0["name"]?.stringValue }, w.compactMap(\.doubleValue)).filter { $0.1 > 0 }
+                if !labelled.isEmpty {
+                    tables += "<p class=\"sub\">\(HTML.escape(method)): learned head weights " + labelled.map { "\(HTML.escape($0.0)) \(String(format: "%.3f", $0.1))" }.joined(separator: ", ") + " (the others 0).</p>"
+                }
+            }
         }
         return h + "</div>" + tables
     }

@@ -36,6 +36,9 @@ public struct RunResults {
     public let methods: [Method]
     /// The run's convergence studies (convergence/<method>.json), in manifest order.
     public var convergence: [JSONValue] = []
+    /// The simulability studies of the run's trained explainers (a SMAT-style explainer's training
+    /// history, models/<name>.json), by method, in manifest order.
+    public var simulability: [(method: String, study: JSONValue)] = []
 
     public var scorerNames: [String] {
         var names: [String] = []
@@ -84,6 +87,26 @@ public struct RunResults {
         results.convergence = (record["manifest"]?["convergence"]?.arrayValue ?? []).compactMap { c in
             c["method"]?.stringValue.flatMap { store.readJSON("convergence/\($0).json") }
         }
+        for a in record["manifest"]?["attributors"]?.arrayValue ?? [] where a["train"] != nil {
+            guard let name = a["name"]?.stringValue, let study = store.readJSON("models/\(name).json")?["history"]?["simulability"],
+                  study.objectValue != nil else { continue }
+            results.simulability.append((name, study))
+        }
         return results
+    }
+
+    /// A method's simulability at the smallest budget of the run's first study that has a condition for
+    /// it: the learned explainer's own, or the static single-head condition named after the method.
+    public func simulability(of method: String) -> (median: Double, budget: Int)? {
+        for (owner, study) in simulability {
+            for c in study["conditions"]?.arrayValue ?? [] {
+                let kind = c["kind"]?.stringValue, name = c["name"]?.stringValue
+                guard (kind == "learned" && owner == method) || (kind == "static" && name == method),
+                      let first = c["results"]?.arrayValue?.first, let m = first["median"]?.doubleValue,
+                      let b = first["budget"]?.intValue else { continue }
+                return (m, Int(b))
+            }
+        }
+        return nil
     }
 }
