@@ -8,6 +8,7 @@ final class ParameterDefaultsTests: XCTestCase {
     /// Small sizes for the networks, so that creating them many times stays quick in a debug build.
     static let sizes: [String: JSONValue] = [
         "org.quac.cnn-classifier": ["input_shape": [1, 16, 16], "channels": [4, 8, 8, 8], "fc": [16, 16]],
+        "org.quac.smat-explainer": ["input_shape": [1, 8, 8], "heads": ["a-method"]],
         "org.quac.stargan-converter": ["image_size": 8, "max_channels": 8, "style_dim": 8, "latent_dim": 4, "mapping_dim": 16],
     ]
 

@@ -180,7 +180,7 @@ public struct ConformanceChecker {
         var info: ClassifierInfo?
         guard check("get_info", {
             info = try c.info()
-            return "\(info!.numClasses) classes, sample \(info!.sampleShape), vjp \(info!.hasVJP), modified backward \(info!.hasModifiedBackward)"
+            return "\(info!.numClasses) classes, sample \(info!.sampleShape), vjp \(info!.hasVJP), modified backward \(info!.hasModifiedBackward), layers \(info!.hasLayers)"
         }) else { return }
         let i = info!
         let shape = [4] + i.concreteSampleShape()
@@ -231,6 +231,7 @@ public struct ConformanceChecker {
             }
             badInputs(i, check) { try c.rawVJP($0, gradLogits: Inputs.uniform([$0.shape.first ?? 0, i.numClasses], seed: 4), wantLogits: false).gradX }
         }
+        if i.hasLayers { checkLayers(c, x, i, check) }
         if i.hasModifiedBackward {
             let g = Inputs.oneHot([0, 1, 0, 1].map { Int64($0 % i.numClasses) }, classes: i.numClasses)
             let baseline = Tensor(zeros: x.shape)
@@ -244,6 +245,54 @@ public struct ConformanceChecker {
                     return try Inputs.close(whole, singles, what: "grad_x")
                 }
             }
+        }
+    }
+
+    /// QUAC_EXT_CLASSIFIER_LAYERS: the list parses; every layer's activations have their listed shape and
+    /// come with forward's logits; the pass from a layer's own activations gives the same logits; the VJP
+    /// from the logits to the last listed layer, then from it to the input, equals the classifier's own
+    /// VJP (the chain rule); unknown layers are refused.
+    private func checkLayers(_ c: PluginInstance, _ x: Tensor, _ info: ClassifierInfo, _ check: (String, () throws -> String) -> Bool) {
+        var layers: CheckedLayers?
+        guard check("layers: list", {
+            layers = try c.layers()
+            guard !layers!.layers.isEmpty else { throw QuacError("the classifier offers the extension but lists no layers") }
+            return "\(layers!.layers.count) layers, last \(layers!.layers.last!.name) \(layers!.layers.last!.shape)"
+        }) else { return }
+        let l = layers!
+        _ = check("layers: forward gives each layer's listed shape and forward's logits") {
+            let logits = try c.forward(x)
+            for layer in l.layers {
+                let r = try l.forward(layer.name, x: x)
+                _ = try Inputs.close(r.logits, logits, what: "logits of the pass reading \(layer.name)")
+            }
+            return "\(l.layers.count) layers"
+        }
+        _ = check("layers: vjp_logits from a layer's own activations keeps forward's logits") {
+            for layer in l.layers {
+                let (a, logits) = try l.forward(layer.name, x: x)
+                let g = Inputs.uniform([x.shape[0], info.numClasses], seed: 8)
+                let r = try l.vjpLogits(layer.name, x: x, activations: a, gradLogits: g)
+                _ = try Inputs.close(r.logits, logits, what: "logits of the pass from \(layer.name)'s activations")
+                guard r.gradActivations.isFinite else { throw QuacError("\(layer.name): gradient contains NaN or infinity") }
+            }
+            return "\(l.layers.count) layers"
+        }
+        if info.hasVJP {
+            _ = check("layers: vjp_input after vjp_logits equals the classifier's vjp") {
+                let g = Inputs.uniform([x.shape[0], info.numClasses], seed: 9)
+                let direct = try c.vjp(x, gradLogits: g).gradX
+                // The chain rule holds through a layer every path to the logits passes; which layers
+                // those are is not listed, so the checker takes the last one (the network's last part).
+                let layer = l.layers.last!
+                let ga = try l.vjpLogits(layer.name, x: x, activations: nil, gradLogits: g).gradActivations
+                let chained = try l.vjpInput(layer.name, x: x, gradActivations: ga)
+                return try Inputs.close(chained, direct, what: "grad_x through \(layer.name)")
+            }
+        }
+        _ = check("layers: an unknown layer is refused") {
+            do { _ = try l.calls.forward("no.such.layer", x: x) } catch { return "refused: \(QuacError.wrap(error).message)" }
+            throw QuacError("the classifier accepted the layer name \"no.such.layer\"")
         }
     }
 

@@ -31,6 +31,11 @@ extension PipelineRunner {
     /// each other's maps in a circle; an attributor whose maps go into training data takes no maps
     /// itself (training data is computed one level deep).
     func checkMapSources(_ resolved: [String: ResolvedPlugin]) throws {
+        // Only attributors' batches carry maps.
+        for (use, kind) in manifest.pluginUses where kind != .attributor {
+            guard let r = resolved[use.pointer], !MapSources.names(r.manifest, r.parameters).isEmpty else { continue }
+            throw QuacError.at(manifest.file, use.pointer + "/params/" + MapSources.parameter(r.manifest), "only attributors receive other attributors' maps; this \(kind.rawValue) cannot")
+        }
         var sources: [String: [String]] = [:]
         for use in manifest.attributors {
             let r = resolved[use.pointer]!

@@ -26,7 +26,7 @@ extension SMATExplainer: TrainablePlugin {
             clip = try p.float("meta_clip")
             epochs = try p.int("epochs")
             batchSize = try p.int("batch_size")
-            budgets = try p.ints("budgets")
+            budgets = try p.ints("budgets").sorted()   // ascending: the first is the smallest
             studySeeds = try p.int("simulation_seeds")
             studyEpochs = try p.int("simulation_epochs")
             resetSteps = try p.int("student_reset_steps")
