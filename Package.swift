@@ -12,7 +12,7 @@ let bundles = [
     pluginBundle("BasicModels", dependencies: ["COpenBLAS"]),
     pluginBundle("Attributions"),
     pluginBundle("Scorers"),
-    pluginBundle("EngineModels", dependencies: ["Engine", "MetaLearning"]),
+    pluginBundle("EngineModels", dependencies: ["Engine", "MetaLearning", "LogicNetworks"]),
 ]
 
 let package = Package(
@@ -81,7 +81,9 @@ let package = Package(
         .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),
         // SMAT-style meta-learning on the engine: the student, its explainer and the meta step.
         .target(name: "MetaLearning", dependencies: ["Engine"], path: "Sources/MetaLearning"),
-        .testTarget(name: "MetaLearningTests", dependencies: ["MetaLearning"], path: "Tests/MetaLearningTests", exclude: ["Fixtures"]),
+        // Logic explained networks on the engine: the entropy layer, the network and rule extraction.
+        .target(name: "LogicNetworks", dependencies: ["Engine"], path: "Sources/LogicNetworks"),
+        .testTarget(name: "MetaLearningTests", dependencies: ["MetaLearning", "LogicNetworks"], path: "Tests/MetaLearningTests", exclude: ["Fixtures"]),
         .testTarget(name: "QuacHostTests", dependencies: ["QuacHost", "QuacSDK"], path: "Tests/QuacHostTests",
                     resources: [.copy("Fixtures")]),
     ] + bundles.map(\.1),

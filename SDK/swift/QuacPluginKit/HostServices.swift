@@ -96,3 +96,15 @@ public struct HostServices: @unchecked Sendable {
         return t
     }
 }
+
+extension HostServices {
+    /// The run's concept names (QUAC_HOST_EXT_CONCEPTS), or nil when the run has no concepts or the
+    /// host is older than ABI 1.1.
+    public func conceptNames() -> [String]? {
+        let hasExtensions = Int(raw.pointee.struct_size) >= MemoryLayout<quac_host>.offset(of: \quac_host.get_extension)! + MemoryLayout<UnsafeRawPointer>.size
+        guard hasExtensions, let t = raw.pointee.get_extension?(raw, QUAC_HOST_EXT_CONCEPTS) else { return nil }
+        let table = t.assumingMemoryBound(to: quac_host_concepts.self)
+        guard let json = table.pointee.names_json?(raw) else { return nil }
+        return (try? JSONParser.parse(String(cString: json)))?.arrayValue?.compactMap(\.stringValue)
+    }
+}
