@@ -1,0 +1,131 @@
+import Foundation
+import XCTest
+import Engine
+import QuacCore
+@testable import LogicNetworks
+
+/// Logic explained networks: the entropy layer and a whole network against torch_explain 1.5.1 on the
+/// same weights (Fixtures/len-golden, written by scripts/golden/len_golden.py), and rule extraction on
+/// hand-built cases whose rules are known.
+final class LogicNetworkTests: XCTestCase {
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/len-golden/len.safetensors")
+
+    func assertClose(_ a: [Float], _ b: [Float], _ what: String, tolerance: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        let scale = max(1, b.map(abs).max() ?? 1)
+        for (x, y) in zip(a, b) where abs(x - y) > tolerance * scale {
+            XCTFail("\(what): \(x) vs \(y)", file: file, line: line)
+            return
+        }
+    }
+
+    func testEntropyLayerMatchesTorchExplain() throws {
+        let file = try Safetensors.read(Self.golden)
+        let a = ModelFile.floatArrays(file)
+        var rng = RandomGenerator(seed: 0)
+        let layer = EntropyLinear(concepts: 5, hidden: 3, classes: 2, temperature: 0.6, rng: &rng)
+        try layer.loadStateDict(["weight": a["entropy.weight"]!, "bias": a["entropy.bias"]!])
+        let (alpha, normalized) = layer.attention()
+        assertClose(layer.weight.abs().sum(axes: [1]).array, a["gamma"]!.array, "gamma")
+        assertClose(alpha.array, a["alpha"]!.array, "alpha")
+        assertClose(normalized.array, a["alpha_norm"]!.array, "alpha~")
+        XCTAssertEqual(layer.mask().flatMap { $0 }.map { $0 ? Float(1) : 0 }, a["mask"]!.array)
+        XCTAssertTrue(layer.mask().flatMap { $0 }.contains(true) && layer.mask().flatMap { $0 }.contains(false), "the golden's mask has both")
+        let c = Var(a["c"]!.copy(), requiresGrad: true)
+        let out = layer(c)
+        assertClose(out.array, a["out"]!.array, "output")
+        let grads = gradients(of: [out], wrt: [layer.weight, layer.bias, c], seeds: [Var(a["g_out"]!.copy())])
+        assertClose(grads[0]!.array, a["grad_weight"]!.array, "d/dW")
+        assertClose(grads[1]!.array, a["grad_bias"]!.array, "d/db")
+        assertClose(grads[2]!.array, a["grad_c"]!.array, "d/dc")
+        let entropy = layer.entropy()
+        XCTAssertEqual(entropy.item, a["entropy"]!.array[0], accuracy: 1e-5)
+        assertClose(gradients(of: [entropy], wrt: [layer.weight])[0]!.array, a["grad_entropy_weight"]!.array, "d entropy / dW")
+    }
+
+    func testNetworkLossAndGradientsMatchTorchExplain() throws {
+        let file = try Safetensors.read(Self.golden)
+        let a = ModelFile.floatArrays(file)
+        let net = LogicNetwork(concepts: 5, classes: 2, hidden: [10, 4], seed: 1)
+        var state: [String: NDArray] = [:]
+        for (k, v) in a where k.hasPrefix("len.") { state[String(k.dropFirst(4))] = v }
+        try net.loadStateDict(state)
+        XCTAssertEqual(Set(net.namedParameters().map(\.0)), Set(state.keys), "torch_explain's parameter names")
+        let c = Var(a["len_c"]!.copy())
+        assertClose(net(c).array, a["len_logits"]!.array, "logits")
+        let labels = Labels(file.tensors["len_labels"]!).values
+        let loss = net.loss(c, labels: labels, lambda: 1e-4)
+        XCTAssertEqual(loss.item, a["len_loss"]!.array[0], accuracy: 1e-5)
+        let named = net.namedParameters()
+        let grads = gradients(of: [loss], wrt: named.map(\.1))
+        for ((name, _), g) in zip(named, grads) { assertClose(g!.array, a["len_grad.\(name)"]!.array, "d loss / d \(name)") }
+        assertClose(net.entropy.attention().alpha.array, a["len_alpha"]!.array, "alpha")
+    }
+
+    // MARK: Rules
+
+    /// Every combination of k concepts once, labelled by `f`.
+    func truthTable(_ k: Int, _ f: ([Bool]) -> Bool) -> (TruthTable, [Int]) {
+        let rows = (0..<(1 << k)).map { m in (0..<k).map { m & (1 << $0) != 0 } }
+        return (TruthTable(rows: rows), rows.map { f($0) ? 1 : 0 })
+    }
+
+    /// Logits that classify perfectly (class 1 where `labels` says so).
+    func perfectLogits(_ labels: [Int]) -> [Float] { labels.flatMap { $0 == 1 ? [-1, 1] : [1, -1] } as [Float] }
+
+    func testExtractsTheKnownRuleOverMaskedConceptsOnly() {
+        // Class 1 = c0 & ~c2; c1 and c3 are noise the mask leaves out.
+        let (t, y) = truthTable(4) { $0[0] && !$0[2] }
+        let r = RuleExtraction.extract(class: 1, classes: 2, mask: [true, false, true, false], attention: [1, 0.1, 0.9, 0.2],
+                                       train: t, trainLabels: y, logits: perfectLogits(y), val: t, valLabels: y)
+        XCTAssertEqual(r.rule.text(["a", "b", "c", "d"]), "a & ~c")
+        XCTAssertEqual(r.rule.complexity, 2)
+        XCTAssertEqual(r.validationAccuracy, 1)
+        // Four positives (b and d vary) give one minterm over the mask: duplicates are removed.
+        XCTAssertEqual(r.minterms, 1)
+        // The rule re-evaluated as a formula on the concepts gives the accuracy it reports.
+        let formula = (0..<t.count).map { t[$0, 0] && !t[$0, 2] }
+        XCTAssertEqual(r.rule.accuracy(t, classes: y, of: 1), Double(zip(formula, y).filter { $0 == ($1 == 1) }.count) / Double(t.count))
+    }
+
+    func testXorNeedsTwoMintermsAndPruningKeepsThem() {
+        let (t, y) = truthTable(3) { $0[0] != $0[1] }
+        let r = RuleExtraction.extract(class: 1, classes: 2, mask: [true, true, true], attention: [1, 1, 0.6],
+                                       train: t, trainLabels: y, logits: perfectLogits(y), val: t, valLabels: y)
+        XCTAssertEqual(r.rule.text(["p", "q", "z"]), "(p & ~q) | (~p & q)")
+        XCTAssertEqual(r.validationAccuracy, 1)
+        XCTAssertEqual(r.minterms, 4, "z doubles the minterms before pruning")
+    }
+
+    /// Pruning never lowers the validation accuracy of a minterm, and the chosen rule is at least as
+    /// accurate on validation as every single pruned minterm, on random data and random masks.
+    func testPruningAndAggregationNeverLowerValidationAccuracy() {
+        var rng = RandomGenerator(seed: 4)
+        for trial in 0..<30 {
+            let k = 3 + trial % 4, n = 40
+            let rows = (0..<n).map { _ in (0..<k).map { _ in rng.uniform() > 0.5 } }
+            let t = TruthTable(rows: rows)
+            let y = rows.map { ($0[0] && $0[1]) || rng.uniform() < 0.1 ? 1 : 0 }
+            let logits = (0..<n).flatMap { _ in [rng.uniform() - 0.5, rng.uniform() - 0.5] } as [Float]
+            let mask = (0..<k).map { $0 < 2 || rng.uniform() > 0.5 }
+            let attention = (0..<k).map { _ in rng.uniform() }
+            let r = RuleExtraction.extract(class: 1, classes: 2, mask: mask, attention: attention, train: t, trainLabels: y, logits: logits, val: t, valLabels: y)
+            guard !r.rule.minterms.isEmpty else { continue }
+            // No literal outside the mask.
+            XCTAssertTrue(r.rule.minterms.allSatisfy { $0.literals.allSatisfy { mask[$0.concept] } })
+            // Each unpruned minterm of a correct positive is at most as accurate as the rule.
+            for s in 0..<n where y[s] == 1 && logits[s * 2 + 1] > 0 {
+                let raw = Minterm((0..<k).filter { mask[$0] }.map { Literal($0, rows[s][$0]) })
+                XCTAssertLessThanOrEqual(Rule([raw]).accuracy(t, classes: y, of: 1), r.validationAccuracy + 1e-12)
+            }
+        }
+    }
+
+    func testTooFewCorrectSamplesGiveNoRule() {
+        let (t, y) = truthTable(2) { $0[0] }
+        let wrong = perfectLogits(y.map { 1 - $0 })
+        let r = RuleExtraction.extract(class: 1, classes: 2, mask: [true, true], attention: [1, 1], train: t, trainLabels: y, logits: wrong, val: t, valLabels: y)
+        XCTAssertTrue(r.rule.minterms.isEmpty)
+        XCTAssertEqual(r.rule.text(["a", "b"]), "false")
+    }
+}
