@@ -46,6 +46,13 @@ private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
                   xCF: try opt(r.x_cf, "x_cf"), attribution: try opt(r.attribution, "attribution"),
                   reference: try opt(r.reference, "reference"), seed: r.seed)
     inputs.concepts = hasConcepts ? try opt(r.concepts, "concepts") : nil
+    let hasMethodJSON = Int(r.struct_size) >= MemoryLayout<quac_batch>.offset(of: \quac_batch.method_json)! + MemoryLayout<UnsafeRawPointer>.size
+    if hasMethodJSON, let text = r.method_json {
+        guard let doc = try? JSONParser.parse(String(cString: text)), doc.objectValue != nil else {
+            throw PluginError.invalid("method_json is not a JSON object")
+        }
+        inputs.methodJSON = doc
+    }
     let hasMaps = Int(r.struct_size) >= MemoryLayout<quac_batch>.offset(of: \quac_batch.n_maps)! + MemoryLayout<UInt64>.size
     if hasMaps, r.n_maps > 0 {
         guard let maps = r.maps, r.n_maps <= 4096 else { throw PluginError.invalid("maps is NULL but n_maps is \(r.n_maps)") }

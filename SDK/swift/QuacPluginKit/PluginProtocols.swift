@@ -81,6 +81,8 @@ public struct Batch {
     /// Other attributors' raw maps of the queries, by their names in the run, for a plugin that asks
     /// for them with a "format": "attributors" parameter (ABI 1.2).
     public var maps: [(String, Tensor)] = []
+    /// For scorers: the JSON object the scored method put for these samples (ABI 1.2), e.g. rules.
+    public var methodJSON: JSONValue?
     public var count: Int { x.shape.first ?? 0 }
 
     /// The map of the run's attributor `name`, or an error naming the ones given.

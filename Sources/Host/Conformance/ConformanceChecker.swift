@@ -336,6 +336,7 @@ public struct ConformanceChecker {
             var b = Inputs.batch(n, sample: sample, classes: info.numClasses, kind: p.kind)
             // Concepts in [0, 1]: as many as a tabular sample has values (x may be the concept table), else 3.
             b.concepts = Inputs.uniform([n, sample.count == 1 ? sample[0] : 3], seed: 30, low: 0, high: 1)
+            b.methodJSON = manifest.checkMethodJSON.map { JSONMerge.rows($0, 0..<min(n, 4), of: 4) }
             b.maps = mapNames.enumerated().map { ($0.element, Inputs.uniform(b.x.shape, seed: 20 + UInt64($0.offset))) }
             return b
         }
@@ -364,6 +365,7 @@ public struct ConformanceChecker {
                 b.xCF = full.xCF!.rows(i..<i + 1); b.attribution = full.attribution?.rows(i..<i + 1)
                 b.maps = full.maps.map { ($0.0, $0.1.rows(i..<i + 1)) }
                 b.concepts = full.concepts?.rows(i..<i + 1)
+                b.methodJSON = full.methodJSON.map { JSONMerge.rows($0, i..<i + 1, of: 4) }
                 return try callFn(b, true).tensors[output]!
             })
             return try Inputs.close(whole, singles, what: output)

@@ -16,6 +16,11 @@ public struct PluginManifest: Sendable {
     public let description: String
     public let requires: [PluginRequirement]
     public let trainable: Bool
+    /// What an attributor's maps are over, and what a scorer scores: the inputs (the default) or the
+    /// concepts ("explains": "concepts", "scores": "concepts"). Scorers only score methods of their kind.
+    public enum Domain: String, Sendable { case inputs, concepts }
+    public let explains: Domain
+    public let scores: Domain
     /// JSON Schema of the plugin's parameters.
     public let parameters: JSONValue
     /// Parameters `plugins check` uses when it is given none (the manifest's "check"."params").
@@ -23,6 +28,9 @@ public struct PluginManifest: Sendable {
     /// The helper classifier `plugins check` runs this plugin with (the manifest's "check"."classifier":
     /// plugin id and parameters), when it is not the default one.
     public let checkClassifier: (plugin: String, params: JSONValue)?
+    /// For a scorer of another method's JSON: the JSON `plugins check` hands it as that method's
+    /// (arrays with 4 entries are per sample of the checker's 4-sample batch).
+    public let checkMethodJSON: JSONObject?
 
     public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
 
@@ -73,7 +81,10 @@ public struct PluginManifest: Sendable {
         }
         requires = reqs
         trainable = o["trainable"]?.boolValue ?? false
+        explains = o["explains"]?.stringValue.flatMap(Domain.init) ?? .inputs
+        scores = o["scores"]?.stringValue.flatMap(Domain.init) ?? .inputs
         checkParameters = o["check"]?["params"]
+        checkMethodJSON = o["check"]?["method_json"]?.objectValue
         checkClassifier = o["check"]?["classifier"]?["plugin"]?.stringValue.map { ($0, o["check"]?["classifier"]?["params"] ?? .object(JSONObject())) }
         parameters = o["parameters"] ?? ["type": "object"]
         do {

@@ -15,6 +15,8 @@ public struct BatchInputs {
     /// Other attributors' maps of the queries, by name (for a plugin with a "format": "attributors"
     /// parameter).
     public var maps: [(String, Tensor)] = []
+    /// For scorers: the scored method's JSON output for these samples.
+    public var methodJSON: JSONObject?
 
     public init(x: Tensor, source: Tensor? = nil, target: Tensor? = nil, xCF: Tensor? = nil,
                 attribution: Tensor? = nil, reference: Tensor? = nil, seed: UInt64 = 0, concepts: Tensor? = nil) {
@@ -37,6 +39,9 @@ public struct BatchInputs {
         b.reference = views[5].map { UnsafePointer($0.pointer) }
         b.seed = seed
         b.concepts = views[6].map { UnsafePointer($0.pointer) }
+        let methodText = methodJSON.map { strdup(JSONValue.object($0).serialized())! }
+        defer { methodText.map { free($0) } }
+        b.method_json = methodText.map { UnsafePointer($0) }
         let mapViews = maps.map { ABITensorView($0.1) }
         let names = maps.map { strdup($0.0)! }
         defer { names.forEach { free($0) } }

@@ -139,7 +139,9 @@ public final class PluginInstance: @unchecked Sendable {
     public func attribute(_ batch: BatchInputs, checkInputs: Bool = true) throws -> PluginOutputs {
         let t = try kindTable(quac_attributor.self)
         let out = try callWithSink("attribute", batch, checkInputs: checkInputs) { b, s in t.pointee.attribute!(plugin, b, s) }
-        try requireOutput(out, "attribution", function: "attribute", shape: batch.x.shape)
+        // A concept explainer's maps are over the concepts.
+        let shape = manifest.explains == .concepts ? (batch.concepts?.shape ?? [batch.count, 0]) : batch.x.shape
+        try requireOutput(out, "attribution", function: "attribute", shape: shape)
         return out
     }
 

@@ -38,3 +38,15 @@ extension JSONMerge {
         return .object(out)
     }
 }
+
+extension JSONMerge {
+    /// A merged document cut to `rows`: arrays with one entry per sample (`count` of them) are sliced,
+    /// everything else is kept.
+    static func rows(_ doc: JSONObject, _ rows: Range<Int>, of count: Int) -> JSONObject {
+        var out = JSONObject()
+        for (k, v) in doc {
+            if let a = v.arrayValue, a.count == count { out[k] = .array(Array(a[rows])) } else { out[k] = v }
+        }
+        return out
+    }
+}

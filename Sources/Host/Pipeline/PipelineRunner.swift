@@ -62,6 +62,11 @@ public final class PipelineRunner {
             }
         }
         try checkMapSources(resolved)
+        for use in manifest.attributors where resolved[use.pointer]!.manifest.explains == .concepts {
+            guard manifest.data.concepts != nil || manifest.conceptModel != nil else {
+                throw QuacError.at(manifest.file, use.pointer + "/plugin", "\(use.plugin) explains concepts, and the run has none: give the data \"concepts\" or the pipeline a \"concept_model\"")
+            }
+        }
         var studied: [String: String] = [:]
         for c in manifest.convergence {
             try checkConvergence(c)

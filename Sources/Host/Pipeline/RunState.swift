@@ -25,6 +25,8 @@ public final class RunState {
     public internal(set) var fingerprints: [Artifact: String] = [:]
     /// Each attributor's raw maps, by name, for the attributors built on them (MapSources).
     var rawMaps: [String: Tensor] = [:]
+    /// Each attributor's JSON output (merged over its batches), by name, for the scorers.
+    var methodJSON: [String: JSONObject] = [:]
     var summary: PipelineRunner.Summary
     /// SHA-256 of each plugin library, by path: hashed once per run (libraries are megabytes).
     private var libraryHashes: [String: String] = [:]

@@ -370,6 +370,10 @@ typedef struct quac_batch {
      * in the parameter's order. NULL / 0 otherwise. */
     const quac_named_tensor *maps;
     uint64_t n_maps;
+    /* Since 1.2, scorers only: the JSON object the scored method put (its arrays with one entry per
+     * sample cut to this batch's samples), e.g. a logic explainer's rules; NULL when it put none.
+     * UTF-8, NUL-terminated. */
+    const char *method_json;
 } quac_batch;
 
 /* --- Converter: "quac.converter/1" ---
@@ -383,7 +387,8 @@ typedef struct quac_converter {
 } quac_converter;
 
 /* --- Attributor: "quac.attributor/1" ---
- * Puts "attribution" (float32, shaped like x; raw, the host normalises when a method asks for it) and
+ * Puts "attribution" (float32, shaped like x; raw, the host normalises when a method asks for it; an
+ * attributor whose manifest says "explains": "concepts" puts it shaped like batch->concepts [N, k]) and
  * may put JSON, e.g. {"convergence_delta": [per sample]} or a logic explainer's {"rules": ...}. */
 #define QUAC_KIND_TABLE_ATTRIBUTOR "quac.attributor/1"
 typedef struct quac_attributor {

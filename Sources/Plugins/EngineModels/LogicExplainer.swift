@@ -57,21 +57,27 @@ final class LogicExplainer: AttributorPlugin {
                        rules: Array(repeating: Rule(), count: r), names: names, architecture: architecture(concepts: k, classes: r))
     }
 
+    /// The rules as JSON: per class the text, the literal count and the minterms as [concept name,
+    /// positive] pairs (what the rule scorers evaluate).
+    static func rulesDocument(_ rules: [Rule], names: [String]) -> JSONValue {
+        .array(rules.enumerated().map { i, rule in
+            ["class": .int(Int64(i)), "rule": .string(rule.text(names)), "complexity": .int(Int64(rule.complexity)),
+             "minterms": .array(rule.minterms.map { m in .array(m.literals.map { [.string(names[$0.concept]), .bool($0.positive)] }) })]
+        })
+    }
+
     func attribute(_ batch: Batch) throws -> Outputs {
         guard let c = batch.concepts else { throw PluginError.invalid("the logic explainer explains concepts, and this batch has none (give the data concepts or the pipeline a concept_model)") }
         if trained == nil { trained = untrained(concepts: c.shape[1]) }
         let t = trained!
         let k = t.network.entropy.concepts, r = t.network.entropy.classes, n = batch.count
         guard c.shape == [n, k] else { throw PluginError.invalid("concepts: expected [\(n), \(k)] (the network's concepts), got \(c.shape)") }
-        guard batch.x.count == n * k else {
-            throw PluginError.invalid("the logic explainer's map is over the \(k) concepts, so x must be the concept table [N, \(k)]; x is \(batch.x.shape)")
-        }
         let values = c.floatArray()
         let table = TruthTable(values: values, concepts: k)
         let logits = noGrad { t.network(Var(NDArray(c).copy())) }.array
         let normalized = noGrad { t.network.entropy.attention().normalized }.array
         let mask = t.network.entropy.mask()
-        let out = Tensor(zeros: batch.x.shape)
+        let out = Tensor(zeros: [n, k])
         var predicted: [JSONValue] = [], minterms: [JSONValue] = [], truths: [JSONValue] = []
         for s in 0..<n {
             var p = 0
@@ -84,9 +90,7 @@ final class LogicExplainer: AttributorPlugin {
         }
         return Outputs([("attribution", out)], json: [
             "predicted": .array(predicted), "minterm": .array(minterms), "rule_truth": .array(truths),
-            "rules": .array(t.rules.enumerated().map { i, rule in
-                ["class": .int(Int64(i)), "rule": .string(rule.text(t.names)), "complexity": .int(Int64(rule.complexity))]
-            }),
+            "rules": Self.rulesDocument(t.rules, names: t.names),
         ])
     }
 }

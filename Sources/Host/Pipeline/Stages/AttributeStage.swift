@@ -42,6 +42,7 @@ final class AttributeStage: PipelineStage, StageKind {
         guard let done = run.store.finished(file, fingerprint: fingerprint), let n = done.tensors["normalized"] else { return false }
         run.tensors[.attributions(use.name)] = n
         run.rawMaps[use.name] = done.tensors["attribution"]
+        run.methodJSON[use.name] = run.store.readJSON("attributions/\(use.name).json")?.objectValue
         return true
     }
 
@@ -63,6 +64,7 @@ final class AttributeStage: PipelineStage, StageKind {
                                    metadata: ["method": use.name, "plugin": use.plugin, "seconds": String(format: "%.6f", seconds)])
         if let doc = JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)) {
             try run.store.writeJSON("attributions/\(use.name).json", .object(doc))
+            run.methodJSON[use.name] = doc
         }
         run.tensors[.attributions(use.name)] = normalized
         run.rawMaps[use.name] = raw

@@ -2,9 +2,13 @@
 /// sample, median, quartiles, mean, the scorer's JSON fields) and scores/<method>.<scorer>.safetensors.
 final class ScoreStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        return run.manifest.attributors.flatMap { method in
-            run.manifest.scorers.map { ScoreStage(method: method.name, scorer: $0, converter: run.manifest.converter != nil,
-                                                  conceptModel: run.manifest.conceptModel != nil) }
+        // A scorer scores the methods whose maps are over what it scores (inputs or concepts).
+        return try run.manifest.attributors.flatMap { method in
+            let explains = try run.instance(method).manifest.explains
+            return try run.manifest.scorers.filter { try run.instance($0).manifest.scores == explains }.map {
+                ScoreStage(method: method.name, scorer: $0, converter: run.manifest.converter != nil,
+                           conceptModel: run.manifest.conceptModel != nil)
+            }
         }
     }
 
@@ -41,9 +45,10 @@ final class ScoreStage: PipelineStage, StageKind {
 
     func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs {
         let d = run.samples
-        let batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
+        var batch = BatchInputs(x: d.x.rows(rows), source: d.labels.rows(rows), target: d.target?.rows(rows),
                                 xCF: run.tensors[.counterfactuals]?.rows(rows), attribution: run.tensors[.attributions(method)]!.rows(rows),
                                 seed: seed, concepts: run.tensors[.concepts]?.rows(rows))
+        batch.methodJSON = run.methodJSON[method].map { JSONMerge.rows($0, rows, of: d.count) }
         let out = try run.call(use) { try $0.score(batch) }
         for name in out.names where out.tensors[name]!.shape.first != rows.count {
             throw QuacError.at(run.manifest.file, use.pointer, "plugin \(use.plugin): output \"\(name)\" has shape \(out.tensors[name]!.shape); every scorer output must have one row per sample (\(rows.count))")
