@@ -33,6 +33,8 @@ public struct Comparison {
     public let curves: [Curve]
     /// Per run, scorer and sample: the best method, for samples where one method alone scores highest.
     public let best: [(run: String, scorer: String, sample: Int, method: String, score: Double)]
+    /// Logic explainers' rules across runs (two or more runs with the same method).
+    public var consistency: [RuleConsistency] { RuleConsistency.of(runs, labels: Comparison.labels(runs)) }
 
     public init(_ runs: [RunResults]) {
         self.runs = runs
@@ -124,6 +126,18 @@ public struct Comparison {
                     o["method"] = .string(method)
                     return .object(o)
                 }
+            }),
+            "rules": .array(zip(runs, Comparison.labels(runs)).flatMap { r, tag in
+                r.ruleSummaries.flatMap { sm in sm.classes.map { c -> JSONValue in
+                    ["run": .string(tag), "method": .string(sm.method), "class": .int(Int64(c.classIndex)), "rule": .string(c.rule),
+                     "complexity": .int(Int64(c.complexity)), "accuracy": num(c.accuracy), "fidelity": num(c.fidelity),
+                     "model_accuracy": num(sm.modelAccuracy)]
+                } }
+            }),
+            "consistency": .array(consistency.map { c in
+                ["method": .string(c.method), "class": .int(Int64(c.classIndex)), "runs": .int(Int64(c.runs)),
+                 "concepts": .object(JSONObject(c.concepts.map { ($0.0, .double($0.1)) })),
+                 "rules": .array(c.rules.map { ["run": .string($0.run), "rule": .string($0.rule), "accuracy": num($0.accuracy)] })]
             }),
             "best_per_sample": .array(best.map { b in
                 ["run": .string(b.run), "scorer": .string(b.scorer), "sample": .int(Int64(b.sample)), "method": .string(b.method), "score": num(b.score)] }),

@@ -23,6 +23,7 @@ public struct HTMLReport {
         h += curvesSection()
         h += convergenceSection()
         h += simulabilitySection()
+        h += rulesSection()
         for (run, tag) in zip(runs, Comparison.labels(runs)) { h += sampleGrid(run, tag: tag, single: runs.count == 1) }
         h += reproducibility()
         h += "<script>\(ReportAssets.script)</script></body></html>\n"
@@ -161,12 +162,47 @@ public struct HTMLReport {
         return h + "</div>" + tables
     }
 
+    /// Each logic explainer's rules as text with their accuracy and fidelity on the run's samples, and
+    /// with several runs, how often each concept appears in each class's rule.
+    private func rulesSection() -> String {
+        let summaries = zip(comparison.runs, Comparison.labels(comparison.runs)).flatMap { r, tag in r.ruleSummaries.map { (tag, $0) } }
+        guard !summaries.isEmpty else { return "" }
+        let multi = comparison.runs.count > 1
+        var h = "<h2>Rules</h2><p class=\"sub\">Each class's rule, a disjunction of conjunctions of concepts (~ for not), with its accuracy against the labels and its fidelity to the explainer's network on the run's samples (each rule read as \"the sample is of this class\").</p>"
+        h += "<table class=\"sortable\"><thead><tr>" + (multi ? "<th class=\"text\">run</th>" : "")
+        h += "<th class=\"text\">method</th><th>class</th><th class=\"text\">rule</th><th>literals</th><th>accuracy</th><th>fidelity</th><th>network accuracy</th></tr></thead><tbody>"
+        for (tag, s) in summaries {
+            for c in s.classes {
+                h += "<tr>" + (multi ? "<td class=\"text\">\(HTML.escape(tag))</td>" : "")
+                h += "<td class=\"text\">\(HTML.escape(s.method))</td><td data-value=\"\(c.classIndex)\">\(c.classIndex)</td>"
+                h += "<td class=\"text rule\"><code>\(HTML.escape(c.rule))</code></td><td data-value=\"\(c.complexity)\">\(c.complexity)</td>"
+                h += cell(c.accuracy, digits: 3) + cell(c.fidelity, digits: 3) + cell(s.modelAccuracy, digits: 3) + "</tr>"
+            }
+        }
+        h += "</tbody></table>"
+        let consistency = comparison.consistency
+        if !consistency.isEmpty {
+            h += "<h3>Consistency across runs</h3><p class=\"sub\">For each class, the share of runs whose rule names each concept, and the spread of the rules' accuracies.</p>"
+            h += "<table><thead><tr><th class=\"text\">method</th><th>class</th><th>runs</th><th class=\"text\">concepts (share of runs)</th><th>accuracy min</th><th>accuracy max</th></tr></thead><tbody>"
+            for c in consistency {
+                let accs = c.rules.map(\.accuracy).filter(\.isFinite)
+                h += "<tr><td class=\"text\">\(HTML.escape(c.method))</td><td>\(c.classIndex)</td><td>\(c.runs)</td>"
+                h += "<td class=\"text\">" + c.concepts.map { "\(HTML.escape($0.0)) \(String(format: "%.2f", $0.1))" }.joined(separator: ", ") + "</td>"
+                h += cell(accs.min(), digits: 3) + cell(accs.max(), digits: 3) + "</tr>"
+            }
+            h += "</tbody></table>"
+        }
+        return h
+    }
+
     private func sampleGrid(_ run: RunResults, tag: String, single: Bool) -> String {
         guard let inputs = try? Safetensors.read(run.root.appendingPathComponent("inputs.safetensors")),
               let x = inputs.tensors["x"], x.rank == 4 else { return "" }
         let n = min(x.shape[0], maxSamples)
         let xcf = inputs.tensors["x_cf"] ?? (try? Safetensors.read(run.root.appendingPathComponent("counterfactuals/counterfactuals.safetensors")))?.tensors["counterfactual"]
+        // Maps over the concepts (logic explainers) are not images: their rules have a section of their own.
         let maps = run.methods.map { m in (m, (try? Safetensors.read(run.root.appendingPathComponent("attributions/\(m.name).safetensors")))?.tensors["normalized"]) }
+            .filter { $0.1 == nil || $0.1!.shape == x.shape }
         let scorers = run.scorerNames
         // Masks and hybrids of scorers that produce them (the QuAC evaluator), per method.
         var extras: [String: (mask: Tensor?, hybrid: Tensor?)] = [:]
