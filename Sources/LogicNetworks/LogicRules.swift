@@ -62,16 +62,18 @@ public struct Rule: Equatable, Sendable {
 /// 1. the training samples of class i that the network classifies correctly (logit_i > 0), when there
 ///    are at least 2 of them and at least 2 correctly classified samples of other classes;
 /// 2. each one's minterm over class i's masked concepts only (c_j as a literal when c_j > 0.5, ~c_j
-///    otherwise), duplicates removed;
-/// 3. each minterm pruned greedily on the validation split: its literals, least attended first, are
-///    dropped when the minterm alone, as the class's rule, is at least as accurate without them;
-/// 4. the pruned minterms (duplicates removed again), most accurate first, are OR-ed one by one, each
-///    kept only when it raises the rule's validation accuracy; minterms absorbed by a shorter one go.
-/// Deterministic: no randomness, ties broken by sample order and then by text.
+///    otherwise), duplicates removed; the rule starts as their disjunction;
+/// 3. pruned greedily on the validation split, every step kept only when the rule's validation
+///    accuracy does not fall: whole minterms, least accurate alone first; then literals, each
+///    minterm's least attended concepts first; then whole minterms again;
+/// 4. minterms absorbed by a shorter one (a | (a & b) = a) and duplicates removed.
+/// Pruning judges each literal by the whole rule, so minterms that only make sense together (a
+/// majority: (a & b) | (a & c) | (b & c)) survive. Deterministic: no randomness; orders are by sample,
+/// attention and concept index.
 public enum RuleExtraction {
     public struct Result: Sendable {
         public var rule: Rule
-        /// Distinct minterms before pruning, and how many training samples gave them.
+        /// Distinct minterms before pruning.
         public var minterms: Int
         public var validationAccuracy: Double
     }
@@ -80,6 +82,7 @@ public enum RuleExtraction {
     public static func extract(class i: Int, classes r: Int, mask: [Bool], attention: [Float],
                                train: TruthTable, trainLabels: [Int], logits: [Float],
                                val: TruthTable, valLabels: [Int]) -> Result {
+        func accuracy(_ rule: Rule) -> Double { rule.accuracy(val, classes: valLabels, of: i) }
         var positives: [Int] = [], negatives = 0
         for s in 0..<train.count {
             let fires = logits[s * r + i] > 0, isClass = trainLabels[s] == i
@@ -87,40 +90,46 @@ public enum RuleExtraction {
             if isClass { positives.append(s) } else { negatives += 1 }
         }
         let masked = (0..<mask.count).filter { mask[$0] }
-        guard positives.count >= 2, negatives >= 2, !masked.isEmpty else { return Result(rule: Rule(), minterms: 0, validationAccuracy: Rule().accuracy(val, classes: valLabels, of: i)) }
+        guard positives.count >= 2, negatives >= 2, !masked.isEmpty else {
+            return Result(rule: Rule(), minterms: 0, validationAccuracy: accuracy(Rule()))
+        }
         var seen = Set<Minterm>(), raw: [Minterm] = []
         for s in positives {
             let m = Minterm(masked.map { Literal($0, train[s, $0]) })
             if seen.insert(m).inserted { raw.append(m) }
         }
-        // Least attended first: those literals are the likeliest to be noise.
-        let pruneOrder = masked.sorted { (attention[$0], $0) < (attention[$1], $1) }
-        var pruned: [Minterm] = [], prunedSeen = Set<Minterm>()
-        for m in raw {
-            var current = m
-            var best = Rule([current]).accuracy(val, classes: valLabels, of: i)
-            for j in pruneOrder where current.literals.count > 1 {
-                guard current.literals.contains(where: { $0.concept == j }) else { continue }
-                let candidate = Minterm(current.literals.filter { $0.concept != j })
-                let a = Rule([candidate]).accuracy(val, classes: valLabels, of: i)
-                if a >= best { current = candidate; best = a }
+        var rule = Rule(raw), best = accuracy(rule)
+
+        /// Drops whole minterms, least accurate alone first, while the rule does not get worse.
+        func dropMinterms() {
+            let order = rule.minterms.map { ($0, accuracy(Rule([$0]))) }.sorted { $0.1 < $1.1 }.map(\.0)
+            for m in order where rule.minterms.count > 1 {
+                let candidate = Rule(rule.minterms.filter { $0 != m })
+                let a = accuracy(candidate)
+                if a >= best { rule = candidate; best = a }
             }
-            if prunedSeen.insert(current).inserted { pruned.append(current) }
         }
-        func key(_ m: Minterm) -> String { m.literals.map { "\($0.concept)\($0.positive ? "+" : "-")" }.joined(separator: ",") }
-        func before(_ a: (Minterm, Double), _ b: (Minterm, Double)) -> Bool {
-            if a.1 != b.1 { return a.1 > b.1 }
-            if a.0.literals.count != b.0.literals.count { return a.0.literals.count < b.0.literals.count }
-            return key(a.0) < key(b.0)
+        dropMinterms()
+        // Literals, least attended first, judged by the whole rule.
+        let literalOrder = masked.sorted { (attention[$0], $0) < (attention[$1], $1) }
+        var index = 0
+        while index < rule.minterms.count {
+            for j in literalOrder {
+                let m = rule.minterms[index]
+                guard m.literals.count > 1, m.literals.contains(where: { $0.concept == j }) else { continue }
+                var ms = rule.minterms
+                ms[index] = Minterm(m.literals.filter { $0.concept != j })
+                let candidate = Rule(ms)
+                let a = accuracy(candidate)
+                if a >= best { rule = candidate; best = a }
+            }
+            index += 1
         }
-        let scored = pruned.map { ($0, Rule([$0]).accuracy(val, classes: valLabels, of: i)) }.sorted(by: before)
-        var rule = Rule(), best = -1.0
-        for (m, _) in scored {
-            let candidate = Rule(rule.minterms + [m])
-            let a = candidate.accuracy(val, classes: valLabels, of: i)
-            if a > best { rule = candidate; best = a }
-        }
-        rule.minterms = rule.minterms.filter { m in !rule.minterms.contains { $0 != m && $0.absorbs(m) } }
-        return Result(rule: rule, minterms: raw.count, validationAccuracy: rule.accuracy(val, classes: valLabels, of: i))
+        dropMinterms()
+        // Duplicates and absorbed minterms change nothing the rule says.
+        var kept: [Minterm] = [], keptSet = Set<Minterm>()
+        for m in rule.minterms where keptSet.insert(m).inserted { kept.append(m) }
+        rule = Rule(kept.filter { m in !kept.contains { $0 != m && $0.absorbs(m) } })
+        return Result(rule: rule, minterms: raw.count, validationAccuracy: accuracy(rule))
     }
 }
