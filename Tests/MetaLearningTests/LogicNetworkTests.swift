@@ -142,3 +142,46 @@ final class LogicNetworkTests: XCTestCase {
         XCTAssertEqual(r.rule.text(["a", "b"]), "false")
     }
 }
+
+/// On the networks torch_explain trained (bench/logic_reference.py, xor and trigonometry, seeds 0-4,
+/// Fixtures/len-same-weights), the rules extracted here are at least as accurate on the test split as
+/// the ones torch_explain's explain_classes extracted from the same weights.
+final class LogicRulesAgainstTorchExplainTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/len-same-weights")
+    static let data = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("examples/logic/data")
+
+    func split(_ dataset: String, _ part: String) throws -> (TruthTable, [Int], NDArray) {
+        let f = try Safetensors.read(Self.data.appendingPathComponent("\(dataset)_\(part).safetensors"))
+        let c = f.tensors["concepts"]!
+        return (TruthTable(values: c.floatArray(), concepts: c.shape[1]), f.tensors["labels"]!.int64Array().map { Int($0) }, NDArray(c).copy())
+    }
+
+    func testRulesAreAtLeastAsAccurateAsTorchExplainsOnTheSameWeights() throws {
+        let reference = try JSONParser.parse(String(contentsOf: Self.fixtures.appendingPathComponent("torch_explain.json"), encoding: .utf8))
+        var compared = 0
+        for dataset in ["xor", "trigonometry"] {
+            let (train, trainLabels, trainX) = try split(dataset, "train")
+            let (val, valLabels, _) = try split(dataset, "val")
+            let (test, testLabels, _) = try split(dataset, "test")
+            for seed in 0..<5 {
+                let file = try Safetensors.read(Self.fixtures.appendingPathComponent("\(dataset)_seed\(seed).safetensors"))
+                var state: [String: NDArray] = [:]
+                for (k, v) in ModelFile.floatArrays(file) where k.hasPrefix("len.") { state[String(k.dropFirst(4))] = v }
+                let net = LogicNetwork(concepts: train.concepts, classes: 2, hidden: [10, 4], seed: 0)
+                try net.loadStateDict(state)
+                let logits = noGrad { net(Var(trainX)) }.array
+                let attention = noGrad { net.entropy.attention().normalized }.array, mask = net.entropy.mask(), k = train.concepts
+                for i in 0..<2 {
+                    let r = RuleExtraction.extract(class: i, classes: 2, mask: mask[i], attention: Array(attention[(i * k)..<((i + 1) * k)]),
+                                                   train: train, trainLabels: trainLabels, logits: logits, val: val, valLabels: valLabels)
+                    let ours = r.rule.accuracy(test, classes: testLabels, of: i)
+                    let theirs = try XCTUnwrap(reference["runs"]?["\(dataset)_seed\(seed)"]?["\(i)"]?["explanation_accuracy"]?.doubleValue)
+                    XCTAssertGreaterThanOrEqual(ours, theirs - 1e-9, "\(dataset) seed \(seed) class \(i): ours \(r.rule.text((0..<k).map { "c\($0)" })) \(ours), torch_explain \(theirs)")
+                    compared += 1
+                }
+            }
+        }
+        XCTAssertEqual(compared, 20)
+    }
+}
