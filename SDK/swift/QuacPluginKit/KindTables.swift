@@ -78,10 +78,12 @@ private func checkContract(_ b: Batch) throws {
             throw PluginError.invalid("\(name): expected int64 [\(n)], got \(t.dtype.displayName) \(t.shape)")
         }
     }
-    for (name, t) in [("x_cf", b.xCF), ("attribution", b.attribution)] {
-        if let t, t.dtype != .float32 || t.shape != b.x.shape {
-            throw PluginError.invalid("\(name): expected float32 \(b.x.shape) like x, got \(t.dtype.displayName) \(t.shape)")
-        }
+    if let t = b.xCF, t.dtype != .float32 || t.shape != b.x.shape {
+        throw PluginError.invalid("x_cf: expected float32 \(b.x.shape) like x, got \(t.dtype.displayName) \(t.shape)")
+    }
+    // A map over the concepts (scorers of concept explainers) is shaped like them.
+    if let t = b.attribution, t.dtype != .float32 || (t.shape != b.x.shape && t.shape != b.concepts?.shape) {
+        throw PluginError.invalid("attribution: expected float32 \(b.x.shape) like x (or like the concepts), got \(t.dtype.displayName) \(t.shape)")
     }
     if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
         throw PluginError.invalid("concepts: expected float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")

@@ -50,7 +50,13 @@ public enum SynthDataset {
         public let counterfactual: [UInt8]
         /// 255 inside the discriminative region, 0 elsewhere.
         public let mask: [UInt8]
+        /// The concepts (conceptNames): 1 for the image quadrant of the cell part that holds the dot,
+        /// in class 1; all 0 in class 0.
+        public let concepts: [Float]
     }
+
+    /// "A cell holds the bright dot in this quadrant of the image" (by the dot's centre).
+    public static let conceptNames = ["dot_top_left", "dot_top_right", "dot_bottom_left", "dot_bottom_right"]
 
     /// FNV-1a, so split seeds do not depend on Swift's per-process hashing.
     static func fnv1a(_ s: String) -> UInt64 {
@@ -147,7 +153,10 @@ public enum SynthDataset {
                 if d <= maskRadius { mask[y * size + x] = 255 }
             }
         }
-        return Sample(label: label, image: label == 1 ? with : without, counterfactual: label == 1 ? without : with, mask: mask)
+        var concepts = [Float](repeating: 0, count: conceptNames.count)
+        if label == 1 { concepts[(fy < s / 2 ? 0 : 2) + (fx < s / 2 ? 0 : 1)] = 1 }
+        return Sample(label: label, image: label == 1 ? with : without, counterfactual: label == 1 ? without : with, mask: mask,
+                      concepts: concepts)
     }
 
     /// File name of sample `index` in a split of `count` images: zero-padded to at least 4 digits.
@@ -167,7 +176,8 @@ public enum SynthDataset {
             "label_rule": "label = index % 2; class 1 images carry a small bright dot inside one cell, class 0 images do not",
             "layout": .string(o.format == .png
                 ? "{split}/{class}/NNNN.png (8-bit gray); masks/{split}/{class}/NNNN.png (255 inside the discriminative region)"
-                : "{split}.safetensors: images [N,1,S,S] float32 in [-1,1] (= pixel/127.5 - 1), labels [N] int64, masks [N,1,S,S] float32 0/1, counterfactuals [N,1,S,S] float32 (the image with the feature toggled)"),
+                : "{split}.safetensors: images [N,1,S,S] float32 in [-1,1] (= pixel/127.5 - 1), labels [N] int64, masks [N,1,S,S] float32 0/1, counterfactuals [N,1,S,S] float32 (the image with the feature toggled), concepts [N,4] float32 0/1 (names in the metadata's concept_names)"),
+            "concepts": .string("safetensors only: concept j is 1 when the image's bright dot (class 1) lies in quadrant j of the image, by its centre: \(conceptNames.joined(separator: ", ")); all 0 in class 0"),
             "mask": "pixels where the feature adds at least 1/255 before quantization (within feature_radius * size + edge * ln(255 * feature_intensity - 1) pixels of its center); in class 0 the place the feature would be. Outside the mask, image and counterfactual differ by at most one 8-bit step",
             "parameters": [
                 "cell_count": [.int(Int64(cellCount.lowerBound)), .int(Int64(cellCount.upperBound))],
@@ -229,8 +239,10 @@ public enum SynthDataset {
                 try Safetensors.write([("images", floats(\.image, scaled)),
                                        ("labels", Tensor(samples.map { Int64($0.label) }, shape: [n])),
                                        ("masks", floats(\.mask) { $0 > 0 ? 1 : 0 }),
-                                       ("counterfactuals", floats(\.counterfactual, scaled))],
+                                       ("counterfactuals", floats(\.counterfactual, scaled)),
+                                       ("concepts", Tensor(samples.flatMap(\.concepts), shape: [n, conceptNames.count]))],
                                       metadata: ["generator": "quac-host data synth", "seed": String(o.seed), "split": split,
+                                                 "concept_names": JSONValue.array(conceptNames.map { .string($0) }).serialized(pretty: false),
                                                  "class_names": JSONValue.array(classNames.map { .string($0) }).serialized(pretty: false)],
                                       to: url)
                 written.append(url)

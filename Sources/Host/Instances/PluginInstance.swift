@@ -180,8 +180,10 @@ public final class PluginInstance: @unchecked Sendable {
         for (label, t) in [("source", b.source), ("target", b.target)] {
             if let t, t.dtype != .int64 || t.shape != [n] { throw fail("\(label) must be int64 [\(n)], got \(t.dtype.displayName) \(t.shape)") }
         }
-        for (label, t) in [("x_cf", b.xCF), ("attribution", b.attribution)] {
-            if let t, t.dtype != .float32 || t.shape != b.x.shape { throw fail("\(label) must be float32 \(b.x.shape), got \(t.dtype.displayName) \(t.shape)") }
+        if let t = b.xCF, t.dtype != .float32 || t.shape != b.x.shape { throw fail("x_cf must be float32 \(b.x.shape), got \(t.dtype.displayName) \(t.shape)") }
+        // A map over the concepts (a concept explainer's) is shaped like them.
+        if let t = b.attribution, t.dtype != .float32 || (t.shape != b.x.shape && t.shape != b.concepts?.shape) {
+            throw fail("attribution must be float32 \(b.x.shape) (or like the concepts), got \(t.dtype.displayName) \(t.shape)")
         }
         if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
             throw fail("concepts must be float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
