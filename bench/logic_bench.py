@@ -51,7 +51,7 @@ def run(host, dataset, seed, out):
     predicted = np.array(doc["predicted"])
     truth = np.array(doc["rule_truth"], dtype=bool)
     rules = []
-    for r in doc["rules"]:
+    for r in doc["rules"]["classes"]:
         i = r["class"]
         rules.append({"rule": r["rule"], "complexity": r["complexity"],
                       "accuracy": float(np.mean(truth[:, i] == (labels == i)))})

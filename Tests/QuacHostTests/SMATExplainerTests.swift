@@ -46,7 +46,7 @@ final class SMATExplainerTests: XCTestCase {
         func raw(_ name: String) throws -> [Float] { try Safetensors.read(out.appendingPathComponent("attributions/\(name).safetensors")).tensors["attribution"]!.floatArray() }
         let explanation = try raw("smat"), saliency = try raw("saliency"), random = try raw("random")
         let doc = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("attributions/smat.json"), encoding: .utf8))
-        let weights = (doc["heads"]?.arrayValue ?? []).map { ($0["name"]?.stringValue ?? "", $0["weight"]?.doubleValue ?? .nan) }
+        let weights = (doc["heads"]?["weights"]?.arrayValue ?? []).map { ($0["name"]?.stringValue ?? "", $0["weight"]?.doubleValue ?? .nan) }
         XCTAssertEqual(weights.map(\.0), ["saliency", "random"])
         XCTAssertEqual(weights.map(\.1).reduce(0, +), 1, accuracy: 1e-5)
         // Recomputed here: per sample, each head's |map| standardized over the 64 positions, mixed by the
@@ -140,7 +140,7 @@ final class SMATExplainerTests: XCTestCase {
         var batch = BatchInputs(x: x, source: Tensor([0, 1] as [Int64], shape: [2]))
         batch.maps = maps
         let json = try loaded.attribute(batch).json
-        XCTAssertEqual(json?["heads"]?.arrayValue?.compactMap { $0["weight"]?.doubleValue }, weights)
+        XCTAssertEqual(json?["heads"]?["weights"]?.arrayValue?.compactMap { $0["weight"]?.doubleValue }, weights)
         XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["input_shape": [1, 8, 8], "heads": ["b", "a"],
                                                                             "weights": .string(dir.appendingPathComponent("a.safetensors").path)])) {
             XCTAssertTrue("\($0)".contains("learned over the heads"), "\($0)")

@@ -21,6 +21,8 @@ public struct PluginManifest: Sendable {
     public enum Domain: String, Sendable { case inputs, concepts }
     public let explains: Domain
     public let scores: Domain
+    /// Scorers: whether a higher score is better (the default) or a lower one (a rule's literal count).
+    public let higherIsBetter: Bool
     /// JSON Schema of the plugin's parameters.
     public let parameters: JSONValue
     /// Parameters `plugins check` uses when it is given none (the manifest's "check"."params").
@@ -83,6 +85,7 @@ public struct PluginManifest: Sendable {
         trainable = o["trainable"]?.boolValue ?? false
         explains = o["explains"]?.stringValue.flatMap(Domain.init) ?? .inputs
         scores = o["scores"]?.stringValue.flatMap(Domain.init) ?? .inputs
+        higherIsBetter = o["better"]?.stringValue != "lower"
         checkParameters = o["check"]?["params"]
         checkMethodJSON = o["check"]?["method_json"]?.objectValue
         checkClassifier = o["check"]?["classifier"]?["plugin"]?.stringValue.map { ($0, o["check"]?["classifier"]?["params"] ?? .object(JSONObject())) }

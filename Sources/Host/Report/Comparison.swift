@@ -43,23 +43,25 @@ public struct Comparison {
         for (run, tag) in zip(runs, label) {
             for scorer in run.scorerNames {
                 let scored = run.methods.filter { $0.scores[scorer] != nil }
+                // Scores are compared as "higher is better"; a scorer that says lower is better is negated.
+                let sign: Double = scored.first?.scores[scorer]?.fields["better"]?.stringValue == "lower" ? -1 : 1
                 // Best method per sample: a win only for a score no other method reaches; a tie at the
                 // top is counted as a tie for every method that shares it.
                 var wins = [String: Int](), ties = [String: Int]()
                 let n = scored.map { $0.scores[scorer]!.perSample.count }.min() ?? 0
                 for s in 0..<n {
-                    let values = scored.map { ($0.name, $0.scores[scorer]!.perSample[s]) }.filter { $0.1.isFinite }
+                    let values = scored.map { ($0.name, sign * $0.scores[scorer]!.perSample[s]) }.filter { $0.1.isFinite }
                     guard let top = values.map(\.1).max() else { continue }
                     let leaders = values.filter { $0.1 == top }
                     if leaders.count == 1 {
                         wins[leaders[0].0, default: 0] += 1
-                        best.append((tag, scorer, s, leaders[0].0, top))
+                        best.append((tag, scorer, s, leaders[0].0, sign * top))
                     } else {
                         for l in leaders { ties[l.0, default: 0] += 1 }
                     }
                 }
                 // Competition ranking ("1224"): methods with the same median share the better rank.
-                func key(_ m: RunResults.Method) -> Double { m.scores[scorer]!.median.isNaN ? -.infinity : m.scores[scorer]!.median }
+                func key(_ m: RunResults.Method) -> Double { m.scores[scorer]!.median.isNaN ? -.infinity : sign * m.scores[scorer]!.median }
                 for m in scored {
                     let sc = m.scores[scorer]!
                     let deltas = m.fields["convergence_delta"]?.arrayValue?.compactMap(\.doubleValue)

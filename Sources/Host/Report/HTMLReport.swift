@@ -152,7 +152,7 @@ public struct HTMLReport {
             }
             tables += "</tbody></table>"
             if let learned = conditions.first(where: { $0["kind"]?.stringValue == "learned" }), let w = learned["weights"]?.arrayValue {
-                let heads = (comparison.runs.first { $0.simulability.contains { $0.method == method } }?.methods.first { $0.name == method }?.fields["heads"]?.arrayValue) ?? []
+                let heads = (comparison.runs.first { $0.simulability.contains { $0.method == method } }?.methods.first { $0.name == method }?.fields["heads"]?["weights"]?.arrayValue) ?? []
                 let labelled = zip(heads.compactMap { $0["name"]?.stringValue }, w.compactMap(\.doubleValue)).filter { $0.1 > 0 }
                 if !labelled.isEmpty {
                     tables += "<p class=\"sub\">\(HTML.escape(method)): learned head weights " + labelled.map { "\(HTML.escape($0.0)) \(String(format: "%.3f", $0.1))" }.joined(separator: ", ") + " (the others 0).</p>"

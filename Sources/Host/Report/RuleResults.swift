@@ -23,7 +23,7 @@ extension RunResults {
     /// One summary per method whose JSON has rules.
     public var ruleSummaries: [RuleSummary] {
         methods.compactMap { m in
-            guard let rules = m.fields["rules"]?.arrayValue, !rules.isEmpty else { return nil }
+            guard let rules = m.fields["rules"]?["classes"]?.arrayValue, !rules.isEmpty else { return nil }
             let truth = (m.fields["rule_truth"]?.arrayValue ?? []).map { ($0.arrayValue ?? []).map { $0.boolValue ?? false } }
             let predicted = (m.fields["predicted"]?.arrayValue ?? []).map { Int($0.intValue ?? -1) }
             let n = min(truth.count, labels.count)

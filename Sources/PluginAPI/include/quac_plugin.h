@@ -26,8 +26,9 @@
  * History: 1.1 added host->get_extension (and the concepts service), quac_batch.concepts, made an error message belong to its call (concurrent calls
  * of a reentrant instance keep their own messages), stored the descriptor's kind as int32_t (same
  * layout as 1.0 on every supported platform) and stated the lifetimes of create's strings and of a
- * quac_dataset. 1.2 added quac_batch.maps (other attributors' maps, for methods built on them), the
- * classifier extension QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS.
+ * quac_dataset. 1.2 added quac_batch.maps (other attributors' maps, for methods built on them),
+ * quac_batch.method_json (the scored method's JSON, for scorers), the classifier extension
+ * QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS.
  * A host of 1.2 loads plugins built against 1.0 and 1.1.
  *
  * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
@@ -389,7 +390,9 @@ typedef struct quac_converter {
 /* --- Attributor: "quac.attributor/1" ---
  * Puts "attribution" (float32, shaped like x; raw, the host normalises when a method asks for it; an
  * attributor whose manifest says "explains": "concepts" puts it shaped like batch->concepts [N, k]) and
- * may put JSON, e.g. {"convergence_delta": [per sample]} or a logic explainer's {"rules": ...}. */
+ * may put JSON, e.g. {"convergence_delta": [per sample]} or a logic explainer's {"rules": {"classes": ...}} (a
+ * value that is not one entry per sample belongs in an object: the host joins arrays as long as the
+ * batch across batches). */
 #define QUAC_KIND_TABLE_ATTRIBUTOR "quac.attributor/1"
 typedef struct quac_attributor {
     uint32_t struct_size;

@@ -11,6 +11,9 @@ extension CNNClassifier: TrainablePlugin {
     struct Settings {
         var epochs: Int, batchSize: Int, optimizer: String, learningRate: Float, momentum: Float
         var weightDecay: Float, augmentFlips: Bool
+        /// "labels": one class per sample, cross-entropy; "concepts": the data's concepts [N, classes]
+        /// in [0, 1], binary cross-entropy per output (a concept model).
+        var targets: String
 
         init(_ p: Parameters) throws {
             epochs = try p.int("epochs")
@@ -24,13 +27,15 @@ extension CNNClassifier: TrainablePlugin {
             momentum = try p.float("momentum")
             weightDecay = try p.float("weight_decay")
             augmentFlips = try p.bool("augment_flips")
+            targets = try p.string("targets")
+            guard targets == "labels" || targets == "concepts" else { throw PluginError.invalid("targets must be \"labels\" or \"concepts\", got \"\(targets)\"") }
             guard epochs >= 1, batchSize >= 1, learningRate > 0, learningRate.isFinite, weightDecay >= 0, momentum >= 0, momentum < 1 else {
                 throw PluginError.invalid("training needs epochs >= 1, batch_size >= 1, learning_rate > 0, weight_decay >= 0 and momentum in [0, 1)")
             }
         }
 
         /// What a checkpoint must agree with to be resumed.
-        var resumeKey: String { "\(optimizer) lr=\(learningRate) momentum=\(momentum) wd=\(weightDecay) batch=\(batchSize) flips=\(augmentFlips)" }
+        var resumeKey: String { "\(optimizer) lr=\(learningRate) momentum=\(momentum) wd=\(weightDecay) batch=\(batchSize) flips=\(augmentFlips) targets=\(targets)" }
     }
 
     struct EpochRecord {
@@ -73,30 +78,37 @@ extension CNNClassifier: TrainablePlugin {
             var rng = SeededRandom(seed: seed &+ (UInt64(epoch) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
             var order = Array(0..<train.count)
             rng.shuffle(&order)
-            var totalLoss = 0.0, correct = 0
+            var totalLoss = 0.0, correct = 0.0
             model.train()
             for (b, range) in batches.enumerated() {
                 try host.checkCancelled()
                 let idx = Array(order[range])
                 let x = NDArray(try train.get("x", idx)).copy()
                 if s.augmentFlips { CNNClassifier.flip(x, &rng) }
-                let labels = Labels(try train.get("label", idx))
-                for y in labels.values where y < 0 || y >= spec.numClasses {
-                    throw PluginError.invalid("training label \(y) is outside [0, \(spec.numClasses))")
-                }
                 let logits = model(Var(x))
-                let loss = Loss.crossEntropy(logits, labels)
+                let loss: Var
+                if s.targets == "concepts" {
+                    let t = try conceptTargets(train, idx)
+                    loss = Loss.bceWithLogits(logits, Var(t))
+                    correct += Self.agreement(logits.data, t)
+                } else {
+                    let labels = Labels(try train.get("label", idx))
+                    for y in labels.values where y < 0 || y >= spec.numClasses {
+                        throw PluginError.invalid("training label \(y) is outside [0, \(spec.numClasses))")
+                    }
+                    loss = Loss.crossEntropy(logits, labels)
+                    correct += Double(zip(logits.data.argmax(), labels.values).filter { $0 == $1 }.count)
+                }
                 guard loss.item.isFinite else { throw PluginError.invalid("the training loss became \(loss.item) in epoch \(epoch + 1), step \(b + 1); lower the learning rate") }
                 optimizer.zeroGrad()
                 loss.backward()
                 optimizer.step()
                 totalLoss += Double(loss.item) * Double(idx.count)
-                correct += zip(logits.data.argmax(), labels.values).filter { $0 == $1 }.count
                 host.progress(epoch * batches.count + b + 1, of: totalSteps, "epoch \(epoch + 1)/\(s.epochs)")
             }
             model.eval()
             let valAccuracy = try val.map { try accuracy($0) }
-            history.append(EpochRecord(loss: totalLoss / Double(train.count), trainAccuracy: Double(correct) / Double(train.count),
+            history.append(EpochRecord(loss: totalLoss / Double(train.count), trainAccuracy: correct / Double(train.count),
                                        valAccuracy: valAccuracy))
             try saveCheckpoint(checkpoint, epoch: epoch + 1, optimizer: optimizer, settings: s, history: history)
             let v = valAccuracy.map { String(format: ", validation accuracy %.3f", $0) } ?? ""
@@ -168,18 +180,45 @@ extension CNNClassifier: TrainablePlugin {
         }
     }
 
-    /// Fraction of samples whose largest logit is their label (evaluation mode).
+    /// The data's concepts of samples `idx` as targets [n, classes] in [0, 1].
+    private func conceptTargets(_ d: TrainingData, _ idx: [Int]) throws -> NDArray {
+        guard d.fields.contains("concepts") else {
+            throw PluginError.invalid("targets \"concepts\" needs the training data's concepts: give its splits \"concepts\"")
+        }
+        let t = try d.get("concepts", idx)
+        guard t.dtype == .float32, t.shape == [idx.count, spec.numClasses] else {
+            throw PluginError.invalid("concepts are \(t.dtype.displayName) \(t.shape), expected float32 [N, \(spec.numClasses)] (num_classes outputs, one per concept)")
+        }
+        return NDArray(t).copy()
+    }
+
+    /// Outputs on the right side of 0.5 (logit 0) of their concept target, counted per sample as a
+    /// fraction: the sample count it adds up to over a set is the mean per-concept accuracy times N.
+    static func agreement(_ logits: NDArray, _ t: NDArray) -> Double {
+        let l = logits.contiguous(), k = t.shape[1], n = t.shape[0]
+        var right = 0
+        for i in 0..<(n * k) where (l.pointer[i] > 0) == (t.pointer[i] > 0.5) { right += 1 }
+        return Double(right) / Double(k)
+    }
+
+    /// Fraction of samples whose largest logit is their label, or with concept targets, the mean
+    /// per-concept accuracy (evaluation mode).
     func accuracy(_ data: TrainingData) throws -> Double {
-        var correct = 0
+        let concepts = try Settings(parameters).targets == "concepts"
+        var correct = 0.0
         for start in stride(from: 0, to: data.count, by: 64) {
             try host.checkCancelled()
             let idx = Array(start..<min(start + 64, data.count))
             let x = NDArray(try data.get("x", idx)).copy()
             let logits = noGrad { model(Var(x)) }
+            if concepts {
+                correct += Self.agreement(logits.data, try conceptTargets(data, idx))
+                continue
+            }
             let labels = Labels(try data.get("label", idx)).values
-            correct += zip(logits.data.argmax(), labels).filter { $0 == $1 }.count
+            correct += Double(zip(logits.data.argmax(), labels).filter { $0 == $1 }.count)
         }
-        return Double(correct) / Double(max(data.count, 1))
+        return correct / Double(max(data.count, 1))
     }
 
     // MARK: Model files and checkpoints

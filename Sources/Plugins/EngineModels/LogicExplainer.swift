@@ -11,7 +11,7 @@ import QuacPluginKit
 ///
 /// Its map of a sample is the concept relevance: alpha~ of the predicted class for each of that class's
 /// concepts, signed by the literal (+ for c, - for ~c), 0 for the others; shaped like the concepts, so
-/// the run's x must be its concept table. Its JSON: the rules, and per sample the predicted class, its
+/// its manifest says "explains": "concepts". Its JSON: the rules ({"classes": [...]}), and per sample the predicted class, its
 /// minterm and the truth of every class's rule.
 final class LogicExplainer: AttributorPlugin {
     static let description = PluginDescription(
@@ -90,7 +90,8 @@ final class LogicExplainer: AttributorPlugin {
         }
         return Outputs([("attribution", out)], json: [
             "predicted": .array(predicted), "minterm": .array(minterms), "rule_truth": .array(truths),
-            "rules": Self.rulesDocument(t.rules, names: t.names),
+            // Wrapped in an object: an array as long as the batch would be taken for one entry per sample.
+            "rules": ["classes": Self.rulesDocument(t.rules, names: t.names)],
         ])
     }
 }

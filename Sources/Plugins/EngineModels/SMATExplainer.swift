@@ -80,7 +80,8 @@ final class SMATExplainer: AttributorPlugin {
         guard x.dtype == .float32, Array(x.shape.dropFirst()) == sampleShape else {
             throw PluginError.invalid("x: expected float32 [N, \(sampleShape.map(String.init).joined(separator: ", "))] (input_shape), got \(x.dtype.displayName) \(x.shape)")
         }
-        let weights: JSONValue = ["heads": .array(headWeights.map { ["name": .string($0.0), "weight": .double(Double($0.1))] })]
+        // Wrapped in an object: an array as long as the batch would be taken for one entry per sample.
+        let weights: JSONValue = ["heads": ["weights": .array(headWeights.map { ["name": .string($0.0), "weight": .double(Double($0.1))] })]]
         guard batch.count > 0 else { return Outputs([("attribution", Tensor(zeros: x.shape))], json: weights) }
         let h = try heads(x: x) { try batch.map($0) }
         let explanation = noGrad { SMATMath.logExplanation(SMATMath.mix(Var(h), phi.sparsemax())).exp() }.data.contiguous()

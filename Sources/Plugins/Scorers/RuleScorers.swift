@@ -1,7 +1,7 @@
 import Foundation
 import QuacPluginKit
 
-/// Rules of a logic explainer as the scorers read them from its JSON ("rules": per class the minterms
+/// Rules of a logic explainer as the scorers read them from its JSON ("rules": {"classes": per class the minterms
 /// as [concept name, positive] pairs), evaluated on the batch's concepts (a concept is true above 0.5).
 struct ConceptRules {
     /// Per class, the minterms as (column, positive) literals.
@@ -9,7 +9,7 @@ struct ConceptRules {
     let complexity: [Int]
 
     init(_ batch: Batch, names: [String]?) throws {
-        guard let doc = batch.methodJSON, let list = doc["rules"]?.arrayValue else {
+        guard let doc = batch.methodJSON, let list = doc["rules"]?["classes"]?.arrayValue else {
             throw PluginError.invalid("the scored method put no \"rules\" in its JSON: rule scorers score logic explainers")
         }
         guard let c = batch.concepts else { throw PluginError.invalid("rule scorers evaluate the rules on the concepts, and this batch has none") }

@@ -11,12 +11,13 @@ final class ConceptStage: PipelineStage, StageKind {
 
     let use: PipelineManifest.PluginUse
     let label: String
-    let needs: [Artifact] = []
+    let needs: [Artifact]
     let produces: [Artifact] = [.concepts]
     let file = "concepts.safetensors"
 
     init(_ use: PipelineManifest.PluginUse) {
         self.use = use
+        needs = use.train == nil ? [] : [.trainedModel(use.pointer)]
         label = "concepts \(use.name)"
     }
 

@@ -75,6 +75,7 @@ final class ScoreStage: PipelineStage, StageKind {
         let stats = Statistics(scores)
         var entry = JSONObject()
         entry["plugin"] = .string(use.plugin)
+        entry["better"] = .string(try run.instance(use).manifest.higherIsBetter ? "higher" : "lower")
         entry["fingerprint"] = .string(fingerprint)
         entry["median"] = .double(stats.median)
         entry["q25"] = .double(stats.q25)

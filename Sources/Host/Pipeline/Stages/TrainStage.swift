@@ -10,7 +10,7 @@ import Foundation
 /// anything else: its training data has no computed fields.
 final class TrainStage: PipelineStage, StageKind {
     static func stages(for run: RunState) throws -> [PipelineStage] {
-        let uses = [run.manifest.converter].compactMap { $0 } + run.manifest.attributors + run.manifest.scorers
+        let uses = [run.manifest.conceptModel, run.manifest.converter].compactMap { $0 } + run.manifest.attributors + run.manifest.scorers
         return uses.filter { $0.train != nil }.map { TrainStage($0, in: run.manifest, mapSources: run.mapSources($0)) }
     }
 
@@ -21,6 +21,8 @@ final class TrainStage: PipelineStage, StageKind {
     let produces: [Artifact]
     /// The run's classifier: trained first, on its data alone.
     let isClassifier: Bool
+    /// The run's concept model: trained on its splits' own concepts.
+    let isConceptModel: Bool
     /// The attributors whose maps the training data gets as "maps.<name>" (MapSources).
     let mapSources: [String]
     var pointer: String { use.pointer + "/train" }
@@ -33,10 +35,13 @@ final class TrainStage: PipelineStage, StageKind {
         spec = use.train ?? .null
         label = "train \(use.name)"
         isClassifier = use.pointer == "/classifier"
+        isConceptModel = use.pointer == "/concept_model"
         produces = [.trainedModel(use.pointer)]
         // Plugins this one's training data comes from are trained first.
         let maps = mapSources.compactMap { name in m.attributors.first { $0.name == name } }
-        let sources = isClassifier ? [] : ([Self.targetsSource(spec, m), m.converter].compactMap { $0 } + maps)
+        // The concept model, when it is trained, gives the concepts of splits that have none.
+        let conceptModel = isClassifier || isConceptModel ? nil : m.conceptModel
+        let sources = isClassifier || isConceptModel ? [] : ([Self.targetsSource(spec, m), m.converter, conceptModel].compactMap { $0 } + maps)
         needs = sources.filter { $0.train != nil && $0.pointer != use.pointer }.map { .trainedModel($0.pointer) }
     }
 
@@ -53,7 +58,7 @@ final class TrainStage: PipelineStage, StageKind {
     var wantsTeacher: Bool { spec["teacher"]?.boolValue ?? false }
     var wantsCounterfactuals: Bool { spec["counterfactuals"]?.boolValue ?? false }
     /// The concept model whose concepts the training data gets, when the split has none of its own.
-    func conceptModel(_ m: PipelineManifest) -> PipelineManifest.PluginUse? { isClassifier ? nil : m.conceptModel }
+    func conceptModel(_ m: PipelineManifest) -> PipelineManifest.PluginUse? { isClassifier || isConceptModel ? nil : m.conceptModel }
 
     func dataSpec(_ m: PipelineManifest, _ key: String) throws -> DataSpec? {
         try spec[key].map { try DataSpec($0, file: m.file, pointer: pointer + "/" + key, resolve: m.resolve) }
@@ -155,6 +160,8 @@ final class TrainStage: PipelineStage, StageKind {
                 throw QuacError.at(m.file, at + "/concepts", "concepts named \(c.names), the run's are \(names): the columns must be the same concepts in the same order")
             }
             out.append(("concepts", c.values))
+        } else if isConceptModel {
+            throw QuacError.at(m.file, at, "the concept model learns its splits' own concepts: give this split \"concepts\"")
         } else if !isClassifier && run.samples.concepts != nil {
             throw QuacError.at(m.file, at, "the run's data has concepts, this training data has none: give it \"concepts\" too")
         }
