@@ -78,7 +78,7 @@ let package = Package(
         // Timings, not checks: the engine half of bench/engine_bench.sh (skipped unless QUAC_ENGINE_BENCH=1).
         .testTarget(name: "EngineBenchmarks", dependencies: ["Engine"], path: "bench/EngineBenchmarks"),
 
-        .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests"),
+        .testTarget(name: "ScorersTests", dependencies: ["Scorers"], path: "Tests/ScorersTests", exclude: ["Fixtures"]),
         // SMAT-style meta-learning on the engine: the student, its explainer and the meta step.
         .target(name: "MetaLearning", dependencies: ["Engine"], path: "Sources/MetaLearning"),
         // Logic explained networks on the engine: the entropy layer, the network and rule extraction.

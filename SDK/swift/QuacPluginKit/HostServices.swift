@@ -108,3 +108,28 @@ extension HostServices {
         return (try? JSONParser.parse(String(cString: json)))?.arrayValue?.compactMap(\.stringValue)
     }
 }
+
+extension HostServices {
+    /// During a score call: the raw map of the method being scored for other inputs (ABI 1.2,
+    /// QUAC_HOST_EXT_SCORED_METHOD), e.g. perturbed copies of the batch's samples.
+    public func scoredMethodAttribute(x: Tensor, source: Tensor?, target: Tensor?, xCF: Tensor?, concepts: Tensor?, seed: UInt64) throws -> Tensor {
+        let hasExtensions = Int(raw.pointee.struct_size) >= MemoryLayout<quac_host>.offset(of: \quac_host.get_extension)! + MemoryLayout<UnsafeRawPointer>.size
+        guard hasExtensions, let t = raw.pointee.get_extension?(raw, QUAC_HOST_EXT_SCORED_METHOD) else {
+            throw PluginError.unsupported("this host cannot re-run the scored method (\(QUAC_HOST_EXT_SCORED_METHOD), ABI 1.2)")
+        }
+        let table = t.assumingMemoryBound(to: quac_host_scored_method.self)
+        let views = [x, source, target, xCF, concepts].map { $0?.abiView() }
+        var b = quac_batch()
+        b.struct_size = UInt32(MemoryLayout<quac_batch>.size)
+        b.x = UnsafePointer(views[0]!.pointer)
+        b.source = views[1].map { UnsafePointer($0.pointer) }
+        b.target = views[2].map { UnsafePointer($0.pointer) }
+        b.x_cf = views[3].map { UnsafePointer($0.pointer) }
+        b.concepts = views[4].map { UnsafePointer($0.pointer) }
+        b.seed = seed
+        var out: UnsafeMutablePointer<quac_managed_tensor>?
+        let status = withExtendedLifetime(views) { withUnsafePointer(to: &b) { table.pointee.attribute!(raw, $0, &out) } }
+        guard status == quac_status(QUAC_OK), let m = out else { throw PluginError(status == quac_status(QUAC_OK) ? quac_status(QUAC_ERR_INTERNAL) : status, "re-running the scored method failed") }
+        return try Tensor(adopting: m)
+    }
+}

@@ -344,7 +344,15 @@ public struct ConformanceChecker {
         let callFn: (BatchInputs, Bool) throws -> PluginOutputs
         switch p.kind {
         case .attributor: output = "attribution"; callFn = { try p.attribute($0, checkInputs: $1) }
-        case .scorer: output = "score"; callFn = { try p.score($0, checkInputs: $1) }
+        case .scorer:
+            output = "score"
+            // A method to score for scorers that re-run it (QUAC_HOST_EXT_SCORED_METHOD): Saliency on the
+            // helper classifier, when the registry has it.
+            let method = (try? registry.manifest(id: "org.quac.saliency")).flatMap { try? PluginInstance(manifest: $0, run: classifier.context.run) }
+            callFn = { b, check in
+                guard let method else { return try p.score(b, checkInputs: check) }
+                return try p.context.withScoredMethod(method) { try p.score(b, checkInputs: check) }
+            }
         default: output = "counterfactual"; callFn = { try p.convert($0, checkInputs: $1) }
         }
         let full = batch(4)

@@ -59,6 +59,10 @@ public final class PluginContext: @unchecked Sendable {
         return conceptNamesJSON.map { UnsafePointer($0) }
     }
 
+    /// Per calling thread, the method a score call scores (QUAC_HOST_EXT_SCORED_METHOD).
+    var scored: [pthread_t: PluginInstance] = [:]
+    let scoredLock = NSLock()
+
     /// C strings a service hands out as "borrowed, valid as long as the host", made once per key.
     private var strings: [String: UnsafeMutablePointer<CChar>] = [:]
 
@@ -186,6 +190,7 @@ private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafeP
     switch String(cString: id) {
     case QUAC_HOST_EXT_CONCEPTS: return UnsafeRawPointer(conceptsTable)
     case QUAC_HOST_EXT_CLASSIFIER_LAYERS: return UnsafeRawPointer(hostClassifierLayersTable)
+    case QUAC_HOST_EXT_SCORED_METHOD: return UnsafeRawPointer(hostScoredMethodTable)
     default: return nil
     }
 }

@@ -28,7 +28,8 @@
  * layout as 1.0 on every supported platform) and stated the lifetimes of create's strings and of a
  * quac_dataset. 1.2 added quac_batch.maps (other attributors' maps, for methods built on them),
  * quac_batch.method_json (the scored method's JSON, for scorers), the classifier extension
- * QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS.
+ * QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS, and the host
+ * service QUAC_HOST_EXT_SCORED_METHOD.
  * A host of 1.2 loads plugins built against 1.0 and 1.1.
  *
  * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
@@ -225,6 +226,21 @@ typedef struct quac_host_classifier_layers {
                               const quac_tensor *activations, const quac_tensor *grad_logits,
                               quac_managed_tensor **logits, quac_managed_tensor **grad_activations);
 } quac_host_classifier_layers;
+
+/* Host extension "quac.host.scored-method/1" (since 1.2): for scorers that must explain other inputs
+ * than the batch's (a sensitivity to perturbations re-runs the method being scored). */
+#define QUAC_HOST_EXT_SCORED_METHOD "quac.host.scored-method/1"
+struct quac_batch; /* defined below */
+typedef struct quac_host_scored_method {
+    uint32_t struct_size;
+    /* [instance] Runs the attributor whose maps the current score call scores on `batch` (its x,
+     * source, target, x_cf, concepts and seed are used; borrowed) and returns its raw map in
+     * *attribution (owned by the caller; shaped like batch->x, or like its concepts for a concept
+     * explainer). QUAC_ERR_UNSUPPORTED outside a score call, or for a method that takes other
+     * attributors' maps (they are not known for other inputs). */
+    quac_status (*attribute)(const struct quac_host *host, const struct quac_batch *batch,
+                             quac_managed_tensor **attribution);
+} quac_host_scored_method;
 
 /* ---------------------------------------------------------------------------------------------- */
 /* Outputs                                                                                         */

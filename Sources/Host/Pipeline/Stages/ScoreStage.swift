@@ -49,7 +49,10 @@ final class ScoreStage: PipelineStage, StageKind {
                                 xCF: run.tensors[.counterfactuals]?.rows(rows), attribution: run.tensors[.attributions(method)]!.rows(rows),
                                 seed: seed, concepts: run.tensors[.concepts]?.rows(rows))
         batch.methodJSON = run.methodJSON[method].map { JSONMerge.rows($0, rows, of: d.count) }
-        let out = try run.call(use) { try $0.score(batch) }
+        // The method's raw map (its scale matters to some scorers), named by the method.
+        if let raw = run.rawMaps[method] { batch.maps = [(method, raw.rows(rows))] }
+        let attributor = try run.instance(run.manifest.attributors.first { $0.name == method }!)
+        let out = try run.call(use) { scorer in try scorer.context.withScoredMethod(attributor) { try scorer.score(batch) } }
         for name in out.names where out.tensors[name]!.shape.first != rows.count {
             throw QuacError.at(run.manifest.file, use.pointer, "plugin \(use.plugin): output \"\(name)\" has shape \(out.tensors[name]!.shape); every scorer output must have one row per sample (\(rows.count))")
         }
