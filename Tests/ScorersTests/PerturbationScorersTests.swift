@@ -84,3 +84,28 @@ final class PerturbationScorersTests: XCTestCase {
         XCTAssertEqual(FaithfulnessCorrelationScorer.pearson([1, 2, 3], [2, 4, 6]), 1, accuracy: 1e-12)
     }
 }
+
+/// ROAD's noisy linear imputation: without noise it reproduces a plane exactly where pixels have all
+/// their neighbours (each is then the weighted mean of its neighbours), and fills a hole in a constant
+/// image with the constant.
+final class ROADImputationTests: XCTestCase {
+    func testImputationReproducesAPlane() {
+        let (h, w) = (9, 11)
+        let plane = (0..<(h * w)).map { Double($0 / w) * 0.3 - Double($0 % w) * 0.2 + 1 }
+        var rng = SeededRandom(seed: 5)
+        // Interior pixels only: at the border the renormalised mean is one-sided.
+        let removed = (0..<(h * w)).map { i in i / w > 0 && i / w < h - 1 && i % w > 0 && i % w < w - 1 && rng.uniform() < 0.6 }
+        var v = plane
+        ROADScorer.impute(&v, removed: removed, h: h, w: w)
+        for i in 0..<(h * w) { XCTAssertEqual(v[i], plane[i], accuracy: 1e-4, "pixel \(i)") }
+    }
+
+    func testAConstantBorderFillsTheHoleWithTheConstant() {
+        let (h, w) = (6, 6)
+        var v = [Double](repeating: 2.5, count: h * w)
+        var removed = [Bool](repeating: false, count: h * w)
+        for r in 1..<5 { for c in 1..<5 { removed[r * w + c] = true; v[r * w + c] = -7 } }
+        ROADScorer.impute(&v, removed: removed, h: h, w: w)
+        for x in v { XCTAssertEqual(x, 2.5, accuracy: 1e-5) }
+    }
+}

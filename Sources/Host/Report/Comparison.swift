@@ -19,6 +19,8 @@ public struct Comparison {
         /// The median simulability of students taught with this method's explanations, at the
         /// smallest budget of the run's simulability study (nil when the run has none for it).
         public var simulability: Double?
+        /// Whether a higher score is better for this scorer (else lower).
+        public var higherIsBetter: Bool = true
         public var simulabilityBudget: Int?
     }
 
@@ -70,7 +72,7 @@ public struct Comparison {
                                     meanAbsConvergenceDelta: deltas.flatMap { $0.isEmpty ? nil : $0.map(abs).reduce(0, +) / Double($0.count) },
                                     rank: 1 + scored.filter { key($0) > key(m) }.count, wins: wins[m.name] ?? 0,
                                     ties: ties[m.name] ?? 0, simulability: run.simulability(of: m.name)?.median,
-                                    simulabilityBudget: run.simulability(of: m.name)?.budget))
+                                    higherIsBetter: sign > 0, simulabilityBudget: run.simulability(of: m.name)?.budget))
                     if let c = sc.curves, c.rank == 2, c.shape[0] > 0 {
                         let (p, pts) = (c.shape[0], c.shape[1])
                         let values = c.floatArray()
@@ -109,7 +111,8 @@ public struct Comparison {
                 ["run": .string(r.run), "method": .string(r.method), "scorer": .string(r.scorer), "median": num(r.median),
                  "q25": num(r.q25), "q75": num(r.q75), "mean": num(r.mean), "seconds_per_sample": num(r.secondsPerSample),
                  "mean_abs_convergence_delta": num(r.meanAbsConvergenceDelta), "rank": .int(Int64(r.rank)), "wins": .int(Int64(r.wins)), "ties": .int(Int64(r.ties)),
-                 "simulability": num(r.simulability), "simulability_budget": r.simulabilityBudget.map { .int(Int64($0)) } ?? .null] }),
+                 "simulability": num(r.simulability), "simulability_budget": r.simulabilityBudget.map { .int(Int64($0)) } ?? .null,
+                 "better": .string(r.higherIsBetter ? "higher" : "lower")] }),
             "curves": .array(curves.map { c in
                 ["run": .string(c.run), "method": .string(c.method), "scorer": .string(c.scorer),
                  "x": .array(c.x.map(num)), "median": .array(c.median.map(num)), "q25": .array(c.q25.map(num)), "q75": .array(c.q75.map(num))] }),
@@ -148,11 +151,11 @@ public struct Comparison {
 
     /// The score table as CSV (one header row; pandas.read_csv reads it as is).
     public var tableCSV: String {
-        var out = "run,method,scorer,median,q25,q75,mean,seconds_per_sample,mean_abs_convergence_delta,rank,wins,ties,simulability,simulability_budget\n"
+        var out = "run,method,scorer,median,q25,q75,mean,seconds_per_sample,mean_abs_convergence_delta,rank,wins,ties,simulability,simulability_budget,better\n"
         for r in rows {
             out += [CSV.field(r.run), CSV.field(r.method), CSV.field(r.scorer), CSV.number(r.median), CSV.number(r.q25), CSV.number(r.q75),
                     CSV.number(r.mean), CSV.number(r.secondsPerSample), CSV.number(r.meanAbsConvergenceDelta), String(r.rank), String(r.wins), String(r.ties),
-                    CSV.number(r.simulability), r.simulabilityBudget.map(String.init) ?? ""]
+                    CSV.number(r.simulability), r.simulabilityBudget.map(String.init) ?? "", r.higherIsBetter ? "higher" : "lower"]
                 .joined(separator: ",") + "\n"
         }
         return out

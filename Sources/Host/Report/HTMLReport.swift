@@ -48,14 +48,14 @@ public struct HTMLReport {
             h += "<tr\(r.rank == 1 ? " class=\"best\"" : "") data-method=\"\(HTML.escape(r.method))\" data-scorer=\"\(HTML.escape(r.scorer))\">"
             if multi { h += "<td class=\"text\" data-value=\"\(HTML.escape(r.run))\">\(HTML.escape(r.run))</td>" }
             h += "<td class=\"text\" data-value=\"\(HTML.escape(r.method))\">\(HTML.escape(r.method))</td>"
-            h += "<td class=\"text\" data-value=\"\(HTML.escape(r.scorer))\">\(HTML.escape(r.scorer))</td>"
+            h += "<td class=\"text\" data-value=\"\(HTML.escape(r.scorer))\">\(HTML.escape(r.scorer)) <span class=\"sub\">(\(r.higherIsBetter ? "higher" : "lower") is better)</span></td>"
             h += cell(r.median) + cell(r.q25) + cell(r.q75) + cell(r.mean) + cell(r.secondsPerSample, digits: 2, scale: 1000)
             h += cell(r.meanAbsConvergenceDelta, digits: 5)
             h += "<td data-value=\"\(r.rank)\">\(r.rank)</td><td data-value=\"\(r.wins)\">\(r.wins)</td><td data-value=\"\(r.ties)\">\(r.ties)</td>"
             if withSimulability { h += cell(r.simulability, digits: 3) }
             h += "</tr>"
         }
-        h += "</tbody></table><p class=\"sub\">Rank orders the medians; equal medians share a rank. "
+        h += "</tbody></table><p class=\"sub\">Rank orders the medians in each scorer's direction (higher or lower is better, said next to its name); equal medians share a rank. "
         h += "Best on: samples where the method alone has the highest score; tied on: samples where it shares the highest score with another method (no one wins those)."
         if withSimulability {
             h += " Simulability: median accuracy, against the classifier, of students taught with the method's explanations at the smallest budget of the simulability study (below)."
