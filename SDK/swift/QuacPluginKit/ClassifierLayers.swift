@@ -113,7 +113,8 @@ public struct HostClassifierLayers: @unchecked Sendable {
     public func forward(_ layer: String, x: Tensor) throws -> (activations: Tensor, logits: Tensor) {
         var a: UnsafeMutablePointer<quac_managed_tensor>?, l: UnsafeMutablePointer<quac_managed_tensor>?
         try x.withABITensor { xp in try check(layer.withCString { table.pointee.forward!(host.raw, $0, xp, &a, &l) }, "layer forward") }
-        return (try Tensor(adopting: a!), try Tensor(adopting: l!))
+        guard let a, let l else { throw PluginError(quac_status(QUAC_ERR_INTERNAL), "the host's layer forward returned no tensors") }
+        return (try Tensor(adopting: a), try Tensor(adopting: l))
     }
 
     public func vjpInput(_ layer: String, x: Tensor, gradActivations: Tensor) throws -> Tensor {
@@ -122,7 +123,8 @@ public struct HostClassifierLayers: @unchecked Sendable {
         try withExtendedLifetime((xv, gv)) {
             try check(layer.withCString { table.pointee.vjp_input!(host.raw, $0, xv.pointer, gv.pointer, &g) }, "layer vjp_input")
         }
-        return try Tensor(adopting: g!)
+        guard let g else { throw PluginError(quac_status(QUAC_ERR_INTERNAL), "the host's layer vjp_input returned no tensor") }
+        return try Tensor(adopting: g)
     }
 
     public func vjpLogits(_ layer: String, x: Tensor, activations: Tensor?, gradLogits: Tensor) throws -> (logits: Tensor, gradActivations: Tensor) {
@@ -133,7 +135,8 @@ public struct HostClassifierLayers: @unchecked Sendable {
                 table.pointee.vjp_logits!(host.raw, $0, xv.pointer, av.map { UnsafePointer($0.pointer) }, gv.pointer, &l, &g)
             }, "layer vjp_logits")
         }
-        return (try Tensor(adopting: l!), try Tensor(adopting: g!))
+        guard let l, let g else { throw PluginError(quac_status(QUAC_ERR_INTERNAL), "the host's layer vjp_logits returned no tensors") }
+        return (try Tensor(adopting: l), try Tensor(adopting: g))
     }
 
     private func check(_ status: quac_status, _ what: String) throws {

@@ -113,6 +113,23 @@ extension HostServices {
     /// During a score call: the raw map of the method being scored for other inputs (ABI 1.2,
     /// QUAC_HOST_EXT_SCORED_METHOD), e.g. perturbed copies of the batch's samples.
     public func scoredMethodAttribute(x: Tensor, source: Tensor?, target: Tensor?, xCF: Tensor?, concepts: Tensor?, seed: UInt64) throws -> Tensor {
+        try scoredMethod(x: x, source: source, target: target, xCF: xCF, concepts: concepts, seed: seed) { table, batch, out in
+            table.pointee.attribute!(raw, batch, out)
+        }
+    }
+
+    /// As scoredMethodAttribute, with the run's classifier's `count` top layers re-drawn from
+    /// `randomSeed` for the call (the cascading model randomisation of a sanity check).
+    public func scoredMethodAttributeRandomized(count: Int, randomSeed: UInt64, x: Tensor, source: Tensor?, target: Tensor?, xCF: Tensor?,
+                                                concepts: Tensor?, seed: UInt64) throws -> Tensor {
+        try scoredMethod(x: x, source: source, target: target, xCF: xCF, concepts: concepts, seed: seed) { table, batch, out in
+            guard let f = table.pointee.attribute_randomized else { return quac_status(QUAC_ERR_UNSUPPORTED) }
+            return f(raw, batch, UInt32(count), randomSeed, out)
+        }
+    }
+
+    private func scoredMethod(x: Tensor, source: Tensor?, target: Tensor?, xCF: Tensor?, concepts: Tensor?, seed: UInt64,
+                              _ call: (UnsafePointer<quac_host_scored_method>, UnsafePointer<quac_batch>, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>) -> quac_status) throws -> Tensor {
         let hasExtensions = Int(raw.pointee.struct_size) >= MemoryLayout<quac_host>.offset(of: \quac_host.get_extension)! + MemoryLayout<UnsafeRawPointer>.size
         guard hasExtensions, let t = raw.pointee.get_extension?(raw, QUAC_HOST_EXT_SCORED_METHOD) else {
             throw PluginError.unsupported("this host cannot re-run the scored method (\(QUAC_HOST_EXT_SCORED_METHOD), ABI 1.2)")
@@ -128,7 +145,7 @@ extension HostServices {
         b.concepts = views[4].map { UnsafePointer($0.pointer) }
         b.seed = seed
         var out: UnsafeMutablePointer<quac_managed_tensor>?
-        let status = withExtendedLifetime(views) { withUnsafePointer(to: &b) { table.pointee.attribute!(raw, $0, &out) } }
+        let status = withExtendedLifetime(views) { withUnsafePointer(to: &b) { call(UnsafePointer(table), $0, &out) } }
         guard status == quac_status(QUAC_OK), let m = out else { throw PluginError(status == quac_status(QUAC_OK) ? quac_status(QUAC_ERR_INTERNAL) : status, "re-running the scored method failed") }
         return try Tensor(adopting: m)
     }

@@ -38,7 +38,13 @@ private func host(_ p: UnsafePointer<quac_plugin>?) -> HostServices? { InstanceB
 
 private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
     guard let b else { throw PluginError.invalid("batch is NULL") }
-    let r = b.pointee
+    // Only the bytes the host's struct has: an older host's quac_batch is shorter than ours.
+    var r = quac_batch()
+    let size = min(Int(UnsafeRawPointer(b).load(as: UInt32.self)), MemoryLayout<quac_batch>.size)
+    guard size >= MemoryLayout<quac_batch>.offset(of: \quac_batch.seed)! + MemoryLayout<UInt64>.size else {
+        throw PluginError.invalid("batch struct_size \(size) is smaller than ABI 1.0's")
+    }
+    withUnsafeMutableBytes(of: &r) { $0.copyMemory(from: UnsafeRawBufferPointer(start: UnsafeRawPointer(b), count: size)) }
     func opt(_ t: UnsafePointer<quac_tensor>?, _ n: String) throws -> Tensor? { try t.map { try borrow($0, n) } }
     // Fields a host of an older minor version does not pass are absent.
     let hasConcepts = Int(r.struct_size) >= MemoryLayout<quac_batch>.offset(of: \quac_batch.concepts)! + MemoryLayout<UnsafeRawPointer>.size
@@ -55,7 +61,8 @@ private func batch(_ b: UnsafePointer<quac_batch>?) throws -> Batch {
     }
     let hasMaps = Int(r.struct_size) >= MemoryLayout<quac_batch>.offset(of: \quac_batch.n_maps)! + MemoryLayout<UInt64>.size
     if hasMaps, r.n_maps > 0 {
-        guard let maps = r.maps, r.n_maps <= 4096 else { throw PluginError.invalid("maps is NULL but n_maps is \(r.n_maps)") }
+        guard r.n_maps <= 4096 else { throw PluginError.invalid("n_maps is \(r.n_maps), more than 4096") }
+        guard let maps = r.maps else { throw PluginError.invalid("maps is NULL but n_maps is \(r.n_maps)") }
         inputs.maps = try (0..<Int(r.n_maps)).map { i in
             guard let name = maps[i].name else { throw PluginError.invalid("maps[\(i)] has no name") }
             let n = String(cString: name)

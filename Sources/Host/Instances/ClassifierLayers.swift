@@ -117,22 +117,40 @@ struct PluginLayerCalls: ClassifierLayerCalls {
         do { return try Tensor(adopting: m) } catch { throw QuacError("classifier \(instance.label): \(function): \(error)") }
     }
 
+    /// Both outputs of a call, or neither: what the plugin handed out is released when the call failed
+    /// or the other output is missing or bad.
+    private func adoptBoth(_ a: UnsafeMutablePointer<quac_managed_tensor>?, _ b: UnsafeMutablePointer<quac_managed_tensor>?,
+                           failed: Error?, _ function: String) throws -> (Tensor, Tensor) {
+        func release(_ m: UnsafeMutablePointer<quac_managed_tensor>?) { if let m { m.pointee.deleter?(m) } }
+        if let failed { release(a); release(b); throw failed }
+        let first: Tensor
+        do { first = try adopt(a, function) } catch { release(b); throw error }
+        return (first, try adopt(b, function))
+    }
+
     func forward(_ layer: String, x: Tensor) throws -> (activations: Tensor, logits: Tensor) {
         var a: UnsafeMutablePointer<quac_managed_tensor>?, l: UnsafeMutablePointer<quac_managed_tensor>?
-        try x.withABITensor { xp in
-            try instance.invoke("layers.forward") { layer.withCString { table.pointee.forward!(instance.plugin, $0, xp, &a, &l) } }
-        }
-        let logits = try adopt(l, "layers.forward")
-        return (try adopt(a, "layers.forward"), logits)
+        var failed: Error?
+        do {
+            try x.withABITensor { xp in
+                try instance.invoke("layers.forward") { layer.withCString { table.pointee.forward!(instance.plugin, $0, xp, &a, &l) } }
+            }
+        } catch { failed = error }
+        return try adoptBoth(a, l, failed: failed, "layers.forward")
     }
 
     func vjpInput(_ layer: String, x: Tensor, gradActivations: Tensor) throws -> Tensor {
         var g: UnsafeMutablePointer<quac_managed_tensor>?
         let views = [x, gradActivations].map(ABITensorView.init)
-        try withExtendedLifetime(views) {
-            try instance.invoke("layers.vjp_input") {
-                layer.withCString { table.pointee.vjp_input!(instance.plugin, $0, views[0].pointer, views[1].pointer, &g) }
+        do {
+            try withExtendedLifetime(views) {
+                try instance.invoke("layers.vjp_input") {
+                    layer.withCString { table.pointee.vjp_input!(instance.plugin, $0, views[0].pointer, views[1].pointer, &g) }
+                }
             }
+        } catch {
+            if let g { g.pointee.deleter?(g) }
+            throw error
         }
         return try adopt(g, "layers.vjp_input")
     }
@@ -140,14 +158,17 @@ struct PluginLayerCalls: ClassifierLayerCalls {
     func vjpLogits(_ layer: String, x: Tensor, activations: Tensor?, gradLogits: Tensor) throws -> (logits: Tensor, gradActivations: Tensor) {
         var l: UnsafeMutablePointer<quac_managed_tensor>?, g: UnsafeMutablePointer<quac_managed_tensor>?
         let views = [x, gradLogits].map(ABITensorView.init), a = activations.map(ABITensorView.init)
-        try withExtendedLifetime((views, a)) {
-            try instance.invoke("layers.vjp_logits") {
-                layer.withCString {
-                    table.pointee.vjp_logits!(instance.plugin, $0, views[0].pointer, a.map { UnsafePointer($0.pointer) }, views[1].pointer, &l, &g)
+        var failed: Error?
+        do {
+            try withExtendedLifetime((views, a)) {
+                try instance.invoke("layers.vjp_logits") {
+                    layer.withCString {
+                        table.pointee.vjp_logits!(instance.plugin, $0, views[0].pointer, a.map { UnsafePointer($0.pointer) }, views[1].pointer, &l, &g)
+                    }
                 }
             }
-        }
-        let logits = try adopt(l, "layers.vjp_logits")
-        return (logits, try adopt(g, "layers.vjp_logits"))
+        } catch { failed = error }
+        let (logits, grad) = try adoptBoth(l, g, failed: failed, "layers.vjp_logits")
+        return (logits, grad)
     }
 }

@@ -27,10 +27,11 @@ private func name(_ p: UnsafePointer<CChar>?) throws -> String {
     return String(cString: p)
 }
 
-/// Hands out `first` (required) and `second` (when its pointer is given), or neither.
-private func give(_ first: Tensor, _ out1: UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?,
+/// Hands out `first` (required) and `second` (when its pointer is given), or neither; a NULL output
+/// pointer is refused with a reason.
+private func give(_ ctx: PluginContext, _ first: Tensor, _ out1: UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?,
                   _ second: Tensor?, _ out2: UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?) -> quac_status {
-    guard let out1 else { return quac_status(QUAC_ERR_INVALID_ARGUMENT) }
+    guard let out1 else { ctx.setError("the output pointer is NULL"); return quac_status(QUAC_ERR_INVALID_ARGUMENT) }
     guard let a = first.managedCopy() else { return quac_status(QUAC_ERR_OUT_OF_MEMORY) }
     if let out2, let second {
         guard let b = second.managedCopy() else { a.pointee.deleter?(a); return quac_status(QUAC_ERR_OUT_OF_MEMORY) }
@@ -52,7 +53,7 @@ private let hostLayersForward: @convention(c) (UnsafePointer<quac_host>?, Unsafe
     guard let ctx = PluginContext.from(host) else { return quac_status(QUAC_ERR_INVALID_ARGUMENT) }
     do {
         let r = try layers(ctx).forward(try name(layer), x: try borrowedTensor(x, "x"))
-        return give(r.activations, activations, r.logits, logits)
+        return give(ctx, r.activations, activations, r.logits, logits)
     } catch { return ctx.serviceFailure(error) }
 }
 
@@ -60,7 +61,7 @@ private let hostLayersVJPInput: @convention(c) (UnsafePointer<quac_host>?, Unsaf
     guard let ctx = PluginContext.from(host) else { return quac_status(QUAC_ERR_INVALID_ARGUMENT) }
     do {
         let r = try layers(ctx).vjpInput(try name(layer), x: try borrowedTensor(x, "x"), gradActivations: try borrowedTensor(g, "grad_activations"))
-        return give(r, out, nil, nil)
+        return give(ctx, r, out, nil, nil)
     } catch { return ctx.serviceFailure(error) }
 }
 
@@ -70,6 +71,6 @@ private let hostLayersVJPLogits: @convention(c) (UnsafePointer<quac_host>?, Unsa
         let r = try layers(ctx).vjpLogits(try name(layer), x: try borrowedTensor(x, "x"),
                                           activations: try a.map { try borrowedTensor($0, "activations") },
                                           gradLogits: try borrowedTensor(g, "grad_logits"))
-        return give(r.gradActivations, gradA, r.logits, logits)
+        return give(ctx, r.gradActivations, gradA, r.logits, logits)
     } catch { return ctx.serviceFailure(error) }
 }

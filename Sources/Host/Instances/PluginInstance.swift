@@ -212,7 +212,7 @@ extension PluginInstance: Classifier {
                               sampleShape: dims.prefix(Int(raw.input_ndim)).map { Int($0) },
                               hasVJP: raw.has_vjp && t.pointee.vjp != nil,
                               hasModifiedBackward: table(QUAC_EXT_MODIFIED_BACKWARD, quac_modified_backward.self) != nil,
-                              hasLayers: table(QUAC_EXT_CLASSIFIER_LAYERS, quac_classifier_layers.self) != nil)
+                              hasLayers: rawLayers() != nil)
     }
 
     public func rawForward(_ x: Tensor) throws -> Tensor {
@@ -254,7 +254,10 @@ extension PluginInstance: Classifier {
     }
 
     public func rawLayers() -> ClassifierLayerCalls? {
-        table(QUAC_EXT_CLASSIFIER_LAYERS, quac_classifier_layers.self).map { PluginLayerCalls(instance: self, table: $0) }
+        // A table with a missing function is no extension (the host never calls through NULL).
+        guard let t = table(QUAC_EXT_CLASSIFIER_LAYERS, quac_classifier_layers.self), t.pointee.list_json != nil, t.pointee.forward != nil,
+              t.pointee.vjp_input != nil, t.pointee.vjp_logits != nil else { return nil }
+        return PluginLayerCalls(instance: self, table: t)
     }
 
     private func adopt(_ m: UnsafeMutablePointer<quac_managed_tensor>?, _ function: String, _ what: String) throws -> Tensor {

@@ -7,7 +7,8 @@ import QuacPluginAPI
 
 let hostScoredMethodTable: UnsafeMutablePointer<quac_host_scored_method> = {
     let t = UnsafeMutablePointer<quac_host_scored_method>.allocate(capacity: 1)
-    t.initialize(to: quac_host_scored_method(struct_size: UInt32(MemoryLayout<quac_host_scored_method>.size), attribute: hostScoredAttribute))
+    t.initialize(to: quac_host_scored_method(struct_size: UInt32(MemoryLayout<quac_host_scored_method>.size), attribute: hostScoredAttribute,
+                                             attribute_randomized: hostScoredAttributeRandomized))
     return t
 }()
 
@@ -47,6 +48,28 @@ private let hostScoredAttribute: @convention(c) (UnsafePointer<quac_host>?, Unsa
         guard MapSources.names(method.manifest, method.parameters).isEmpty else {
             throw QuacError("the scored method \(method.label) takes other attributors' maps, which are not known for other inputs; it cannot be re-run (does not offer)")
         }
+        let map = try method.attribute(try inputs(batch)).tensors["attribution"]!
+        guard let m = map.managedCopy() else { return quac_status(QUAC_ERR_OUT_OF_MEMORY) }
+        out.pointee = m
+        return ABIStatus.ok
+    } catch { return ctx.serviceFailure(error) }
+}
+
+private let hostScoredAttributeRandomized: @convention(c) (UnsafePointer<quac_host>?, UnsafePointer<quac_batch>?, UInt32, UInt64, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?) -> quac_status = { host, batch, count, seed, out in
+    guard let ctx = PluginContext.from(host) else { return quac_status(QUAC_ERR_INVALID_ARGUMENT) }
+    do {
+        guard let batch, let out else { throw QuacError("batch and attribution must not be NULL") }
+        guard let method = ctx.scoredMethod() else { throw QuacError("the scored method is only known during a score call; this host does not offer it here") }
+        guard let classifier = ctx.run?.classifier as? PluginInstance,
+              let table = classifier.table(QUAC_EXT_CLASSIFIER_RANDOMIZE, quac_classifier_randomize.self), let randomize = table.pointee.randomize else {
+            throw QuacError("the run's classifier does not offer \(QUAC_EXT_CLASSIFIER_RANDOMIZE) (it cannot re-draw its layers)")
+        }
+        guard MapSources.names(method.manifest, method.parameters).isEmpty else {
+            throw QuacError("the scored method \(method.label) takes other attributors' maps, which are not known for another classifier; it cannot be re-run (does not offer)")
+        }
+        try classifier.invoke("randomize") { randomize(classifier.plugin, count, seed) }
+        // The trained weights come back whatever happens next.
+        defer { try? classifier.invoke("randomize") { randomize(classifier.plugin, 0, 0) } }
         let map = try method.attribute(try inputs(batch)).tensors["attribution"]!
         guard let m = map.managedCopy() else { return quac_status(QUAC_ERR_OUT_OF_MEMORY) }
         out.pointee = m

@@ -47,6 +47,10 @@ extension PipelineRunner {
                     throw QuacError.at(manifest.file, pointer, "no attributor of this pipeline is named \"\(name)\" (attributors: \(all))")
                 }
                 if name == use.name { throw QuacError.at(manifest.file, pointer, "\"\(name)\" cannot take its own maps") }
+                let source = manifest.attributors.first { $0.name == name }!
+                if resolved[source.pointer]!.manifest.explains == .concepts {
+                    throw QuacError.at(manifest.file, pointer, "\"\(name)\" explains concepts; only maps over the inputs can be taken")
+                }
             }
             sources[use.name] = names
         }
@@ -68,6 +72,10 @@ extension PipelineRunner {
             for name in MapSources.names(r.manifest, r.parameters) where !(sources[name] ?? []).isEmpty {
                 throw QuacError.at(manifest.file, use.pointer + "/train", "the training data gets the maps of \"\(name)\", which takes other attributors' maps itself; training data is computed one level deep")
             }
+        }
+        for use in manifest.attributors + manifest.scorers {
+            guard let name = use.train?["targets_from"]?.stringValue, !(sources[name] ?? []).isEmpty else { continue }
+            throw QuacError.at(manifest.file, use.pointer + "/train/targets_from", "\"\(name)\" takes other attributors' maps; training data is computed one level deep")
         }
         for c in manifest.convergence where !(sources[c.method] ?? []).isEmpty {
             throw QuacError.at(manifest.file, c.pointer + "/method", "\"\(c.method)\" takes other attributors' maps; a convergence study reruns a method on its own")

@@ -62,6 +62,13 @@ public final class PipelineRunner {
             }
         }
         try checkMapSources(resolved)
+        // Every scorer scores some method: its maps are over what the scorer scores.
+        for use in manifest.scorers {
+            let domain = resolved[use.pointer]!.manifest.scores
+            if !manifest.attributors.isEmpty, !manifest.attributors.contains(where: { resolved[$0.pointer]!.manifest.explains == domain }) {
+                throw QuacError.at(manifest.file, use.pointer + "/plugin", "\(use.plugin) scores maps over the \(domain.rawValue), and no attributor of this pipeline explains the \(domain.rawValue)")
+            }
+        }
         for use in manifest.attributors where resolved[use.pointer]!.manifest.explains == .concepts {
             guard manifest.data.concepts != nil || manifest.conceptModel != nil else {
                 throw QuacError.at(manifest.file, use.pointer + "/plugin", "\(use.plugin) explains concepts, and the run has none: give the data \"concepts\" or the pipeline a \"concept_model\"")
@@ -115,6 +122,9 @@ public final class PipelineRunner {
         let m = resolved[use.pointer]!.manifest
         guard m.trainable else { throw QuacError.at(manifest.file, pointer, "\(use.plugin) is not trainable (its manifest does not say \"trainable\": true)") }
         let derived = spec["targets_from"] != nil || spec["teacher"]?.boolValue == true || spec["counterfactuals"]?.boolValue == true
+        if use.pointer == "/concept_model" && derived {
+            throw QuacError.at(manifest.file, pointer, "the concept model learns its splits' own concepts: it cannot train on targets_from, teacher or counterfactuals")
+        }
         if use.pointer == "/classifier" && derived {
             throw QuacError.at(manifest.file, pointer, "the classifier is trained before anything else of the run: it cannot train on targets_from, teacher or counterfactuals")
         }

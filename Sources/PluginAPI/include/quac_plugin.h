@@ -28,8 +28,8 @@
  * layout as 1.0 on every supported platform) and stated the lifetimes of create's strings and of a
  * quac_dataset. 1.2 added quac_batch.maps (other attributors' maps, for methods built on them),
  * quac_batch.method_json (the scored method's JSON, for scorers), the classifier extension
- * QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS, and the host
- * service QUAC_HOST_EXT_SCORED_METHOD.
+ * QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS, the classifier
+ * extension QUAC_EXT_CLASSIFIER_RANDOMIZE, and the host service QUAC_HOST_EXT_SCORED_METHOD.
  * A host of 1.2 loads plugins built against 1.0 and 1.1.
  *
  * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
@@ -240,6 +240,11 @@ typedef struct quac_host_scored_method {
      * attributors' maps (they are not known for other inputs). */
     quac_status (*attribute)(const struct quac_host *host, const struct quac_batch *batch,
                              quac_managed_tensor **attribution);
+    /* [instance] As attribute, with the run's classifier's `count` top layers re-drawn from `seed`
+     * (QUAC_EXT_CLASSIFIER_RANDOMIZE; the cascading model randomisation of a sanity check); the trained
+     * weights are back when it returns. QUAC_ERR_UNSUPPORTED when the classifier cannot do it. */
+    quac_status (*attribute_randomized)(const struct quac_host *host, const struct quac_batch *batch, uint32_t count,
+                                        uint64_t seed, quac_managed_tensor **attribution);
 } quac_host_scored_method;
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -329,6 +334,20 @@ typedef struct quac_modified_backward {
                             const quac_tensor *baseline, const quac_tensor *grad_logits,
                             quac_managed_tensor **grad_x);
 } quac_modified_backward;
+
+/* Classifier extension "quac.classifier.randomize/1" (since 1.2): re-draws the weights of its top layers,
+ * for the model-randomisation sanity check (a map that does not change when the model does explains
+ * nothing about the model). */
+#define QUAC_EXT_CLASSIFIER_RANDOMIZE "quac.classifier.randomize/1"
+typedef struct quac_classifier_randomize {
+    uint32_t struct_size;
+    /* [thread-safe] A JSON array of the names of the layers with weights, from the output backwards:
+     * the order a cascading randomisation follows. Borrowed: valid as long as the instance. */
+    const char *(*layers_json)(const quac_plugin *self);
+    /* [instance] Re-draws the weights of the first `count` layers of that list from `seed`; count 0
+     * puts the trained weights back. Lasts until the next call. */
+    quac_status (*randomize)(const quac_plugin *self, uint32_t count, uint64_t seed);
+} quac_classifier_randomize;
 
 /* Classifier extension "quac.classifier.layers/1" (since 1.2): a named inner layer's activations and
  * the gradients through it, for layer methods (Grad-CAM, layer Integrated Gradients) and explainers

@@ -21,6 +21,8 @@ final class CNNClassifier: ClassifierPlugin {
     let model: Module
     /// The network's layers and their per-sample output shapes (CNNLayers.swift).
     private(set) var layerShapes: [(name: String, shape: [Int])] = []
+    /// The trained weights of layers re-drawn by `randomize` (CNNLayers.swift), to put them back.
+    var savedWeights: [(Var, NDArray)] = []
 
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host

@@ -86,3 +86,29 @@ extension CNNClassifier: LayeredClassifierPlugin {
         return (logits.data.contiguous().tensor, g.map { $0.data.contiguous().tensor } ?? Tensor(zeros: layerShape(layer, n: n)))
     }
 }
+
+/// Cascading model randomisation (QUAC_EXT_CLASSIFIER_RANDOMIZE): the convolution and linear layers,
+/// from the output backwards, re-drawn uniformly in +-1/sqrt(fan-in) (PyTorch's default
+/// initialisation) from the seed and the layer's position; batch-norm statistics are kept.
+extension CNNClassifier: RandomizableClassifierPlugin {
+    var randomizableLayers: [String] {
+        model.namedModules().filter { $0.1 is Conv2d || $0.1 is Linear }.map(\.0).reversed()
+    }
+
+    func randomize(count: Int, seed: UInt64) throws {
+        for (v, original) in savedWeights { v.setData(original) }
+        savedWeights = []
+        for (i, name) in randomizableLayers.prefix(count).enumerated() {
+            guard let m = model.module(at: name) else { continue }
+            let weights = m.localParameters
+            let fanIn = weights.first.map { $0.1.count / max($0.1.shape[0], 1) } ?? 1
+            var rng = SeededRandom(seed: seed &+ UInt64(i + 1) &* 0x9E37_79B9_7F4A_7C15)
+            let bound = 1 / Float(max(fanIn, 1)).squareRoot()
+            for (_, p) in weights {
+                savedWeights.append((p, p.data.copy()))
+                p.setData(.uniform(p.shape, low: -bound, high: bound, rng: &rng))
+            }
+        }
+        model.eval()
+    }
+}

@@ -71,6 +71,9 @@ final class LogicExplainer: AttributorPlugin {
         if trained == nil { trained = untrained(concepts: c.shape[1]) }
         let t = trained!
         let k = t.network.entropy.concepts, r = t.network.entropy.classes, n = batch.count
+        if let names = host.conceptNames(), names != t.names {
+            throw PluginError.invalid("the model's concepts are \(t.names), the run's \(names): the same concepts in the same order are needed")
+        }
         guard c.shape == [n, k] else { throw PluginError.invalid("concepts: expected [\(n), \(k)] (the network's concepts), got \(c.shape)") }
         let values = c.floatArray()
         let table = TruthTable(values: values, concepts: k)

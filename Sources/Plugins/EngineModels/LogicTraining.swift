@@ -71,7 +71,7 @@ extension LogicExplainer: TrainablePlugin {
             var total = 0.0
             for b in stride(from: 0, to: n, by: size) {
                 let idx = Array(order[b..<min(b + size, n)])
-                let xb = size == n ? x : gather(x, idx)
+                let xb = s.batchSize == 0 ? x : gather(x, idx)
                 let loss = network.loss(Var(xb), labels: idx.map { train.classes[$0] }, lambda: s.lambda)
                 guard loss.item.isFinite else { throw PluginError.invalid("the training loss became \(loss.item) in epoch \(epoch + 1); lower the learning rate") }
                 optimizer.zeroGrad()
@@ -153,6 +153,9 @@ extension LogicExplainer: TrainablePlugin {
               arch["type"]?.stringValue == "logic_network", let k = arch["concepts"]?.intValue, let r = arch["classes"]?.intValue,
               arch == architecture(concepts: Int(k), classes: Int(r)) else {
             throw PluginError.invalid("weights \(url.path): not a logic network of these parameters (check hidden and temperature)")
+        }
+        guard (1...100_000).contains(k), (2...10_000).contains(r) else {
+            throw PluginError.io("weights \(url.path): architecture: \(k) concepts and \(r) classes (needs at least 1 concept and 2 classes)")
         }
         let network = LogicNetwork(concepts: Int(k), classes: Int(r), hidden: hidden, temperature: temperature, seed: 0)
         do { try network.loadStateDict(ModelFile.floatArrays(file)) } catch { throw PluginError.io("weights \(url.path): \(error)") }

@@ -66,7 +66,13 @@ final class SMATExplainer: AttributorPlugin {
     /// over channels, then the layer's channels resized to the input.
     func heads(x: Tensor, maps: (String) throws -> Tensor) throws -> NDArray {
         let n = x.shape[0], p = sampleShape[1] * sampleShape[2]
-        var parts: [NDArray] = try mapHeads.map { SMATMath.attributionHead(NDArray(try maps($0)).copy()).reshaped([n, 1, p]) }
+        var parts: [NDArray] = try mapHeads.map { name in
+            let m = try maps(name)
+            guard m.dtype == .float32, m.shape == x.shape else {
+                throw PluginError.invalid("the maps of \(name) are \(m.dtype.displayName) \(m.shape), expected float32 \(x.shape) like x")
+            }
+            return SMATMath.attributionHead(NDArray(m).copy()).reshaped([n, 1, p])
+        }
         if let layer = headLayer {
             let (a, _) = try host.classifierLayers().forward(layer, x: x)
             parts.append(SMATMath.layerHeads(NDArray(a).copy(), height: sampleShape[1], width: sampleShape[2]))

@@ -15,6 +15,7 @@ struct ConceptRules {
         guard let c = batch.concepts else { throw PluginError.invalid("rule scorers evaluate the rules on the concepts, and this batch has none") }
         let k = c.shape[1]
         let columns = names ?? (0..<k).map { "c\($0)" }
+        guard columns.count == k else { throw PluginError.invalid("\(columns.count) concept names for \(k) concepts") }
         var rules: [[[(Int, Bool)]]] = [], complexity: [Int] = []
         for (i, r) in list.enumerated() {
             guard r["class"]?.intValue == Int64(i), let minterms = r["minterms"]?.arrayValue else {

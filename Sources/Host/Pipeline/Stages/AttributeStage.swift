@@ -60,12 +60,18 @@ final class AttributeStage: PipelineStage, StageKind {
         let d = run.samples
         let raw = outputs.isEmpty ? Tensor(zeros: d.x.shape) : Tensor.concatenate(outputs.map { $0.tensors["attribution"]! })
         let normalized = AttributionMaps.normalizedPerSample(raw)
+        // The JSON first and the tensors (which carry the fingerprint) last: a run stopped in between
+        // recomputes instead of pairing new maps with an old JSON; a method that puts none leaves none.
+        let jsonFile = "attributions/\(use.name).json"
+        if let doc = JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)) {
+            try run.store.writeJSON(jsonFile, .object(doc))
+            run.methodJSON[use.name] = doc
+        } else {
+            try? FileManager.default.removeItem(at: run.store.url(jsonFile))
+            run.methodJSON[use.name] = nil
+        }
         try run.store.writeTensors(file, [("attribution", raw), ("normalized", normalized)], fingerprint: fingerprint,
                                    metadata: ["method": use.name, "plugin": use.plugin, "seconds": String(format: "%.6f", seconds)])
-        if let doc = JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)) {
-            try run.store.writeJSON("attributions/\(use.name).json", .object(doc))
-            run.methodJSON[use.name] = doc
-        }
         run.tensors[.attributions(use.name)] = normalized
         run.rawMaps[use.name] = raw
         return String(format: "%.2f s (%.1f ms/sample)", seconds, 1000 * seconds / Double(max(d.count, 1)))
