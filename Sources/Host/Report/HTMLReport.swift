@@ -72,7 +72,8 @@ public struct HTMLReport {
             let curves = comparison.curves.filter { $0.run == run && $0.scorer == scorer }
             let methods = comparison.runs.flatMap { $0.methods.map(\.name) }
             let plugin = comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.plugin }.first ?? ""
-            let axis = plugin.hasSuffix("quac-evaluator") ? "normalized mask size" : "fraction of pixels from the counterfactual"
+            let label = comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.fields["curve_x_label"]?.stringValue }.first
+            let axis = label ?? (plugin.hasSuffix("quac-evaluator") ? "normalized mask size" : "fraction of pixels from the counterfactual")
             h += ReportCharts.curves(curves, methods: methods,
                                      title: comparison.runs.count > 1 ? "\(run): \(scorer)" : scorer,
                                      xLabel: axis, yLabel: "score change")

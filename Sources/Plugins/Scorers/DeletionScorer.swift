@@ -86,6 +86,7 @@ final class DeletionScorer: ScorerPlugin {
             for k in 0...steps { curves.floats[s * (steps + 1) + k] = Float(probs[k]) }
             scores.floats[s] = Float(Self.area(probs))
         }
-        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array((0...steps).map { .double(Double($0) / Double(steps)) })])
+        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array((0...steps).map { .double(Double($0) / Double(steps)) }),
+                                                                      "curve_x_label": "fraction of pixels replaced by the baseline"])
     }
 }

@@ -89,7 +89,8 @@ class ROADScorer: ScorerPlugin {
             let span = (fractions.last ?? 1) - (fractions.first ?? 0)
             scores.floats[s] = Float(steps > 1 && span > 0 ? area / span : probs[0])
         }
-        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array(fractions.map { .double($0) })])
+        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array(fractions.map { .double($0) }),
+                                                                      "curve_x_label": .string(Self.mostRelevantFirst ? "fraction of the most attributed pixels imputed" : "fraction of the least attributed pixels imputed")])
     }
 }
 
