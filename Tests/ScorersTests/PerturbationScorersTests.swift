@@ -109,3 +109,24 @@ final class ROADImputationTests: XCTestCase {
         for x in v { XCTAssertEqual(x, 2.5, accuracy: 1e-5) }
     }
 }
+
+extension ROADImputationTests {
+    /// ROAD on a model that reads a linear function of the image: removing any pixels of a plane image
+    /// (without noise) changes nothing, so every point of the curve is the unperturbed input, whatever the
+    /// map; with noise, only the removed pixels move.
+    func testRemovalLeavesAPlaneImageUnchanged() {
+        let (h, w) = (6, 7)
+        let plane = (0..<(2 * h * w)).map { i -> Float in let p = i % (h * w); return Float(p / w) * 0.1 + Float(p % w) * 0.05 }
+        let x = Tensor(plane, shape: [1, 2, h, w])
+        // Interior pixels first, so every removed pixel has its 8 neighbours.
+        let interior = (0..<(h * w)).filter { $0 / w > 0 && $0 / w < h - 1 && $0 % w > 0 && $0 % w < w - 1 }
+        let order = interior + (0..<(h * w)).filter { !interior.contains($0) }
+        let fractions = [0, Double(interior.count) / 2 / Double(h * w), Double(interior.count) / Double(h * w)]
+        var rng = SeededRandom(seed: 1)
+        let quiet = ROADScorer.imputed(x, sample: 0, order: order, fractions: fractions, noise: 0, rng: &rng)
+        for k in 0..<3 { for i in 0..<(2 * h * w) { XCTAssertEqual(quiet.floats[k * 2 * h * w + i], plane[i], accuracy: 1e-4) } }
+        let noisy = ROADScorer.imputed(x, sample: 0, order: order, fractions: fractions, noise: 0.5, rng: &rng)
+        let moved = (0..<(2 * h * w)).filter { abs(noisy.floats[2 * 2 * h * w + $0] - plane[$0]) > 1e-3 }
+        XCTAssertEqual(Set(moved.map { $0 % (h * w) }), Set(interior), "noise goes to the removed pixels only")
+    }
+}

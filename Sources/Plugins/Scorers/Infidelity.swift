@@ -6,8 +6,8 @@ import QuacPluginKit
 /// e_k = sum(I_k * a) - (f(x) - f(x - I_k)); infidelity = mean_k e_k^2. With normalization the map is
 /// first scaled by the least-squares beta = mean_k(s_k d_k) / mean_k(s_k^2) (s_k = sum(I_k * a),
 /// d_k = f(x) - f(x - I_k)), so only the map's shape counts. Lower is better. The map is the method's raw
-/// map (its scale matters); perturbations are Gaussian noise, drawn per sample from the seed and the
-/// sample's own values.
+/// map (its scale matters); perturbations are Gaussian or uniform noise, drawn per sample from the seed
+/// and the sample's own values.
 final class InfidelityScorer: ScorerPlugin {
     static let description = PluginDescription(
         id: "org.quac.infidelity", name: "Infidelity",
@@ -15,12 +15,16 @@ final class InfidelityScorer: ScorerPlugin {
         kind: .scorer)
     let host: HostServices
     let samples: Int, std: Double, normalize: Bool
+    /// The noise function: "gaussian" (standard deviation noise_std) or "uniform" (in [-noise_std, noise_std]).
+    let noise: String
 
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host
         samples = try parameters.int("n_perturb_samples")
         std = try parameters.double("noise_std")
         normalize = try parameters.bool("normalize")
+        noise = try parameters.string("noise")
+        guard noise == "gaussian" || noise == "uniform" else { throw PluginError.invalid("noise must be \"gaussian\" or \"uniform\", got \"\(noise)\"") }
         guard samples >= 1, std > 0, std.isFinite else { throw PluginError.invalid("n_perturb_samples must be >= 1 and noise_std > 0") }
     }
 
@@ -50,7 +54,9 @@ final class InfidelityScorer: ScorerPlugin {
             let y = Int(sources[s])
             guard y >= 0, y < spec.numClasses else { throw PluginError.invalid("source \(y) of sample \(s) is outside [0, \(spec.numClasses))") }
             var rng = SampleNoise.generator(seed: batch.seed, sample: x.floats[(s * d)..<((s + 1) * d)], salt: 0x1F1D)
-            let perturbations = (0..<samples).map { _ in (0..<d).map { _ in Double(rng.normal()) * std } }
+            let perturbations = (0..<samples).map { _ in
+                (0..<d).map { _ in noise == "gaussian" ? Double(rng.normal()) * std : (Double(rng.uniform()) * 2 - 1) * std }
+            }
             // x and every x - I_k in one forward pass.
             let inputs = Tensor(zeros: [samples + 1] + x.shape.dropFirst())
             for i in 0..<d { inputs.floats[i] = x.floats[s * d + i] }

@@ -51,6 +51,27 @@ class ROADScorer: ScorerPlugin {
         }
     }
 
+    /// The inputs of one sample's curve [fractions, C, H, W]: for each fraction, its first pixels of
+    /// `order` removed and imputed (every channel), plus noise on the imputed values.
+    static func imputed(_ x: Tensor, sample s: Int, order: [Int], fractions: [Double], noise: Double, rng: inout SeededRandom) -> Tensor {
+        let (c, h, w) = (x.shape[1], x.shape[2], x.shape[3])
+        let pixels = h * w, d = c * pixels
+        let inputs = Tensor(zeros: [fractions.count] + x.shape.dropFirst())
+        for (k, f) in fractions.enumerated() {
+            var removed = [Bool](repeating: false, count: pixels)
+            for p in order.prefix(Int((f * Double(pixels)).rounded())) { removed[p] = true }
+            for ch in 0..<c {
+                var v = (0..<pixels).map { Double(x.floats[s * d + ch * pixels + $0]) }
+                impute(&v, removed: removed, h: h, w: w)
+                for p in 0..<pixels {
+                    let value = removed[p] ? v[p] + Double(rng.normal()) * noise : v[p]
+                    inputs.floats[k * d + ch * pixels + p] = Float(value)
+                }
+            }
+        }
+        return inputs
+    }
+
     func score(_ batch: Batch) throws -> Outputs {
         let x = batch.x
         guard x.rank == 4 else { throw PluginError.invalid("x: ROAD imputes images [N, C, H, W], got \(x.shape)") }
@@ -58,6 +79,7 @@ class ROADScorer: ScorerPlugin {
         let sources = try batch.requireSource()
         let (n, c, h, w) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
         let pixels = h * w, d = c * pixels
+        _ = n
         let (spec, _) = try host.classifierInfo()
         let steps = fractions.count
         let scores = Tensor(zeros: [n]), curves = Tensor(zeros: [n, steps])
@@ -68,19 +90,7 @@ class ROADScorer: ScorerPlugin {
             var order = DeletionScorer.order(map.floats, sample: s, channels: c, pixels: pixels)
             if !Self.mostRelevantFirst { order.reverse() }
             var rng = SampleNoise.generator(seed: batch.seed, sample: x.floats[(s * d)..<((s + 1) * d)], salt: 0x20AD)
-            let inputs = Tensor(zeros: [steps] + x.shape.dropFirst())
-            for (k, f) in fractions.enumerated() {
-                var removed = [Bool](repeating: false, count: pixels)
-                for p in order.prefix(Int((f * Double(pixels)).rounded())) { removed[p] = true }
-                for ch in 0..<c {
-                    var v = (0..<pixels).map { Double(x.floats[s * d + ch * pixels + $0]) }
-                    Self.impute(&v, removed: removed, h: h, w: w)
-                    for p in 0..<pixels {
-                        let value = removed[p] ? v[p] + Double(rng.normal()) * noise : v[p]
-                        inputs.floats[k * d + ch * pixels + p] = Float(value)
-                    }
-                }
-            }
+            let inputs = Self.imputed(x, sample: s, order: order, fractions: fractions, noise: noise, rng: &rng)
             let probs = DeletionScorer.probabilities(try host.classifierForward(inputs), column: y)
             for k in 0..<steps { curves.floats[s * steps + k] = Float(probs[k]) }
             // Trapezoid over the given fractions.
