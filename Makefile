@@ -1,6 +1,7 @@
 # The two set-up-and-go commands of the README:
 #   make demo   builds in release and runs the demo: synthetic cells, a trained CNN, counterfactuals,
-#               every attribution method, the QuAC evaluator, the HTML report
+#               every attribution method, every scorer (QuAC, insertion, deletion, infidelity,
+#               max-sensitivity, faithfulness, ROAD, the sanity check), the HTML report
 #   make test   runs the whole test suite (Swift tests, Python round trips, the C SDK's build)
 # Both install what they need on a fresh Debian machine (scripts/setup.sh).
 

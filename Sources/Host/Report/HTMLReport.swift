@@ -76,7 +76,7 @@ public struct HTMLReport {
             let axis = label ?? (plugin.hasSuffix("quac-evaluator") ? "normalized mask size" : "fraction of pixels from the counterfactual")
             h += ReportCharts.curves(curves, methods: methods,
                                      title: comparison.runs.count > 1 ? "\(run): \(scorer)" : scorer,
-                                     xLabel: axis, yLabel: "score change")
+                                     xLabel: axis, yLabel: comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.fields["curve_y_label"]?.stringValue }.first ?? "score change")
         }
         return h + "</div>"
     }

@@ -87,6 +87,7 @@ final class DeletionScorer: ScorerPlugin {
             scores.floats[s] = Float(Self.area(probs))
         }
         return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array((0...steps).map { .double(Double($0) / Double(steps)) }),
-                                                                      "curve_x_label": "fraction of pixels replaced by the baseline"])
+                                                                      "curve_x_label": "fraction of pixels replaced by the baseline",
+                                                                      "curve_y_label": "probability of the explained class"])
     }
 }

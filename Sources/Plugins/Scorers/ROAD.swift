@@ -26,14 +26,20 @@ class ROADScorer: ScorerPlugin {
     }
 
     /// Fills the `removed` pixels of one h x w channel with the linear imputation (in place); the other
-    /// pixels are fixed. Gauss-Seidel until the largest change is below 1e-6 (at most 500 sweeps).
+    /// pixels are fixed. Gauss-Seidel from the known pixels' mean until the largest change is below 1e-6
+    /// (at most 5000 sweeps); with no known pixel at all, every pixel gets the channel's mean.
     static func impute(_ v: inout [Double], removed: [Bool], h: Int, w: Int) {
         let neighbours: [(Int, Int, Double)] = [(-1, 0, 1.0 / 6), (1, 0, 1.0 / 6), (0, -1, 1.0 / 6), (0, 1, 1.0 / 6),
                                                 (-1, -1, 1.0 / 12), (-1, 1, 1.0 / 12), (1, -1, 1.0 / 12), (1, 1, 1.0 / 12)]
         let unknown = (0..<(h * w)).filter { removed[$0] }
-        guard !unknown.isEmpty, unknown.count < h * w else { return }
-        for i in unknown { v[i] = 0 }
-        for _ in 0..<500 {
+        guard !unknown.isEmpty else { return }
+        // Nothing known: nothing to interpolate from; the channel's mean is the least informative fill.
+        let known = (0..<(h * w)).filter { !removed[$0] }
+        let start = (known.isEmpty ? v : known.map { v[$0] }).reduce(0, +) / Double(known.isEmpty ? v.count : known.count)
+        for i in unknown { v[i] = start }
+        if known.isEmpty { return }
+        // From the known pixels' mean, so large holes converge in fewer sweeps.
+        for _ in 0..<5000 {
             var change = 0.0
             for i in unknown {
                 let (r, c) = (i / w, i % w)
@@ -100,7 +106,8 @@ class ROADScorer: ScorerPlugin {
             scores.floats[s] = Float(steps > 1 && span > 0 ? area / span : probs[0])
         }
         return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array(fractions.map { .double($0) }),
-                                                                      "curve_x_label": .string(Self.mostRelevantFirst ? "fraction of the most attributed pixels imputed" : "fraction of the least attributed pixels imputed")])
+                                                                      "curve_x_label": .string(Self.mostRelevantFirst ? "fraction of the most attributed pixels imputed" : "fraction of the least attributed pixels imputed"),
+                                                                      "curve_y_label": "probability of the explained class"])
     }
 }
 
