@@ -88,3 +88,35 @@ extension MoreScorersTests {
         XCTAssertNotEqual(table.pointee.randomize!(cnn.plugin, 7, 9), 0, "more layers than it has are refused")
     }
 }
+
+extension MoreScorersTests {
+    /// A sanity check needs a classifier that can re-draw its layers; a scorer that re-runs methods
+    /// cannot score one built on other attributors' maps. Both are refused before anything runs.
+    func testScorersThatCannotRunAreRefusedUpFront() throws {
+        let dir = try TestSupport.tempDir()
+        var rng = SeededRandom(seed: 4)
+        try Safetensors.write([("images", Tensor((0..<(4 * 64)).map { _ in rng.uniform() * 2 - 1 }, shape: [4, 1, 8, 8])),
+                               ("labels", Tensor([0, 1, 0, 1] as [Int64], shape: [4]))], to: dir.appendingPathComponent("data.safetensors"))
+        let data: JSONValue = ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels"]
+        let mlp = try TestSupport.writeManifest(dir, [
+            "name": "x", "output": "out", "data": data,
+            "classifier": ["plugin": "org.quac.mlp-classifier", "params": ["input_shape": [1, 8, 8]]],
+            "attributors": [["plugin": "org.quac.saliency"]],
+            "scorers": [["plugin": "org.quac.randomization-sanity"]],
+        ], name: "mlp.json")
+        let r = try TestSupport.quacHost(["run", "-q", mlp.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("/scorers/0") && r.stderr.contains("quac.classifier.randomize/1"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/attributions").path), "nothing ran")
+        let smat = try TestSupport.writeManifest(dir, [
+            "name": "x", "output": "out2", "data": data,
+            "classifier": ["plugin": "org.quac.mlp-classifier", "params": ["input_shape": [1, 8, 8]]],
+            "attributors": [["plugin": "org.quac.saliency", "name": "saliency"],
+                            ["plugin": "org.quac.smat-explainer", "name": "smat", "params": ["input_shape": [1, 8, 8], "heads": ["saliency"]]]],
+            "scorers": [["plugin": "org.quac.sensitivity-max"]],
+        ], name: "smat.json")
+        let v = try TestSupport.quacHost(["validate", smat.path])
+        XCTAssertNotEqual(v.status, 0)
+        XCTAssertTrue(v.stderr.contains("/scorers/0/plugin") && v.stderr.contains("\"smat\""), v.stderr)
+    }
+}

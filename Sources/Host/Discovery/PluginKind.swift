@@ -36,6 +36,11 @@ public enum PluginRequirement: String, CaseIterable, Sendable {
     case classifierModifiedBackward = "classifier.modified-backward"
     /// The classifier's inner layers (QUAC_EXT_CLASSIFIER_LAYERS).
     case classifierLayers = "classifier.layers"
+    /// Re-drawing the classifier's top layers (QUAC_EXT_CLASSIFIER_RANDOMIZE).
+    case classifierRandomize = "classifier.randomize"
+    /// Scorers that re-run the method they score (QUAC_HOST_EXT_SCORED_METHOD): a method built on other
+    /// attributors' maps cannot be re-run.
+    case methodRerun = "method.rerun"
     case counterfactual
     case converter
 }

@@ -9,6 +9,8 @@ public struct ClassifierInfo: Equatable, Sendable {
     public var hasModifiedBackward: Bool
     /// Whether it offers its inner layers (QUAC_EXT_CLASSIFIER_LAYERS).
     public var hasLayers: Bool
+    /// Whether it can re-draw its top layers (QUAC_EXT_CLASSIFIER_RANDOMIZE).
+    public var hasRandomize: Bool = false
 
     public init(numClasses: Int, sampleShape: [Int], hasVJP: Bool, hasModifiedBackward: Bool, hasLayers: Bool = false) {
         self.numClasses = numClasses

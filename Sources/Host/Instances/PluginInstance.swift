@@ -208,11 +208,13 @@ extension PluginInstance: Classifier {
             throw QuacError("plugin \(id): get_info returned \(raw.num_classes) classes and input rank \(raw.input_ndim)")
         }
         let dims = withUnsafeBytes(of: raw.input_shape) { Array($0.bindMemory(to: Int64.self)) }
-        return ClassifierInfo(numClasses: Int(raw.num_classes),
+        var info = ClassifierInfo(numClasses: Int(raw.num_classes),
                               sampleShape: dims.prefix(Int(raw.input_ndim)).map { Int($0) },
                               hasVJP: raw.has_vjp && t.pointee.vjp != nil,
                               hasModifiedBackward: table(QUAC_EXT_MODIFIED_BACKWARD, quac_modified_backward.self) != nil,
                               hasLayers: rawLayers() != nil)
+        info.hasRandomize = table(QUAC_EXT_CLASSIFIER_RANDOMIZE, quac_classifier_randomize.self)?.pointee.randomize != nil
+        return info
     }
 
     public func rawForward(_ x: Tensor) throws -> Tensor {

@@ -77,6 +77,10 @@ extension PipelineRunner {
             guard let name = use.train?["targets_from"]?.stringValue, !(sources[name] ?? []).isEmpty else { continue }
             throw QuacError.at(manifest.file, use.pointer + "/train/targets_from", "\"\(name)\" takes other attributors' maps; training data is computed one level deep")
         }
+        for scorer in manifest.scorers where resolved[scorer.pointer]!.manifest.requires.contains(.methodRerun) {
+            guard let method = manifest.attributors.first(where: { !(sources[$0.name] ?? []).isEmpty }) else { continue }
+            throw QuacError.at(manifest.file, scorer.pointer + "/plugin", "\(scorer.plugin) re-runs the methods it scores, and \"\(method.name)\" takes other attributors' maps, which are not known for other inputs")
+        }
         for c in manifest.convergence where !(sources[c.method] ?? []).isEmpty {
             throw QuacError.at(manifest.file, c.pointer + "/method", "\"\(c.method)\" takes other attributors' maps; a convergence study reruns a method on its own")
         }

@@ -104,6 +104,13 @@ public final class PipelineRunner {
                 if manifest.classifier == nil { throw fail("needs a classifier, and the pipeline has none") }
                 if case .foreign = manifest.classifier { throw fail("needs the classifier extension \(QUAC_EXT_CLASSIFIER_LAYERS) (its inner layers), which a foreign C function cannot offer") }
                 if let info = classifierInfo, !info.hasLayers { throw fail("needs the classifier extension \(QUAC_EXT_CLASSIFIER_LAYERS) (its inner layers), which the classifier does not offer") }
+            case .classifierRandomize:
+                if manifest.classifier == nil { throw fail("needs a classifier, and the pipeline has none") }
+                if case .foreign = manifest.classifier { throw fail("needs the classifier extension \(QUAC_EXT_CLASSIFIER_RANDOMIZE) (re-drawing its layers), which a foreign C function cannot offer") }
+                if let info = classifierInfo, !info.hasRandomize { throw fail("needs the classifier extension \(QUAC_EXT_CLASSIFIER_RANDOMIZE) (re-drawing its layers), which the classifier does not offer") }
+            case .methodRerun:
+                // Checked per scored method in checkMapSources: a map-taking method cannot be re-run.
+                break
             case .counterfactual:
                 if manifest.converter == nil && !manifest.data.hasCounterfactuals {
                     throw fail("needs counterfactuals: add a \"converter\" or give the data an \"x_cf\"")
