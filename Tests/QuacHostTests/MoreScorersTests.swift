@@ -57,6 +57,12 @@ final class MoreScorersTests: XCTestCase {
         var directions: [String: String] = [:]
         for row in table { directions[row["scorer"]?.stringValue ?? ""] = row["better"]?.stringValue }
         XCTAssertEqual(directions, ["sanity": "lower", "sensitivity": "lower", "deletion": "lower", "faithfulness": "higher", "infidelity": "lower", "road": "lower"])
+        // The report plots the curves with the scorers' own axes, and says each scorer's direction.
+        let report = try TestSupport.quacHost(["report", out.path])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let html = try String(contentsOf: out.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertTrue(html.contains("layers re-drawn from the output") && html.contains("fraction of the most attributed pixels imputed"))
+        XCTAssertTrue(html.contains("sanity <span class=\"sub\">(lower is better)") && html.contains("faithfulness <span class=\"sub\">(higher is better)"))
         // Lower is better: the rank-1 method of the sanity check has the lowest median.
         let sanityRows = table.filter { $0["scorer"] == "sanity" }
         let best = sanityRows.first { $0["rank"] == 1 }?["method"]?.stringValue

@@ -72,11 +72,12 @@ public struct HTMLReport {
             let curves = comparison.curves.filter { $0.run == run && $0.scorer == scorer }
             let methods = comparison.runs.flatMap { $0.methods.map(\.name) }
             let plugin = comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.plugin }.first ?? ""
-            let label = comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.fields["curve_x_label"]?.stringValue }.first
+            let axes = comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.fields["curve_axes"] }.first
+            let label = axes?["x_label"]?.stringValue
             let axis = label ?? (plugin.hasSuffix("quac-evaluator") ? "normalized mask size" : "fraction of pixels from the counterfactual")
             h += ReportCharts.curves(curves, methods: methods,
                                      title: comparison.runs.count > 1 ? "\(run): \(scorer)" : scorer,
-                                     xLabel: axis, yLabel: comparison.runs.flatMap(\.methods).compactMap { $0.scores[scorer]?.fields["curve_y_label"]?.stringValue }.first ?? "score change")
+                                     xLabel: axis, yLabel: axes?["y_label"]?.stringValue ?? "score change")
         }
         return h + "</div>"
     }

@@ -70,7 +70,10 @@ public struct RunResults {
                 let tensors = try? Safetensors.read(store.url("scores/\(name).\(scorer).safetensors"))
                 let curves = tensors?.tensors["curve"]
                 let points = curves?.shape.last ?? 0
-                let x = (entry["curve_x"] ?? entry["fractions"] ?? entry["sizes"])?.arrayValue?.compactMap(\.doubleValue)
+                // A scorer's curve axes ("curve_axes": {"x", "x_label", "y_label"}: an object, so the host does
+                // not take the x values for one entry per sample); older results used "fractions".
+                let axis: JSONValue? = entry["curve_axes"]?["x"] ?? entry["curve_x"] ?? entry["fractions"] ?? entry["sizes"]
+                let x: [Double] = axis?.arrayValue?.compactMap(\.doubleValue)
                     ?? (0..<points).map { points > 1 ? Double($0) / Double(points - 1) : 0 }
                 let stats = Statistics(values)
                 scores[scorer] = Scores(scorer: scorer, plugin: entry["plugin"]?.stringValue ?? "", perSample: values,

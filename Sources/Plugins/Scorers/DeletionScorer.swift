@@ -86,8 +86,8 @@ final class DeletionScorer: ScorerPlugin {
             for k in 0...steps { curves.floats[s * (steps + 1) + k] = Float(probs[k]) }
             scores.floats[s] = Float(Self.area(probs))
         }
-        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array((0...steps).map { .double(Double($0) / Double(steps)) }),
-                                                                      "curve_x_label": "fraction of pixels replaced by the baseline",
-                                                                      "curve_y_label": "probability of the explained class"])
+        return Outputs([("score", scores), ("curve", curves)], json: ["curve_axes": [
+            "x": .array((0...steps).map { .double(Double($0) / Double(steps)) }),
+            "x_label": "fraction of pixels replaced by the baseline", "y_label": "probability of the explained class"]])
     }
 }

@@ -59,7 +59,8 @@ final class InsertionScorer: ScorerPlugin {
             scores.floats[s] = Float(area)
         }
         let fractions = (0...steps).map { JSONValue.double(Double($0) / Double(steps)) }
-        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array(fractions)])
+        return Outputs([("score", scores), ("curve", curves)], json: ["curve_axes": ["x": .array(fractions), "x_label": "fraction of pixels from the counterfactual",
+                                                                                     "y_label": "change of the target's probability"]])
     }
 
     private func softmaxColumn(_ logits: Tensor, column: Int, classes: Int) -> [Double] {

@@ -105,9 +105,10 @@ class ROADScorer: ScorerPlugin {
             let span = (fractions.last ?? 1) - (fractions.first ?? 0)
             scores.floats[s] = Float(steps > 1 && span > 0 ? area / span : probs[0])
         }
-        return Outputs([("score", scores), ("curve", curves)], json: ["fractions": .array(fractions.map { .double($0) }),
-                                                                      "curve_x_label": .string(Self.mostRelevantFirst ? "fraction of the most attributed pixels imputed" : "fraction of the least attributed pixels imputed"),
-                                                                      "curve_y_label": "probability of the explained class"])
+        return Outputs([("score", scores), ("curve", curves)], json: ["curve_axes": [
+            "x": .array(fractions.map { .double($0) }),
+            "x_label": .string(Self.mostRelevantFirst ? "fraction of the most attributed pixels imputed" : "fraction of the least attributed pixels imputed"),
+            "y_label": "probability of the explained class"]])
     }
 }
 

@@ -65,8 +65,8 @@ final class RandomizationSanityScorer: ScorerPlugin {
             }
             host.progress(level, of: levels, "randomised layers")
         }
-        return Outputs([("score", scores), ("curve", curves)], json: ["curve_x": .array((1...levels).map { .double(Double($0)) }),
-                                                                      "curve_x_label": "layers re-drawn from the output",
-                                                                      "curve_y_label": "rank correlation with the trained model's map"])
+        return Outputs([("score", scores), ("curve", curves)], json: ["curve_axes": [
+            "x": .array((1...levels).map { .double(Double($0)) }), "x_label": "layers re-drawn from the output",
+            "y_label": "rank correlation with the trained model's map"]])
     }
 }
