@@ -76,3 +76,42 @@ final class EmpiricalExplainerTests: XCTestCase {
         XCTAssertNotEqual(once, try trained(epochs: 3, checkpoints: dir.appendingPathComponent("d"), name: "d.safetensors").0)
     }
 }
+
+extension EmpiricalExplainerTests {
+    /// Early stopping survives a resume: a training that stopped early, run again on its checkpoints with
+    /// more epochs allowed, trains no further (the patience already ran out) and keeps the best epoch's
+    /// weights; a fresh training with that many epochs stops at the same epoch with the same weights.
+    func testEarlyStoppingSurvivesAResume() throws {
+        let dir = try TestSupport.tempDir()
+        let manifest = try PluginRegistry(searchPath: [TestSupport.builtinPlugins]).manifest(id: "org.quac.empirical-explainer")
+        var rng = SeededRandom(seed: 9)
+        // Targets unrelated to the inputs: the validation error stops improving within a few epochs.
+        func fields(_ n: Int) -> [(String, Tensor)] {
+            [("x", Tensor((0..<(n * 64)).map { _ in rng.uniform() * 2 - 1 }, shape: [n, 1, 8, 8])),
+             ("label", Tensor([Int64](repeating: 0, count: n), shape: [n])),
+             ("targets", Tensor((0..<(n * 64)).map { _ in rng.uniform() }, shape: [n, 1, 8, 8]))]
+        }
+        let train = fields(16), val = fields(8)
+        func trained(epochs: Int, checkpoints: String, name: String) throws -> (Data, JSONObject) {
+            var p = Self.params.objectValue!
+            p["epochs"] = .int(Int64(epochs))
+            p["patience"] = 1
+            p["learning_rate"] = 0.2
+            let instance = try PluginInstance(manifest: manifest, params: .object(p))
+            let out = try instance.train(fields: train, val: val, numClasses: 2, checkpoints: dir.appendingPathComponent(checkpoints), seed: 3)
+            let file = dir.appendingPathComponent(name)
+            try instance.save(to: file)
+            return (try Data(contentsOf: file), out.json ?? JSONObject())
+        }
+        let first = try trained(epochs: 30, checkpoints: "a", name: "a.safetensors")
+        let run = Int(first.1["epochs_run"]?.intValue ?? 0)
+        XCTAssertEqual(first.1["stopped_early"], true, "the premise: training stopped before 30 epochs (\(run) run)")
+        let resumed = try trained(epochs: 60, checkpoints: "a", name: "b.safetensors")
+        XCTAssertEqual(resumed.1["resumed_from_epoch"]?.intValue, Int64(run))
+        XCTAssertEqual(resumed.1["epochs_run"]?.intValue, Int64(run), "no epoch after the patience ran out")
+        XCTAssertEqual(resumed.0, first.0)
+        let fresh = try trained(epochs: 60, checkpoints: "c", name: "c.safetensors")
+        XCTAssertEqual(fresh.1["epochs_run"]?.intValue, Int64(run))
+        XCTAssertEqual(fresh.0, first.0)
+    }
+}
