@@ -39,8 +39,16 @@ final class ConvergenceTests: XCTestCase {
         let expected = zip(learned, dig).map { Double($0 - $1) * Double($0 - $1) }.reduce(0, +) / Double(dig.count)
         let e = doc["explainers"]?["learned"]
         XCTAssertEqual(e?["mse"]?.doubleValue ?? .nan, expected, accuracy: 1e-9 * max(1, expected))
-        let asGoodAs = zip([1, 2, 8], mse).filter { $0.1 >= expected }.map(\.0).max()
-        XCTAssertEqual(e?["as_good_as"]?.intValue.map(Int.init), asGoodAs)
+        // "As good as n": the method with n is no better than the explainer, and with any larger value
+        // it is better; when even one step beats the explainer, nothing.
+        let values = [1, 2, 8]
+        if let n = e?["as_good_as"]?.intValue.map(Int.init) {
+            let i = try XCTUnwrap(values.firstIndex(of: n))
+            XCTAssertGreaterThanOrEqual(mse[i], expected)
+            for j in values.indices where values[j] > n { XCTAssertLessThan(mse[j], expected, "n_steps = \(values[j])") }
+        } else {
+            XCTAssertTrue(mse.allSatisfy { $0 < expected }, "no value is reported only when every one beats the explainer")
+        }
         XCTAssertNotNil(e?["spearman_median"]?.doubleValue)
         // A rerun reuses the study.
         let again = try TestSupport.quacHost(["run", "--json", m.path])
