@@ -33,12 +33,7 @@ final class LayerAttributionTests: XCTestCase {
     var registry: PluginRegistry { PluginRegistry(searchPath: [TestSupport.builtinPlugins]) }
 
     func instance(_ id: String, _ params: JSONValue = [:], run: RunContext? = nil) throws -> PluginInstance {
-        let manifest = try registry.manifest(id: id)
-        if manifest.resolvedLibraryURL() == nil {
-            // The bundles sit next to the test runner.
-            setenv("QUAC_PLUGIN_LIB_PATH", TestSupport.productsDir.path, 1)
-        }
-        return try PluginInstance(manifest: manifest, params: params, run: run)
+        try TestSupport.builtin(id, params, run: run)
     }
 
     struct Golden {

@@ -17,6 +17,16 @@ enum TestSupport {
     static var hostBinary: URL { productsDir.appendingPathComponent("quac-host") }
     static var builtinPlugins: URL { repoRoot.appendingPathComponent("plugins") }
 
+    /// A built-in plugin created in process (its bundle found next to the test runner).
+    static func builtin(_ id: String, _ params: JSONValue = [:], run: RunContext? = nil) throws -> PluginInstance {
+        let manifest = try PluginRegistry(searchPath: [builtinPlugins]).manifest(id: id)
+        if manifest.resolvedLibraryURL() == nil {
+            // The bundles sit next to the test runner; say so if the executable's folder is elsewhere.
+            setenv("QUAC_PLUGIN_LIB_PATH", productsDir.path, 1)
+        }
+        return try PluginInstance(manifest: manifest, params: params, run: run)
+    }
+
     static func tempDir(_ name: String = #function) throws -> URL {
         let safe = name.filter { $0.isLetter || $0.isNumber }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quac-tests-\(safe)-\(UUID().uuidString.prefix(8))")

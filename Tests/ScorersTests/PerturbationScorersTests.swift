@@ -56,12 +56,12 @@ final class PerturbationScorersTests: XCTestCase {
         let curve = t("deletion_curve"), auc = t("deletion_auc")
         let a = Tensor(attr, shape: [3, 1, 4, 4])
         for s in 0..<3 {
-            let order = DeletionScorer.order(a.floats, sample: s, channels: 1, pixels: 16)
-            let path = DeletionScorer.path(x, baseline, sample: s, order: order, steps: 4, channels: 1, pixels: 16)
+            let order = PixelRemoval.order(a.floats, sample: s, channels: 1, pixels: 16)
+            let path = PixelRemoval.path(x, baseline, sample: s, order: order, steps: 4, channels: 1, pixels: 16)
             let logitRows = (0..<5).flatMap { k in logits(Array(path.doubleArray()[(k * 16)..<(k * 16 + 16)])).map(Float.init) }
-            let probs = DeletionScorer.probabilities(Tensor(logitRows, shape: [5, 3]), column: targets[s])
+            let probs = PixelRemoval.probabilities(Tensor(logitRows, shape: [5, 3]), column: targets[s])
             for k in 0..<5 { XCTAssertEqual(probs[k], curve[s * 5 + k], accuracy: 1e-5) }
-            XCTAssertEqual(DeletionScorer.area(probs), auc[s], accuracy: 1e-5)
+            XCTAssertEqual(PixelRemoval.area(probs), auc[s], accuracy: 1e-5)
         }
     }
 

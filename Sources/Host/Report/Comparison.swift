@@ -66,13 +66,14 @@ public struct Comparison {
                 func key(_ m: RunResults.Method) -> Double { m.scores[scorer]!.median.isNaN ? -.infinity : sign * m.scores[scorer]!.median }
                 for m in scored {
                     let sc = m.scores[scorer]!
+                    let simulability = run.simulability(of: m.name)
                     let deltas = m.fields["convergence_delta"]?.arrayValue?.compactMap(\.doubleValue)
                     rows.append(Row(run: tag, method: m.name, scorer: scorer, median: sc.median, q25: sc.q25, q75: sc.q75,
                                     mean: sc.mean, secondsPerSample: m.seconds.map { $0 / Double(max(run.samples, 1)) },
                                     meanAbsConvergenceDelta: deltas.flatMap { $0.isEmpty ? nil : $0.map(abs).reduce(0, +) / Double($0.count) },
                                     rank: 1 + scored.filter { key($0) > key(m) }.count, wins: wins[m.name] ?? 0,
-                                    ties: ties[m.name] ?? 0, simulability: run.simulability(of: m.name)?.median,
-                                    higherIsBetter: sign > 0, simulabilityBudget: run.simulability(of: m.name)?.budget))
+                                    ties: ties[m.name] ?? 0, simulability: simulability?.median,
+                                    higherIsBetter: sign > 0, simulabilityBudget: simulability?.budget))
                     if let c = sc.curves, c.rank == 2, c.shape[0] > 0 {
                         let (p, pts) = (c.shape[0], c.shape[1])
                         let values = c.floatArray()

@@ -57,11 +57,12 @@ public struct RuleConsistency {
     static func of(_ runs: [RunResults], labels: [String]) -> [RuleConsistency] {
         var out: [RuleConsistency] = []
         var methods: [String] = []
-        for r in runs { for s in r.ruleSummaries where !methods.contains(s.method) { methods.append(s.method) } }
+        let summaries = runs.map(\.ruleSummaries)   // computed once per run
+        for s in summaries.joined() where !methods.contains(s.method) { methods.append(s.method) }
         for method in methods {
             var having: [(String, RuleSummary)] = []
-            for (r, tag) in zip(runs, labels) {
-                if let s = r.ruleSummaries.first(where: { $0.method == method }) { having.append((tag, s)) }
+            for (runSummaries, tag) in zip(summaries, labels) {
+                if let s = runSummaries.first(where: { $0.method == method }) { having.append((tag, s)) }
             }
             guard having.count >= 2 else { continue }
             let classCount = having.map { $0.1.classes.count }.max() ?? 0

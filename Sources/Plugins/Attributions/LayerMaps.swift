@@ -62,10 +62,27 @@ enum LayerMaps {
         return mode
     }
 
-    static func checkImages(_ batch: Batch) throws {
+    /// What both layer methods start from: images, their source classes as one-hot grad_logits, the
+    /// run's classifier's layers and the chosen one ([C, H, W]).
+    struct Call {
+        let layers: HostClassifierLayers
+        let layer: (name: String, shape: [Int])
+        let oneHot: Tensor
+        let classes: Int
+        var c: Int { layer.shape[0] }
+        var h: Int { layer.shape[1] }
+        var w: Int { layer.shape[2] }
+    }
+
+    static func call(_ host: HostServices, _ batch: Batch, layer name: String) throws -> Call {
         guard batch.x.rank == 4 else {
             throw PluginError.invalid("x: a layer map is resized to images [N, C, H, W], got \(batch.x.shape)")
         }
+        let labels = try batch.requireSource()
+        let layers = try host.classifierLayers()
+        let layer = try Self.layer(name, of: try layers.list())
+        let (spec, _) = try host.classifierInfo()
+        return Call(layers: layers, layer: layer, oneHot: try HostServices.oneHot(labels, classes: spec.numClasses), classes: spec.numClasses)
     }
 }
 
@@ -90,17 +107,11 @@ final class GradCAM: AttributorPlugin {
     }
 
     func attribute(_ batch: Batch) throws -> Outputs {
-        try LayerMaps.checkImages(batch)
-        let labels = try batch.requireSource()
-        let layers = try host.classifierLayers()
-        let layer = try LayerMaps.layer(layerName, of: try layers.list())
-        let n = batch.count
-        let (c, h, w) = (layer.shape[0], layer.shape[1], layer.shape[2])
+        let call = try LayerMaps.call(host, batch, layer: layerName)
+        let (n, c, h, w, layer) = (batch.count, call.c, call.h, call.w, call.layer)
         guard n > 0 else { return Outputs([("attribution", Tensor(zeros: batch.x.shape))]) }
-        let (spec, _) = try host.classifierInfo()
-        let oneHot = try HostServices.oneHot(labels, classes: spec.numClasses)
-        let (activations, _) = try layers.forward(layer.name, x: batch.x)
-        let grads = try layers.vjpLogits(layer.name, x: batch.x, activations: activations, gradLogits: oneHot).gradActivations
+        let (activations, _) = try call.layers.forward(layer.name, x: batch.x)
+        let grads = try call.layers.vjpLogits(layer.name, x: batch.x, activations: activations, gradLogits: call.oneHot).gradActivations
         let a = activations.floats, g = grads.floats
         var cam = [Float](repeating: 0, count: n * h * w)
         for s in 0..<n {
@@ -145,15 +156,10 @@ final class LayerIntegratedGradients: AttributorPlugin {
     }
 
     func attribute(_ batch: Batch) throws -> Outputs {
-        try LayerMaps.checkImages(batch)
-        let labels = try batch.requireSource()
-        let layers = try host.classifierLayers()
-        let layer = try LayerMaps.layer(layerName, of: try layers.list())
-        let n = batch.count
-        let (c, h, w) = (layer.shape[0], layer.shape[1], layer.shape[2])
+        let call = try LayerMaps.call(host, batch, layer: layerName)
+        let (n, c, h, w, layer, layers) = (batch.count, call.c, call.h, call.w, call.layer, call.layers)
         guard n > 0 else { return Outputs([("attribution", Tensor(zeros: batch.x.shape))], json: ["convergence_delta": .array([])]) }
-        let (spec, _) = try host.classifierInfo()
-        let oneHot = try HostServices.oneHot(labels, classes: spec.numClasses)
+        let labels = try batch.requireSource()
         let (ax, fx) = try layers.forward(layer.name, x: batch.x)
         let (ab, fb) = try layers.forward(layer.name, x: Tensor(zeros: batch.x.shape))
         let d = c * h * w
@@ -164,13 +170,13 @@ final class LayerIntegratedGradients: AttributorPlugin {
             let point = Tensor(zeros: ax.shape)
             let p = point.floats
             for i in 0..<(n * d) { p[i] = ba[i] + Float(alpha) * (xa[i] - ba[i]) }
-            let g = try layers.vjpLogits(layer.name, x: batch.x, activations: point, gradLogits: oneHot).gradActivations.floats
+            let g = try layers.vjpLogits(layer.name, x: batch.x, activations: point, gradLogits: call.oneHot).gradActivations.floats
             for i in 0..<(n * d) { total[i] += quadrature.weights[k] * Double(g[i]) }
             host.progress(k + 1, of: quadrature.alphas.count, "path steps")
         }
         var summed = [Float](repeating: 0, count: n * h * w)
         var deltas: [JSONValue] = []
-        let classes = spec.numClasses
+        let classes = call.classes
         for s in 0..<n {
             var sum = 0.0
             for ch in 0..<c {

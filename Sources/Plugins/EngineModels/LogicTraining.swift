@@ -44,7 +44,10 @@ extension LogicExplainer: TrainablePlugin {
         let val = try valData.map { try split($0, "validation") }
         let k = train.concepts.shape[1], r = max(trainData.numClasses, 2)
         if let v = val, v.concepts.shape[1] != k { throw PluginError.invalid("validation concepts have \(v.concepts.shape[1]) columns, training concepts \(k)") }
-        if let bad = (train.classes + (val?.classes ?? [])).first(where: { $0 < 0 || $0 >= r }) { throw PluginError.invalid("class \(bad) is outside [0, \(r))") }
+        for (what, split) in [("training", train), ("validation", val)] {
+            guard let split, let bad = split.classes.first(where: { $0 < 0 || $0 >= r }) else { continue }
+            throw PluginError.invalid("the \(what) data's \"\(split.target)\" has class \(bad), outside [0, \(r))")
+        }
         let names = host.conceptNames().flatMap { $0.count == k ? $0 : nil } ?? (0..<k).map { "c\($0)" }
         let network = LogicNetwork(concepts: k, classes: r, hidden: hidden, temperature: temperature, seed: seed)
         let arch = architecture(concepts: k, classes: r)

@@ -35,22 +35,10 @@ final class InsertionScorer: ScorerPlugin {
             try host.checkCancelled()
             let t = Int(targets[s])
             guard t >= 0, t < spec.numClasses else { throw PluginError.invalid("target \(t) of sample \(s) is outside [0, \(spec.numClasses))") }
-            // Pixel importance: the map summed over channels; ties keep pixel order (stable sort).
-            let m = map.floats, sampleBase = s * channels * pixels
-            let importance = (0..<pixels).map { p in (0..<channels).reduce(Float(0)) { $0 + m[sampleBase + $1 * pixels + p] } }
-            let order = (0..<pixels).sorted { importance[$0] > importance[$1] || (importance[$0] == importance[$1] && $0 < $1) }
+            let order = PixelRemoval.order(map.floats, sample: s, channels: channels, pixels: pixels)
             // All hybrids of one query go through the classifier as one batch.
-            let hybrids = Tensor(zeros: [steps + 1] + x.shape.dropFirst())
-            let hx = hybrids.floats, xs = x.floats, cs = cf.floats
-            let sampleSize = channels * pixels
-            for k in 0...steps {
-                let copied = Int((Double(k) / Double(steps) * Double(pixels)).rounded())
-                for i in 0..<sampleSize { hx[k * sampleSize + i] = xs[sampleBase + i] }
-                for p in order.prefix(copied) { for ch in 0..<channels {
-                    hx[k * sampleSize + ch * pixels + p] = cs[sampleBase + ch * pixels + p]
-                } }
-            }
-            let probs = softmaxColumn(try host.classifierForward(hybrids), column: t, classes: spec.numClasses)
+            let hybrids = PixelRemoval.path(x, cf, sample: s, order: order, steps: steps, channels: channels, pixels: pixels)
+            let probs = PixelRemoval.probabilities(try host.classifierForward(hybrids), column: t)
             var area: Double = 0
             for k in 0...steps {
                 curves.floats[s * (steps + 1) + k] = Float(probs[k] - probs[0])
@@ -61,15 +49,5 @@ final class InsertionScorer: ScorerPlugin {
         let fractions = (0...steps).map { JSONValue.double(Double($0) / Double(steps)) }
         return Outputs([("score", scores), ("curve", curves)], json: ["curve_axes": ["x": .array(fractions), "x_label": "fraction of pixels from the counterfactual",
                                                                                      "y_label": "change of the target's probability"]])
-    }
-
-    private func softmaxColumn(_ logits: Tensor, column: Int, classes: Int) -> [Double] {
-        let l = logits.floats
-        return (0..<logits.shape[0]).map { r in
-            let row = (0..<classes).map { Double(l[r * classes + $0]) }
-            let m = row.max()!
-            let z = row.reduce(0) { $0 + exp($1 - m) }
-            return exp(row[column] - m) / z
-        }
     }
 }

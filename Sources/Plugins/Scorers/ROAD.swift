@@ -93,11 +93,11 @@ class ROADScorer: ScorerPlugin {
             try host.checkCancelled()
             let y = Int(sources[s])
             guard y >= 0, y < spec.numClasses else { throw PluginError.invalid("source \(y) of sample \(s) is outside [0, \(spec.numClasses))") }
-            var order = DeletionScorer.order(map.floats, sample: s, channels: c, pixels: pixels)
+            var order = PixelRemoval.order(map.floats, sample: s, channels: c, pixels: pixels)
             if !Self.mostRelevantFirst { order.reverse() }
             var rng = SampleNoise.generator(seed: batch.seed, sample: x.floats[(s * d)..<((s + 1) * d)], salt: 0x20AD)
             let inputs = Self.imputed(x, sample: s, order: order, fractions: fractions, noise: noise, rng: &rng)
-            let probs = DeletionScorer.probabilities(try host.classifierForward(inputs), column: y)
+            let probs = PixelRemoval.probabilities(try host.classifierForward(inputs), column: y)
             for k in 0..<steps { curves.floats[s * steps + k] = Float(probs[k]) }
             // Trapezoid over the given fractions.
             var area = 0.0
