@@ -6,14 +6,17 @@ import XCTest
 /// scripts/golden/shapley_golden.py), and the efficiency axiom of sampled Shapley values.
 final class ShapleyAblationTests: XCTestCase {
     static let golden = TestSupport.repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/shapley-golden/golden.safetensors")
+    /// 7x7 inputs with 4x4 superpixels: the right and bottom ones are cut by the edge.
+    static let edgeGolden = TestSupport.repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/shapley-golden/golden-edge.safetensors")
 
     /// The golden MLP as the run's classifier, and a way to run an attributor on the golden inputs.
-    func setUpRun() throws -> (RunContext, SafetensorsFile, PluginRegistry) {
-        let g = try Safetensors.read(Self.golden)
+    func setUpRun(_ file: URL = golden) throws -> (RunContext, SafetensorsFile, PluginRegistry) {
+        let g = try Safetensors.read(file)
+        let side = g.tensors["x"]!.shape[3]
         let registry = PluginRegistry(searchPath: [TestSupport.builtinPlugins])
         let run = RunContext()
         run.classifier = try PluginInstance(manifest: try registry.manifest(id: "org.quac.mlp-classifier"),
-                                            params: ["input_shape": [2, 6, 6], "hidden": 7, "num_classes": 3, "weights": .string(Self.golden.path)], run: run)
+                                            params: ["input_shape": [2, .int(Int64(side)), .int(Int64(side))], "hidden": 7, "num_classes": 3, "weights": .string(file.path)], run: run)
         return (run, g, registry)
     }
 
@@ -35,6 +38,18 @@ final class ShapleyAblationTests: XCTestCase {
         let common: JSONValue = ["group_size": 3, "exhaustive": true, "perturbations_per_eval": 5]
         assertClose(try attribution("org.quac.d-shapley-sampling", common, run, g, registry: registry), g.tensors["shapley_cf"]!, "d-shapley vs ShapleyValues(baseline x_cf)")
         assertClose(try attribution("org.quac.shapley-sampling", common, run, g, registry: registry), g.tensors["shapley_zero"]!, "shapley vs ShapleyValues(baseline 0)")
+    }
+
+    /// Superpixels cut by the right and bottom edges group the same pixels as Captum's feature mask.
+    func testEdgeSuperpixelsMatchCaptum() throws {
+        let (run, g, registry) = try setUpRun(Self.edgeGolden)
+        XCTAssertEqual(g.metadata["group_size"], "4")
+        let exact: JSONValue = ["group_size": 4, "exhaustive": true, "perturbations_per_eval": 3]
+        assertClose(try attribution("org.quac.d-shapley-sampling", exact, run, g, registry: registry), g.tensors["shapley_cf"]!, "d-shapley vs ShapleyValues(baseline x_cf), edge superpixels")
+        assertClose(try attribution("org.quac.shapley-sampling", exact, run, g, registry: registry), g.tensors["shapley_zero"]!, "shapley vs ShapleyValues(baseline 0), edge superpixels")
+        assertClose(try attribution("org.quac.feature-ablation", ["group_size": 4], run, g, registry: registry), g.tensors["ablation_zero"]!, "ablation, baseline 0, edge superpixels")
+        assertClose(try attribution("org.quac.feature-ablation", ["group_size": 4, "baseline": 0.5], run, g, registry: registry),
+                    g.tensors["ablation_half"]!, "ablation, baseline 0.5, edge superpixels")
     }
 
     func testFeatureAblationEqualsCaptum() throws {

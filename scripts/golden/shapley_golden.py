@@ -12,6 +12,8 @@ fc2.weight [K, H], fc2.bias; input_shape [2, 6, 6], hidden H, num_classes K), th
     shapley_zero    ShapleyValues, baseline 0
     ablation_zero   FeatureAblation, baseline 0
     ablation_half   FeatureAblation, baseline 0.5
+It also writes golden-edge.safetensors, the same for [2, 7, 7] inputs and 4x4 superpixels, whose
+right and bottom superpixels are cut by the edge (4 groups of 4x4, 4x3, 3x4 and 3x3 pixels).
 Captum runs the model in float64 on the float32 inputs and weights; results are stored as float32.
 """
 import os
@@ -22,11 +24,11 @@ import torch
 from captum.attr import FeatureAblation, ShapleyValues
 from safetensors.torch import save_file
 
-N, C, S, H, K, G = 5, 2, 6, 7, 3, 3
-D = C * S * S
+N, C, H, K = 5, 2, 7, 3
 
 
-def main(out_dir):
+def write(out_dir, name, S, G):
+    D = C * S * S
     os.makedirs(out_dir, exist_ok=True)
     torch.set_default_dtype(torch.float64)
     g = torch.Generator().manual_seed(20261205)
@@ -55,9 +57,14 @@ def main(out_dir):
         "ablation_zero": FeatureAblation(model).attribute(xd, baselines=0.0, target=labels, feature_mask=mask).float(),
         "ablation_half": FeatureAblation(model).attribute(xd, baselines=0.5, target=labels, feature_mask=mask).float(),
     }
-    meta = {"captum": captum.__version__, "torch": torch.__version__, "group_size": str(G), "hidden": str(H), "classes": str(K)}
-    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(out_dir, "golden.safetensors"), metadata=meta)
-    print("wrote", os.path.join(out_dir, "golden.safetensors"))
+    meta = {"captum": captum.__version__, "torch": torch.__version__, "group_size": str(G), "size": str(S), "hidden": str(H), "classes": str(K)}
+    save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(out_dir, name), metadata=meta)
+    print("wrote", os.path.join(out_dir, name))
+
+
+def main(out_dir):
+    write(out_dir, "golden.safetensors", S=6, G=3)
+    write(out_dir, "golden-edge.safetensors", S=7, G=4)
 
 
 if __name__ == "__main__":

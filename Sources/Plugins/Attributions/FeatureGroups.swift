@@ -43,9 +43,24 @@ struct PerturbedLogits {
     /// elements); returns logit[k][sample] of the source class, for k in 0..<copies.
     func evaluate(copies: Int, progress: (Int) -> Void = { _ in },
                   _ fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void) throws -> [[Double]] {
+        var out: [[Double]] = []
+        out.reserveCapacity(copies)
+        try stream(copies: copies, progress: progress, fill) { _, logits in out.append(logits) }
+        return out
+    }
+
+    /// Like `evaluate`, but hands each copy's source logits (one per sample) to `consume` in order of
+    /// k, as soon as its classifier call is done, so callers can fold them into running sums instead
+    /// of keeping every copy (perturbation methods with thousands of groups).
+    func stream(copies: Int, progress: (Int) -> Void = { _ in },
+                _ fill: (Int, Int, UnsafeMutablePointer<Float>) -> Void,
+                consume: (Int, [Double]) throws -> Void) throws {
         let n = x.shape[0], d = x.count / max(n, 1)
         let (spec, _) = try host.classifierInfo()
-        var out = [[Double]](repeating: [Double](repeating: 0, count: n), count: copies)
+        for s in 0..<n {
+            let y = Int(labels[s])
+            guard y >= 0 && y < spec.numClasses else { throw PluginError.invalid("source label \(y) of sample \(s) is outside [0, \(spec.numClasses))") }
+        }
         var start = 0
         while start < copies {
             try host.checkCancelled()
@@ -56,16 +71,11 @@ struct PerturbedLogits {
             let logits = try host.classifierForward(inputs)
             let l = logits.floats
             for k in 0..<chunk {
-                for s in 0..<n {
-                    let y = Int(labels[s])
-                    guard y >= 0 && y < spec.numClasses else { throw PluginError.invalid("source label \(y) of sample \(s) is outside [0, \(spec.numClasses))") }
-                    out[start + k][s] = Double(l[(k * n + s) * spec.numClasses + y])
-                }
+                try consume(start + k, (0..<n).map { s in Double(l[(k * n + s) * spec.numClasses + Int(labels[s])]) })
             }
             withExtendedLifetime(logits) {}
             start += chunk
             progress(start)
         }
-        return out
     }
 }

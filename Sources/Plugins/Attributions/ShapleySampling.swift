@@ -34,46 +34,53 @@ struct ShapleySamplingCore {
         let d = x.count / n
         let groups = FeatureGroups(sampleShape: Array(x.shape.dropFirst()), size: groupSize)
         let g = groups.count
-        let orders: [[[Int]]]
-        if exhaustive {
+        // Orders are made a round at a time and dropped once credited: memory grows with the groups
+        // and the samples, not with n_samples x groups (thousands of groups on large images).
+        let all: [[Int]]? = exhaustive ? try {
             guard g <= 8 else { throw PluginError.invalid("exhaustive: \(g) feature groups have \(g)! orders; at most 8 groups (raise group_size)") }
-            let all = Self.permutations(g)
-            orders = Array(repeating: all, count: n)
-        } else {
-            orders = (0..<n).map { s in
-                var rng = SampleNoise.generator(seed: batch.seed, sample: x.floats[(s * d)..<((s + 1) * d)], salt: 0x5348_4150)
-                return (0..<samples).map { _ in Self.shuffled(g, &rng) }
-            }
+            return Self.permutations(g)
+        }() : nil
+        var generators = exhaustive ? [] : (0..<n).map { s in
+            SampleNoise.generator(seed: batch.seed, sample: x.floats[(s * d)..<((s + 1) * d)], salt: 0x5348_4150)
         }
-        let rounds = orders[0].count
+        let rounds = all?.count ?? samples
         guard case (let copies, false) = rounds.multipliedReportingOverflow(by: g), copies <= 1 << 32 else {
             throw PluginError.invalid("\(rounds) orders of \(g) feature groups are too many classifier evaluations; lower n_samples or raise group_size")
+        }
+        /// Sample s's order in round r (rounds are asked for in increasing order).
+        var orders: [Int: [[Int]]] = [:]
+        func order(_ r: Int, _ s: Int) -> [Int] {
+            if let o = orders[r] { return o[s] }
+            let o = all.map { a in Array(repeating: a[r], count: n) } ?? (0..<n).map { Self.shuffled(g, &generators[$0]) }
+            orders[r] = o
+            return o[s]
         }
         let xs = x.floats.baseAddress!, bs = baseline.floats.baseAddress!
         let eval = PerturbedLogits(host: host, x: x, labels: labels, perEval: perEval)
         let start = try eval.evaluate(copies: 1) { _, s, buf in buf.update(from: bs + s * d, count: d) }[0]
         // Copy (r, k) of a sample: the baseline with the first k + 1 groups of its order r from x.
         var state = [Float](repeating: 0, count: n * d)
-        let values = try eval.evaluate(copies: rounds * g, progress: { host.progress($0, of: rounds * g, "coalitions") }) { copy, s, buf in
+        var credit = [[Double]](repeating: [Double](repeating: 0, count: g), count: n)
+        var previous = start
+        try eval.stream(copies: rounds * g, progress: { host.progress($0, of: rounds * g, "coalitions") }, { copy, s, buf in
             let (r, k) = (copy / g, copy % g)
+            let groupOrder = order(r, s)
             state.withUnsafeMutableBufferPointer { st in
                 let mine = st.baseAddress! + s * d
                 if k == 0 { mine.update(from: bs + s * d, count: d) }
-                for e in groups.members[orders[s][r][k]] { mine[e] = xs[s * d + e] }
+                for e in groups.members[groupOrder[k]] { mine[e] = xs[s * d + e] }
                 buf.update(from: mine, count: d)
             }
-        }
-        for s in 0..<n {
-            var credit = [Double](repeating: 0, count: g)
-            for r in 0..<rounds {
-                var previous = start[s]
-                for k in 0..<g {
-                    let v = values[r * g + k][s]
-                    credit[orders[s][r][k]] += v - previous
-                    previous = v
-                }
+        }, consume: { copy, logits in
+            let (r, k) = (copy / g, copy % g)
+            for s in 0..<n {
+                credit[s][orders[r]![s][k]] += logits[s] - previous[s]
+                previous[s] = k == g - 1 ? start[s] : logits[s]
             }
-            groups.expand(credit.map { $0 / Double(rounds) }, into: out.floats.baseAddress! + s * d)
+            if k == g - 1 { orders[r] = nil }
+        })
+        for s in 0..<n {
+            groups.expand(credit[s].map { $0 / Double(rounds) }, into: out.floats.baseAddress! + s * d)
         }
         return Outputs([("attribution", out)], json: ["feature_groups": .int(Int64(g)), "orders": .int(Int64(rounds))])
     }
