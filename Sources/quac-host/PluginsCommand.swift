@@ -80,13 +80,17 @@ struct PluginsCommand: ParsableCommand {
         var classifier: String?
         @Option(help: "JSON parameters for the plugin under test (default: the manifest's \"check\" parameters, or {}).") var params: String?
         @OptionGroup var paths: PluginPathOptions
+        @Option(help: "Seconds each check may take before the plugin counts as hung and its process is killed.")
+        var timeout: Double = 300
         @Flag(help: "Print JSON.") var json = false
         @Flag(name: .customLong("in-process"), help: .hidden) var inProcess = false
         @Flag(name: .customLong("jsonl"), help: .hidden) var jsonLines = false
 
         func run() throws {
             var failed = false
+            if inProcess { IsolatedCheck.watchParent() }
             try QuacHostCommand.guarded {
+                guard timeout > 0, timeout.isFinite else { throw QuacError("--timeout: must be a positive number of seconds, got \(timeout)") }
                 let registry = paths.registry
                 let manifests = try ConformanceChecker.manifests(for: target, registry: registry)
                 var given: JSONValue?
@@ -101,7 +105,8 @@ struct PluginsCommand: ParsableCommand {
                     }
                     let results = inProcess
                         ? ConformanceChecker(manifest: m, parameters: given, registry: registry, classifierID: classifier).run(onResult: show)
-                        : try IsolatedCheck.run(manifest: m, options: childOptions(), onResult: show)
+                        : try IsolatedCheck.run(manifest: m, options: childOptions(), timeout: timeout, onResult: show)
+                    if jsonLines { print(IsolatedCheck.doneLine); fflush(stdout) }
                     if results.contains(where: { !$0.passed }) { failed = true }
                     reports.append(["plugin": .string(m.id), "passed": .bool(!results.contains { !$0.passed }),
                                     "checks": .array(results.map(resultJSON))])

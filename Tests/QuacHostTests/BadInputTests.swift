@@ -203,7 +203,7 @@ final class BadInputTests: XCTestCase {
         let dir = try TestSupport.tempDir()
         let data = try TestSupport.writeDataset(dir, withCounterfactuals: false)
         // Rewrite the header so "labels" claims 8 more bytes (and one more element) than the file holds.
-        var bytes = [UInt8](try Data(contentsOf: data))
+        let bytes = [UInt8](try Data(contentsOf: data))
         var length = 0
         for i in 0..<8 { length |= Int(bytes[i]) << (8 * i) }
         let header = try JSONParser.parse(Array(bytes[8..<(8 + length)]))
