@@ -11,9 +11,10 @@ struct QuacHostCommand: ParsableCommand {
         Exit codes: 0 success; 1 bad input (a manifest, a data file, a plugin that refused or misbehaved), \
         with a one-line message naming the file and field; 2 an internal error of quac-host; 130 a run \
         stopped with Ctrl-C (finished work is kept).
-        Plugins are found in --plugin-path folders, a pipeline's "plugin_paths", ./plugins, $QUAC_PLUGIN_PATH \
+        Plugins are found in --plugin-path folders, a pipeline's "plugin_paths", $QUAC_PLUGIN_PATH \
         (colon-separated), ~/.local/share/quac-host/plugins (or $XDG_DATA_HOME/quac-host/plugins), and the \
-        built-in plugins installed with quac-host.
+        built-in plugins installed with quac-host; not in the working directory unless it is named \
+        (--plugin-path .). Plugin files anyone may write to are refused (--allow-writable-plugins).
         """,
         version: PipelineRunner.toolVersion,
         subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, ReportCommand.self, DataCommand.self])
@@ -41,8 +42,21 @@ struct PluginPathOptions: ParsableArguments {
     @Option(name: .customLong("plugin-path"), help: "An extra folder of plugin manifests (searched first; repeatable).")
     var pluginPaths: [String] = []
 
-    var urls: [URL] { pluginPaths.map { URL(fileURLWithPath: $0) } }
+    @Flag(name: .customLong("allow-writable-plugins"), help: "Load plugin manifests and libraries that anyone may write to (the file or its folder).")
+    var allowWritable = false
+
+    /// The extra folders (every command that finds plugins asks for them first, so the flag below
+    /// takes effect there).
+    var urls: [URL] {
+        allowWritableIfAsked()
+        return pluginPaths.map { URL(fileURLWithPath: $0) }
+    }
     var registry: PluginRegistry { PluginRegistry(searchPath: PluginRegistry.defaultSearchPath(extra: urls)) }
+
+    /// The flag travels as the environment variable, so child processes (plugins check) honour it.
+    func allowWritableIfAsked() {
+        if allowWritable { setenv(PluginRegistry.allowWritableVariable, "1", 1) }
+    }
 }
 
 /// Writes machine output as JSON on stdout.

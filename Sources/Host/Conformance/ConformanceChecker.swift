@@ -43,8 +43,16 @@ public struct ConformanceChecker {
     /// of the library that has a manifest on the search path or beside the library).
     public static func manifests(for target: String, registry: PluginRegistry) throws -> [PluginManifest] {
         let url = URL(fileURLWithPath: target)
-        if target.hasSuffix(".json") { return [try PluginManifest.load(url)] }
+        let allowWritable = PluginRegistry.allowWritableFromEnvironment
+        if target.hasSuffix(".json") {
+            let m = try PluginManifest.load(url)
+            if !allowWritable, let problem = PluginRegistry.writableProblem([url] + [m.resolvedLibraryURL()].compactMap { $0 }) {
+                throw QuacError("\(target): \(problem)")
+            }
+            return [m]
+        }
         if target.hasSuffix(".so") || target.hasSuffix(".dylib") || target.contains(".so.") {
+            if !allowWritable, let problem = PluginRegistry.writableProblem([url]) { throw QuacError("\(target): \(problem)") }
             let lib = try PluginLibrary.load(url)
             // Manifests usually sit beside the library or one level up (a build/ folder).
             let folder = url.deletingLastPathComponent()
