@@ -11,6 +11,7 @@ struct RunCommand: ParsableCommand {
     @OptionGroup var paths: PluginPathOptions
     @Flag(help: "Print a JSON summary on stdout.") var json = false
     @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
+    @Flag(help: "Write into an existing output folder that is not a quac-host results folder.") var force = false
 
     func run() throws {
         try QuacHostCommand.guarded {
@@ -18,7 +19,7 @@ struct RunCommand: ParsableCommand {
             let progress: RunProgress = quiet || json ? SilentProgress() : TerminalProgress()
             let context = RunContext()
             Signals.cancelOnInterrupt(context)
-            let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context).run()
+            let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context, force: force).run()
             if json {
                 var medians = JSONObject()
                 for (method, byScorer) in summary.medians.sorted(by: { $0.key < $1.key }) {

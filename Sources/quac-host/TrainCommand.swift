@@ -10,6 +10,7 @@ struct TrainCommand: ParsableCommand {
     @Argument(help: "Pipeline manifest (JSON).") var manifest: String
     @OptionGroup var paths: PluginPathOptions
     @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
+    @Flag(help: "Write into an existing output folder that is not a quac-host results folder.") var force = false
 
     func run() throws {
         try QuacHostCommand.guarded {
@@ -17,7 +18,7 @@ struct TrainCommand: ParsableCommand {
             let context = RunContext()
             Signals.cancelOnInterrupt(context)
             let runner = PipelineRunner(manifest: m, extraPluginPaths: paths.urls,
-                                        progress: quiet ? SilentProgress() : TerminalProgress(), context: context)
+                                        progress: quiet ? SilentProgress() : TerminalProgress(), context: context, force: force)
             let trained = try runner.trainOnly()
             if !quiet { print(trained.isEmpty ? "nothing to train: no plugin of \(m.file) has a \"train\" block" : "trained: \(trained.joined(separator: ", ")); models in \(m.output.appendingPathComponent("models").path)") }
         }

@@ -16,9 +16,13 @@ public final class PipelineRunner {
 
     public static let toolVersion = "0.1.0"
 
+    /// Write into an existing folder that does not look like a results folder (OutputLock).
+    let force: Bool
+
     public init(manifest: PipelineManifest, extraPluginPaths: [URL] = [], progress: RunProgress = SilentProgress(),
-                context: RunContext = RunContext()) {
+                context: RunContext = RunContext(), force: Bool = false) {
         self.manifest = manifest
+        self.force = force
         registry = PluginRegistry(searchPath: PluginRegistry.defaultSearchPath(extra: manifest.pluginPaths + extraPluginPaths))
         store = ResultsStore(root: manifest.output)
         self.progress = progress
@@ -179,6 +183,7 @@ public final class PipelineRunner {
     /// and nothing else. Returns the names of the trained plugins.
     public func trainOnly() throws -> [String] {
         let state = try prepare()
+        defer { state.outputLock?.release() }
         var trained: [String] = []
         if case .plugin(let u) = manifest.classifier, u.train != nil { trained.append(u.name) }
         let stages = try plannedStages(state)
@@ -190,6 +195,7 @@ public final class PipelineRunner {
 
     public func run() throws -> Summary {
         let state = try prepare()
+        defer { state.outputLock?.release() }
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
@@ -206,8 +212,12 @@ public final class PipelineRunner {
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
         let hashes = try dataHashes()
         let dataFP = hashes.fingerprint
+        // Nothing is written before the folder is ours.
+        let lock = try OutputLock(writing: store.root, force: force)
         let state = RunState(manifest: manifest, store: store, progress: progress, context: context, samples: data, dataFingerprint: dataFP)
         state.dataFiles = hashes.files
+        state.outputLock = lock
+        store.inputsFingerprint = InputsStage.fingerprint(state)
 
         // Classifier.
         let classifier = try makeClassifier(classifierUse, state)

@@ -2,10 +2,15 @@ import Foundation
 
 /// The results folder of a run (see "The results store" in the README). Every file is written atomically and
 /// carries the fingerprint of everything it was computed from, so a rerun reuses exactly the work
-/// whose inputs did not change.
-public struct ResultsStore {
+/// whose inputs did not change. Every tensor file also carries the fingerprint of the run's inputs
+/// (`inputsKey`), so a folder whose files were computed on different samples is caught when read.
+public final class ResultsStore {
     public let root: URL
     static let fingerprintKey = "quac.fingerprint"
+    /// The metadata entry naming the inputs a file was computed on: inputs.safetensors' fingerprint.
+    static let inputsKey = "quac.inputs"
+    /// The fingerprint of the run's inputs, once known (set before any stage writes).
+    public var inputsFingerprint: String?
 
     public init(root: URL) { self.root = root }
 
@@ -23,11 +28,24 @@ public struct ResultsStore {
                              metadata: [String: String] = [:]) throws {
         var meta = metadata
         meta[Self.fingerprintKey] = fingerprint
+        if let inputsFingerprint { meta[Self.inputsKey] = inputsFingerprint }
         try Safetensors.write(tensors, metadata: meta, to: url(relative))
     }
 
     public func writeJSON(_ relative: String, _ value: JSONValue) throws {
         try AtomicFile.write(value.serialized(pretty: true) + "\n", to: url(relative))
+    }
+
+    /// Checks that every results file was computed on the samples in inputs.safetensors; throws naming
+    /// the first that was not (two runs with different data wrote into one folder).
+    public func checkConsistent(_ files: [String]) throws {
+        guard let inputs = try? Safetensors.read(url("inputs.safetensors")), let expected = inputs.metadata[Self.fingerprintKey] else { return }
+        for relative in files {
+            guard let f = try? Safetensors.read(url(relative)), let got = f.metadata[Self.inputsKey] else { continue }
+            if got != expected {
+                throw QuacError("\(url(relative).path): computed on other samples than \(url("inputs.safetensors").path) (another run with different data wrote into this folder); rerun the pipeline to bring the folder up to date")
+            }
+        }
     }
 
     public func readJSON(_ relative: String) -> JSONValue? {

@@ -5,6 +5,8 @@ import Foundation
 public final class RunState {
     public let manifest: PipelineManifest
     public let store: ResultsStore
+    /// The run's hold on its output folder (released when the run ends).
+    var outputLock: OutputLock?
     public let progress: RunProgress
     public let context: RunContext
     /// The samples as explained (after limit and target expansion).

@@ -48,6 +48,8 @@ public struct RunResults {
 
     public static func load(_ root: URL) throws -> RunResults {
         let store = ResultsStore(root: root)
+        let lock = try OutputLock.reading(root)
+        defer { lock?.release() }
         guard let record = store.readJSON("run.json") else {
             throw QuacError("\(root.path): not a results store (no readable run.json); run `quac-host run MANIFEST` first")
         }
@@ -60,6 +62,14 @@ public struct RunResults {
             labels = p.tensors["label"]?.int64Array() ?? []
             targets = p.tensors["target"]?.int64Array() ?? []
         }
+        var files = ["predictions.safetensors", "counterfactuals/counterfactuals.safetensors", "concepts.safetensors"]
+        for name in order {
+            files.append("attributions/\(name).safetensors")
+            for scorer in (store.readJSON("scores/\(name).json")?["scorers"]?.objectValue ?? JSONObject()).keys {
+                files.append("scores/\(name).\(scorer).safetensors")
+            }
+        }
+        try store.checkConsistent(files)
         var methods: [Method] = []
         for name in order {
             guard let attr = try? Safetensors.read(store.url("attributions/\(name).safetensors")) else { continue }

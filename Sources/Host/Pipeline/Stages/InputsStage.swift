@@ -8,7 +8,10 @@ final class InputsStage: PipelineStage, StageKind {
     let produces: [Artifact] = [.inputs]
     let file = "inputs.safetensors"
 
-    func fingerprint(_ run: RunState) throws -> String {
+    func fingerprint(_ run: RunState) throws -> String { Self.fingerprint(run) }
+
+    /// Also what every other results file names as its inputs (ResultsStore.inputsFingerprint).
+    static func fingerprint(_ run: RunState) -> String {
         Fingerprint.of(["inputs": .string(run.dataFingerprint), "targets": .string(run.manifest.data.targets.rawValue)])
     }
 
