@@ -51,6 +51,13 @@ public enum ModelBuilder {
         return try layer(spec, path: "", rng: &rng, initialization: mode)
     }
 
+    /// Refuses a layer whose weights (the product of its sizes, float32) would not fit the memory budget
+    /// or whose sizes are not positive, before anything is allocated.
+    static func fits(_ path: String, _ sizes: [(String, Int)]) throws {
+        if let bad = sizes.first(where: { $0.1 < 1 }) { throw EngineError.badArchitecture("\(path): \(bad.0) must be at least 1, got \(bad.1)") }
+        if let problem = MemoryBudget.problem(sizes) { throw EngineError.badArchitecture("\(path): the weights: \(problem)") }
+    }
+
     static func layer(_ spec: JSONValue, path: String, rng: inout RandomGenerator,
                       initialization mode: Initialization) throws -> Module {
         guard let type = spec["type"]?.stringValue else { throw EngineError.badArchitecture("\(path): layer without a \"type\"") }
@@ -106,16 +113,19 @@ public enum ModelBuilder {
             let s = try spec["shortcut"].map { try layer($0, path: path + "/shortcut", rng: &rng, initialization: mode) }
             return Residual(body: b, shortcut: s, scale: float("scale", 1))
         case "linear":
+            try fits(path, [("in", try int("in")), ("out", try int("out"))])
             let m = Linear(try int("in"), try int("out"), bias: bool("bias", true), initialize: draws, rng: &rng)
             reinit(m.weight, m.bias)
             return m
         case "conv2d":
+            try fits(path, [("in", try int("in")), ("out", try int("out")), ("kernel", try int("kernel")), ("kernel", try int("kernel"))])
             let m = Conv2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride", 1),
                            padding: try int("padding", 0), dilation: try int("dilation", 1), bias: bool("bias", true),
                            initialize: draws, rng: &rng)
             reinit(m.weight, m.bias)
             return m
         case "conv_transpose2d":
+            try fits(path, [("in", try int("in")), ("out", try int("out")), ("kernel", try int("kernel")), ("kernel", try int("kernel"))])
             let m = ConvTranspose2d(try int("in"), try int("out"), kernel: try int("kernel"), stride: try int("stride", 1),
                                     padding: try int("padding", 0), outputPadding: try int("output_padding", 0),
                                     bias: bool("bias", true), initialize: draws, rng: &rng)

@@ -99,6 +99,9 @@ public enum ImageFolder {
         let listing = try list(dir, extensions: extensions)
         let entries = listing.entries
         let wanted = min(limit ?? entries.count, entries.count)
+        if let problem = MemoryBudget.problem([("images", wanted), ("channels", channels), ("size", size), ("size", size)]) {
+            throw QuacError("image-folder \(dir.path): the images at this size: \(problem); lower size or limit")
+        }
 
         var values: [Float] = []
         var kept: [Int] = []

@@ -61,6 +61,9 @@ struct PerturbedLogits {
             let y = Int(labels[s])
             guard y >= 0 && y < spec.numClasses else { throw PluginError.invalid("source label \(y) of sample \(s) is outside [0, \(spec.numClasses))") }
         }
+        if let problem = MemoryBudget.problem([("perturbations_per_eval", min(perEval, copies)), ("samples", n), ("values", d)]) {
+            throw PluginError.invalid("one classifier call's perturbed copies: \(problem); lower perturbations_per_eval")
+        }
         var start = 0
         while start < copies {
             try host.checkCancelled()

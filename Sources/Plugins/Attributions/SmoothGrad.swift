@@ -55,6 +55,9 @@ final class SmoothGrad: AttributorPlugin {
         let sampleShape = Array(x.shape.dropFirst())
         let xs = x.floats
         // Noisy copies, sample-major: row s * samples + k. Each sample's noise from its own generator.
+        if let problem = MemoryBudget.problem([("samples", n), ("nt_samples", samples), ("values", d)]) {
+            throw PluginError.invalid("the noisy copies: \(problem); lower nt_samples or the batch size")
+        }
         let rows = n * samples
         let noisy = [Float](unsafeUninitializedCapacity: rows * d) { buf, count in
             for s in 0..<n {

@@ -29,9 +29,16 @@ final class MLPClassifier: ClassifierPlugin {
             throw PluginError.invalid("num_classes must be >= 1 and input_shape a list of positive sizes")
         }
         spec = ClassifierSpec(numClasses: classes, sampleShape: shape)
+        if let problem = MemoryBudget.problem(shape.enumerated().map { ("input_shape[\($0.offset)]", $0.element) }) {
+            throw PluginError.invalid("one sample of input_shape \(shape): \(problem)")
+        }
         inputSize = shape.reduce(1, *)
         hidden = try parameters.int("hidden")
         let hiddenOrInput = hidden > 0 ? hidden : inputSize
+        let weights = hidden > 0 ? [("hidden", hidden), ("inputs", inputSize)] : [("num_classes", classes), ("inputs", inputSize)]
+        for w in [weights, [("num_classes", classes), ("hidden or inputs", hiddenOrInput)]] {
+            if let problem = MemoryBudget.problem(w) { throw PluginError.invalid("the weights: \(problem)") }
+        }
         if let path = try parameters.optionalString("weights") {
             (w1, b1, w2, b2) = try MLPClassifier.loadWeights(URL(fileURLWithPath: path), hidden: hidden, inputSize: inputSize, classes: classes)
         } else {
