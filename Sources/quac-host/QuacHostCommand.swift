@@ -21,6 +21,9 @@ struct QuacHostCommand: ParsableCommand {
 
     /// Entry point: the OpenBLAS kernel choice must be made before any engine plugin is loaded.
     static func main() {
+        // Past a file-size limit (ulimit -f) a write should fail with EFBIG and a message, not kill
+        // the process with SIGXFSZ and leave a temporary file behind.
+        signal(SIGXFSZ, SIG_IGN)
         BLASEnvironment.configure()
         main(nil)
     }

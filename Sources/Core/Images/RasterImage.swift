@@ -144,6 +144,11 @@ public enum ImageFile {
 
     /// Decodes a PNG or TIFF file. Errors are FileErrors naming the path and what is wrong.
     public static func read(_ url: URL) throws -> RasterImage {
+        // A FIFO or device named like an image would block (or never end) when read.
+        var info = stat()
+        if stat(url.path, &info) == 0, (info.st_mode & S_IFMT) != S_IFREG {
+            throw FileError(path: url.path, reason: "not a regular file (a FIFO, device or socket), expected a PNG or TIFF image")
+        }
         let head = try readHead(url, count: 16)
         switch sniff(head) {
         case .png: return try PNGFile.read(url)

@@ -220,7 +220,9 @@ struct MappedFile {
     var byteCount: Int { storage.byteCount }
 
     init(path: String) throws {
-        let fd = open(path, O_RDONLY)
+        // Non-blocking, so a FIFO (or device) named like a data file is refused below instead of
+        // blocking the open until some writer appears.
+        let fd = open(path, O_RDONLY | O_NONBLOCK)
         guard fd >= 0 else { throw FileError(path: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
         defer { close(fd) }
         var info = stat()

@@ -35,6 +35,9 @@ public enum AtomicFile {
             unlink(tmpPath)
             throw FileError(path: url.path, reason: "cannot rename into place: \(reason)")
         }
+        // The rename lives in the folder: flush the folder too, or a power cut may forget it.
+        let dirFD = open(dir.path, O_RDONLY | O_DIRECTORY)
+        if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
     }
 
     public static func writeAll(fd: Int32, _ pointer: UnsafeRawPointer?, _ count: Int, path: String) throws {

@@ -209,6 +209,9 @@ public final class PipelineRunner {
         try validate()
         guard let classifierUse = manifest.classifier else { throw QuacError.at(manifest.file, "", "missing required property \"classifier\"") }
         let data = try Dataset.load(manifest.data)
+        guard data.count > 0 else {
+            throw QuacError.at(manifest.file, "/data", "the data has no samples: there is nothing to explain")
+        }
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
         let hashes = try dataHashes()
         let dataFP = hashes.fingerprint
