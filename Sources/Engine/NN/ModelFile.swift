@@ -197,6 +197,31 @@ public enum ModelFile {
         return (model, arch)
     }
 
+    /// Loads weights saved by another framework (a PyTorch state dict written as safetensors, e.g. by
+    /// `quac-host import`) into `module`: the tensors named `prefix` + a parameter or buffer name of the
+    /// network, in any float dtype. A missing, mis-shaped or unexpected tensor stops the load with its
+    /// name; `ignore` names tensors the network deliberately has no use for (PyTorch's BatchNorm
+    /// `num_batches_tracked` counters).
+    public static func loadForeignStateDict(_ file: SafetensorsFile, into module: Module, prefix: String = "",
+                                            ignore: (String) -> Bool = { _ in false }) throws {
+        let expected = Set(module.stateDict().map(\.0))
+        for name in file.names where name.hasPrefix(prefix) {
+            let local = String(name.dropFirst(prefix.count))
+            if ignore(local) { continue }
+            guard expected.contains(local) else { throw EngineError.unexpectedWeight(name) }
+            guard let t = file.tensors[name], [.float32, .float64, .float16, .bfloat16].contains(t.dtype) else {
+                throw EngineError.badCheckpoint("\(name): \(file.tensors[name]?.dtype.displayName ?? "?") where the network has float weights")
+            }
+        }
+        var arrays: [String: NDArray] = [:]
+        for (name, a) in floatArrays(file) where name.hasPrefix(prefix) { arrays[String(name.dropFirst(prefix.count))] = a }
+        do { try module.loadStateDict(arrays) } catch EngineError.missingWeight(let n) {
+            throw EngineError.missingWeight(prefix + n)
+        } catch EngineError.shapeMismatch(let n, let e, let f) {
+            throw EngineError.shapeMismatch(prefix + n, expected: e, found: f)
+        }
+    }
+
     /// The float tensors of a file as engine arrays (other dtypes, like num_batches_tracked, are skipped).
     /// Float32 tensors view the file's read-only mapping: copy one before writing into it.
     public static func floatArrays(_ file: SafetensorsFile) -> [String: NDArray] {

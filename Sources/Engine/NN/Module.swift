@@ -140,6 +140,7 @@ extension Module {
 
 public enum EngineError: Error, CustomStringConvertible, Equatable {
     case missingWeight(String)
+    case unexpectedWeight(String)
     case shapeMismatch(String, expected: [Int], found: [Int])
     case badArchitecture(String)
     case badCheckpoint(String)
@@ -147,6 +148,7 @@ public enum EngineError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .missingWeight(let n): return "weights: no tensor named \"\(n)\""
+        case .unexpectedWeight(let n): return "weights: tensor \"\(n)\" is not a parameter of the network"
         case .shapeMismatch(let n, let e, let f): return "weights: \"\(n)\" has shape \(f), the network expects \(e)"
         case .badArchitecture(let s): return "architecture: \(s)"
         case .badCheckpoint(let s): return "checkpoint: \(s)"

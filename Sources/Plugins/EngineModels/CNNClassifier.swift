@@ -48,15 +48,32 @@ final class CNNClassifier: ClassifierPlugin {
         do {
             // Weights from a file replace every parameter (loadStateDict is strict): no need to draw them first.
             model = try ModelBuilder.build(architecture, seed: UInt64(try parameters.int("seed")),
-                                           initialize: parameters.optional("weights") == nil)
+                                           initialize: parameters.optional("weights") == nil && parameters.optional("state_dict") == nil)
         } catch { throw PluginError.invalid("architecture: \(error)") }
         model.eval()
+        if try parameters.optionalString("weights") != nil, try parameters.optionalString("state_dict") != nil {
+            throw PluginError.invalid("give weights (a model file of this plugin) or state_dict (a PyTorch state dict), not both")
+        }
         if let path = try parameters.optionalString("weights") {
             try loadWeights(URL(fileURLWithPath: path))
+        } else if let path = try parameters.optionalString("state_dict") {
+            try loadStateDict(URL(fileURLWithPath: path))
+            try probe()
         } else {
             try probe()
         }
         layerShapes = Self.probeLayers(model, sampleShape: shape)
+    }
+
+    /// A PyTorch state dict (safetensors, PyTorch's names: `quac-host import` writes one from a
+    /// `torch.save` file) into the network; every name and shape must match.
+    private func loadStateDict(_ url: URL) throws {
+        let file: SafetensorsFile
+        do { file = try Safetensors.read(url) } catch { throw PluginError.io("state_dict \(url.path): \(error)") }
+        do {
+            try ModelFile.loadForeignStateDict(file, into: model) { $0.hasSuffix("num_batches_tracked") }
+        } catch { throw PluginError.invalid("state_dict \(url.path): \(error) (check input_shape, num_classes, channels, fc or architecture)") }
+        model.eval()
     }
 
     var supportsModifiedBackward: Bool { true }

@@ -32,7 +32,32 @@ final class StarGANConverter: ConverterPlugin {
         guard candidates >= 1, maxTries >= 1 else { throw PluginError.invalid("candidates and max_tries must be >= 1") }
         _ = try StarGANSettings(parameters)
         nets = StarGANNets(config, seed: UInt64(try parameters.int("seed")))
+        if try parameters.optionalString("weights") != nil, try parameters.optionalString("state_dict") != nil {
+            throw PluginError.invalid("give weights (a model file of this plugin) or state_dict (a QuAC checkpoint's state dicts), not both")
+        }
         if let path = try parameters.optionalString("weights") { try load(from: URL(fileURLWithPath: path)) }
+        if let path = try parameters.optionalString("state_dict") { try loadQuacStateDicts(URL(fileURLWithPath: path)) }
+    }
+
+    /// The state dicts of a checkpoint QuAC's solver saved (`quac-host import` turns the torch.save file
+    /// into safetensors named "<network>/<state_dict name>"): generator, mapping_network and
+    /// style_encoder become the generating (EMA) networks; a discriminator, present in the non-EMA
+    /// file, is not needed to generate and is skipped. Anything else stops the load with its name.
+    private func loadQuacStateDicts(_ url: URL) throws {
+        let file: SafetensorsFile
+        do { file = try Safetensors.read(url) } catch { throw PluginError.io("state_dict \(url.path): \(error)") }
+        let networks = nets.emaNetworks
+        for name in file.names {
+            let group = String(name.split(separator: "/").first ?? "")
+            guard networks[group] != nil || group == "discriminator" else {
+                throw PluginError.invalid("state_dict \(url.path): tensor \"\(name)\" belongs to no network of the StarGAN (expected generator/, mapping_network/, style_encoder/)")
+            }
+        }
+        for (group, net) in networks.sorted(by: { $0.key < $1.key }) {
+            do { try ModelFile.loadForeignStateDict(file, into: net, prefix: group + "/") } catch {
+                throw PluginError.invalid("state_dict \(url.path): \(error) (check image_size, input_channels, num_classes, channels, max_channels, style_dim, latent_dim and mapping_dim)")
+            }
+        }
     }
 
     // MARK: Generation

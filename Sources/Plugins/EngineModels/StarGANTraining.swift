@@ -251,6 +251,7 @@ extension StarGANConverter: TrainablePlugin {
     func train(_ train: TrainingData, val: TrainingData?, checkpoints: URL, seed: UInt64) throws -> Outputs {
         let s = try StarGANSettings(parameters)
         if let path = try parameters.optionalString("loss_check") { return try runLossCheck(URL(fileURLWithPath: path), s) }
+        if let path = try parameters.optionalString("forward_check") { return try runForwardCheck(URL(fileURLWithPath: path)) }
         let data = try StarGANData(train, config: config, what: "training")
         guard data.classes.count >= 2 else { throw PluginError.invalid("the training set needs samples of at least 2 classes") }
         let valData = try val.map { try StarGANData($0, config: config, what: "validation") }
@@ -393,6 +394,25 @@ extension StarGANConverter: TrainablePlugin {
     }
 
     // MARK: Golden check
+
+    /// The generating networks on a file's inputs x [N, C, H, W], y [N] (int64) and z [N, latent_dim],
+    /// without training: outputs "mapping" = M(z, y), "style" = E(x, y), "generated" = G(x, M(z, y)).
+    /// Lets tests compare imported weights with PyTorch's outputs.
+    private func runForwardCheck(_ url: URL) throws -> Outputs {
+        let file: SafetensorsFile
+        do { file = try Safetensors.read(url) } catch { throw PluginError.io("forward_check \(url.path): \(error)") }
+        let a = ModelFile.floatArrays(file)
+        guard let x = a["x"], let z = a["z"], let y = file.tensors["y"], y.dtype == .int64 else {
+            throw PluginError.invalid("forward_check \(url.path): needs float x, float z and int64 y")
+        }
+        let labels = y.int64Array().map { Int($0) }
+        let (m, e, g) = noGrad { () -> (Var, Var, Var) in
+            let m = nets.mappingEMA.forward(Var(z.copy()), labels)
+            let e = nets.styleEncoderEMA.forward(Var(x.copy()), labels)
+            return (m, e, nets.generatorEMA.forward(Var(x.copy()), m))
+        }
+        return Outputs([("mapping", m.data.contiguous().tensor), ("style", e.data.contiguous().tensor), ("generated", g.data.contiguous().tensor)])
+    }
 
     /// Loads networks and a batch from a file (see scripts/golden/stargan_golden.py) and reports the
     /// loss terms and gradient norms of the four passes, without training.
