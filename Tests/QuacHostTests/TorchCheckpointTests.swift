@@ -115,6 +115,13 @@ final class TorchCheckpointTests: XCTestCase {
         let r = try TestSupport.quacHost(["import", fixture("stargan-ema.pt").path, "--as", "org.quac.stargan-converter",
                                           "--params", JSONValue.object(params).serialized(), "--output", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
+        // Without the parameters, the import stops and reads the architecture off the shapes.
+        let bare = try TestSupport.quacHost(["import", fixture("stargan-ema.pt").path, "--as", "org.quac.stargan-converter",
+                                             "--output", dir.appendingPathComponent("bare.safetensors").path])
+        XCTAssertEqual(bare.status, 1)
+        let told = try XCTUnwrap(bare.stderr.range(of: "give them: ").map { String(bare.stderr[$0.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines) })
+        XCTAssertEqual(try JSONParser.parse(told), .object(params), bare.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("bare.safetensors").path))
         // The imported networks on PyTorch's inputs (the converter's forward_check diagnostics).
         var p = params
         p["weights"] = .string(out.path)

@@ -46,6 +46,13 @@ final class StarGANConverter: ConverterPlugin {
     private func loadQuacStateDicts(_ url: URL) throws {
         let file: SafetensorsFile
         do { file = try Safetensors.read(url) } catch { throw PluginError.io("state_dict \(url.path): \(error)") }
+        if let inferred = StarGANConfig.inferred(from: file, fallback: config), inferred != config {
+            let differing = zip(config.json.objectValue!.keys, config.json.objectValue!.keys.map { (config.json[$0]!, inferred.json[$0]!) })
+                .filter { $0.1.0 != $0.1.1 }.map { "\($0.0) \($0.1.1.serialized()) (the parameters say \($0.1.0.serialized()))" }
+            var given = inferred.json.objectValue!
+            given["network"] = nil
+            throw PluginError.invalid("state_dict \(url.path): the checkpoint's networks have \(differing.joined(separator: ", ")); give them: \(JSONValue.object(given).serialized())")
+        }
         let networks = nets.emaNetworks
         for name in file.names {
             let group = String(name.split(separator: "/").first ?? "")

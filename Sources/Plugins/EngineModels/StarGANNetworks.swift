@@ -32,6 +32,47 @@ struct StarGANConfig: Equatable {
         }
     }
 
+    /// The configuration a QuAC checkpoint's shapes imply ("<network>/<state_dict name>" tensors), or
+    /// nil when the file lacks the tensors that tell. What the shapes cannot tell (image sizes of 16 and
+    /// below look alike; a cap on the widths that no level reaches) comes from `fallback`.
+    static func inferred(from file: SafetensorsFile, fallback: StarGANConfig) -> StarGANConfig? {
+        func shape(_ name: String) -> [Int]? { file.tensors[name]?.shape }
+        guard let rgb = shape("generator/from_rgb.weight"), rgb.count == 4,
+              let shared = shape("mapping_network/shared.0.weight"), shared.count == 2,
+              let style = shape("mapping_network/unshared.0.6.weight"), style.count == 2 else { return nil }
+        func indices(_ prefix: String) -> Set<Int> {
+            Set(file.names.compactMap { n -> Int? in
+                guard n.hasPrefix(prefix) else { return nil }
+                return Int(n.dropFirst(prefix.count).prefix { $0 != "." })
+            })
+        }
+        let encode = indices("generator/encode.").count
+        guard encode >= 2 else { return nil }
+        var c = fallback
+        c.inputChannels = rgb[1]
+        c.channels = rgb[0]
+        c.imageSize = encode > 2 ? 1 << (encode - 2 + 4) : min(fallback.imageSize, 16)
+        c.numDomains = indices("mapping_network/unshared.").count
+        c.latentDim = shared[1]
+        c.mappingDim = shared[0]
+        c.styleDim = style[0]
+        // Each downsampling level doubles the width up to the cap: a level below double names the cap.
+        // The style encoder goes down further (to 4x4), so it shows a cap the generator does not reach.
+        var widest = c.channels, capped = false
+        for chain in [(0..<(encode - 2)).map { "generator/encode.\($0).conv2.weight" },
+                      (1...max(c.log2Size - 2, 1)).map { "style_encoder/shared.\($0).conv2.weight" }] {
+            var width = c.channels
+            for name in chain {
+                guard let w = shape(name)?.first else { break }
+                if w < width * 2 { c.maxChannels = w; capped = true }
+                width = w
+                widest = max(widest, w)
+            }
+        }
+        if !capped { c.maxChannels = max(fallback.maxChannels, widest) }
+        return c
+    }
+
     var log2Size: Int { Int(log2(Double(imageSize)).rounded()) }
     /// Downsampling blocks of the generator's encoder (log2(size) - 4, none below 16x16).
     var generatorLevels: Int { max(log2Size - 4, 0) }
