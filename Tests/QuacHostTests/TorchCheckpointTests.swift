@@ -115,13 +115,18 @@ final class TorchCheckpointTests: XCTestCase {
         let r = try TestSupport.quacHost(["import", fixture("stargan-ema.pt").path, "--as", "org.quac.stargan-converter",
                                           "--params", JSONValue.object(params).serialized(), "--output", out.path])
         XCTAssertEqual(r.status, 0, r.stderr)
-        // Without the parameters, the import stops and reads the architecture off the shapes.
-        let bare = try TestSupport.quacHost(["import", fixture("stargan-ema.pt").path, "--as", "org.quac.stargan-converter",
-                                             "--output", dir.appendingPathComponent("bare.safetensors").path])
-        XCTAssertEqual(bare.status, 1)
-        let told = try XCTUnwrap(bare.stderr.range(of: "give them: ").map { String(bare.stderr[$0.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines) })
-        XCTAssertEqual(try JSONParser.parse(told), .object(params), bare.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("bare.safetensors").path))
+        // Without architecture parameters the checkpoint's shapes give them (the same model file);
+        // given ones that disagree stop the import with the ones to give.
+        let bare = dir.appendingPathComponent("bare.safetensors")
+        let inferred = try TestSupport.quacHost(["import", fixture("stargan-ema.pt").path, "--as", "org.quac.stargan-converter", "--output", bare.path])
+        XCTAssertEqual(inferred.status, 0, inferred.stderr)
+        XCTAssertEqual(try Safetensors.read(bare).metadata["architecture"], try Safetensors.read(out).metadata["architecture"])
+        let wrong = try TestSupport.quacHost(["import", fixture("stargan-ema.pt").path, "--as", "org.quac.stargan-converter",
+                                              "--params", #"{"image_size": 64}"#, "--output", dir.appendingPathComponent("wrong.safetensors").path])
+        XCTAssertEqual(wrong.status, 1)
+        let told = try XCTUnwrap(wrong.stderr.range(of: "give them: ").map { String(wrong.stderr[$0.upperBound...]).trimmingCharacters(in: .whitespacesAndNewlines) })
+        XCTAssertEqual(try JSONParser.parse(told), .object(params), wrong.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("wrong.safetensors").path))
         // The imported networks on PyTorch's inputs (the converter's forward_check diagnostics).
         var p = params
         p["weights"] = .string(out.path)

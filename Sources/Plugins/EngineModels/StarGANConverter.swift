@@ -24,7 +24,7 @@ final class StarGANConverter: ConverterPlugin {
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host
         self.parameters = parameters
-        config = try StarGANConfig(parameters)
+        config = try Self.configuration(parameters, host: host)
         style = try parameters.string("style")
         guard style == "latent" || style == "reference" else { throw PluginError.invalid("style must be \"latent\" or \"reference\", got \"\(style)\"") }
         candidates = try parameters.int("candidates")
@@ -39,6 +39,28 @@ final class StarGANConverter: ConverterPlugin {
         if let path = try parameters.optionalString("state_dict") { try loadQuacStateDicts(URL(fileURLWithPath: path)) }
     }
 
+    /// The architecture parameters, their values in the manifest (the schema's defaults).
+    static let architectureDefaults: [String: Int] = [
+        "image_size": 32, "input_channels": 1, "num_classes": 2, "channels": 0, "max_channels": 64,
+        "style_dim": 64, "latent_dim": 16, "mapping_dim": 512,
+    ]
+
+    /// The network's configuration: the parameters'; but when weights come from a checkpoint's state
+    /// dicts and no architecture parameter was changed from its default, the one the checkpoint's shapes
+    /// imply (a user importing QuAC's files need not know them). Parameters that were given and
+    /// disagree with the checkpoint stop the load (see loadQuacStateDicts).
+    static func configuration(_ p: Parameters, host: HostServices) throws -> StarGANConfig {
+        let given = try StarGANConfig(p)
+        guard let path = try p.optionalString("state_dict"),
+              try architectureDefaults.allSatisfy({ try p.int($0.key) == $0.value }),
+              let file = try? Safetensors.read(URL(fileURLWithPath: path)),
+              let inferred = StarGANConfig.inferred(from: file, fallback: given) else { return given }
+        if inferred.json != given.json {
+            host.log("architecture from the checkpoint's shapes: \(inferred.json.serialized())")
+        }
+        return inferred
+    }
+
     /// The state dicts of a checkpoint QuAC's solver saved (`quac-host import` turns the torch.save file
     /// into safetensors named "<network>/<state_dict name>"): generator, mapping_network and
     /// style_encoder become the generating (EMA) networks; a discriminator, present in the non-EMA
@@ -46,7 +68,7 @@ final class StarGANConverter: ConverterPlugin {
     private func loadQuacStateDicts(_ url: URL) throws {
         let file: SafetensorsFile
         do { file = try Safetensors.read(url) } catch { throw PluginError.io("state_dict \(url.path): \(error)") }
-        if let inferred = StarGANConfig.inferred(from: file, fallback: config), inferred != config {
+        if let inferred = StarGANConfig.inferred(from: file, fallback: config), inferred.json != config.json {
             let differing = zip(config.json.objectValue!.keys, config.json.objectValue!.keys.map { (config.json[$0]!, inferred.json[$0]!) })
                 .filter { $0.1.0 != $0.1.1 }.map { "\($0.0) \($0.1.1.serialized()) (the parameters say \($0.1.0.serialized()))" }
             var given = inferred.json.objectValue!
