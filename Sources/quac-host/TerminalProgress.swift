@@ -23,7 +23,7 @@ final class TerminalProgress: RunProgress {
         write((isTTY ? "\r\u{1B}[2K" : "") + String(format: "%@: done in %.1f s (%@)\n", stage, seconds, summary))
     }
 
-    func note(_ message: String) { write(message + "\n") }
+    func note(_ message: String) { write((isTTY ? "\r\u{1B}[2K" : "") + message + "\n") }
 
     private func draw(_ stage: String, _ done: Int, _ total: Int) {
         let width = 30

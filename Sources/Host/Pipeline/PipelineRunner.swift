@@ -348,24 +348,56 @@ public final class PipelineRunner {
     /// Runs stages in dependency order: reuse when the fingerprint is unchanged, else the batches (with
     /// progress, cancellation between batches and a seed per call) and the stage's merge-and-write.
     private func execute(_ stages: [PipelineStage], _ state: RunState) throws {
+        // A unit that fails (a plugin's error, or its worker's crash or timeout) does not stop the
+        // others: what does not need its results still runs, and the run ends with an error listing
+        // the failures. A rerun retries exactly those (everything else is reused).
+        var failures: [(label: String, error: Error)] = []
+        var skipped: [String] = []
+        var lost = Set<Artifact>()
         for stage in try Self.ordered(stages, available: Set(state.fingerprints.keys)) {
             try state.checkCancelled()
-            let fingerprint = try stage.fingerprint(state)
-            let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
-            if try stage.reuse(state, fingerprint: fingerprint) {
-                state.summary.reused += reported
-            } else {
-                let start = Date()
-                let (outputs, parts) = try state.eachBatch(stage.label, count: stage.count(state)) { rows, seed in
-                    try stage.batch(state, rows: rows, seed: seed)
-                }
-                let line = try stage.finish(state, outputs: outputs, rows: parts, fingerprint: fingerprint,
-                                            seconds: Date().timeIntervalSince(start))
-                progress.stageFinished(stage.label, summary: line)
-                state.summary.computed += reported
+            if stage.needs.contains(where: lost.contains) {
+                skipped.append(stage.label)
+                lost.formUnion(stage.produces)
+                continue
             }
-            for a in stage.produces { state.fingerprints[a] = fingerprint }
+            do {
+                try run(stage, state)
+            } catch let e as QuacError where e.category == .cancelled || e.category == .internal {
+                throw e
+            } catch {
+                failures.append((stage.label, error))
+                lost.formUnion(stage.produces)
+                progress.note("\(stage.label): failed: \(QuacError.wrap(error).message)")
+            }
         }
+        guard let first = failures.first else { return }
+        let firstError = QuacError.wrap(first.error)
+        guard failures.count > 1 || !skipped.isEmpty else { throw firstError }
+        let others = failures.dropFirst().map { "\($0.label): \(QuacError.wrap($0.error).message)" }
+        var message = firstError.message
+        if !others.isEmpty { message += "; also failed: " + others.joined(separator: "; ") }
+        if !skipped.isEmpty { message += "; not run because they need a failed unit's results: " + skipped.joined(separator: ", ") }
+        throw QuacError(message, category: firstError.category)
+    }
+
+    /// One stage: reused when its fingerprint is unchanged, else its batches and its merge-and-write.
+    private func run(_ stage: PipelineStage, _ state: RunState) throws {
+        let fingerprint = try stage.fingerprint(state)
+        let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
+        if try stage.reuse(state, fingerprint: fingerprint) {
+            state.summary.reused += reported
+        } else {
+            let start = Date()
+            let (outputs, parts) = try state.eachBatch(stage.label, count: stage.count(state)) { rows, seed in
+                try stage.batch(state, rows: rows, seed: seed)
+            }
+            let line = try stage.finish(state, outputs: outputs, rows: parts, fingerprint: fingerprint,
+                                        seconds: Date().timeIntervalSince(start))
+            progress.stageFinished(stage.label, summary: line)
+            state.summary.computed += reported
+        }
+        for a in stage.produces { state.fingerprints[a] = fingerprint }
     }
 
     // MARK: Provenance
