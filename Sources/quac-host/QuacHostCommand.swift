@@ -62,6 +62,25 @@ struct PluginPathOptions: ParsableArguments {
     }
 }
 
+/// Where plugins run during `run` and `train`.
+struct IsolationOptions: ParsableArguments {
+    @Option(help: "process: each unit's plugins run in a worker process, so a crash, abort, exit or hang fails only that unit; none: in this process (trusted plugins, no worker start-up).")
+    var isolation: String = "process"
+    @Option(help: "With process isolation: seconds a worker may go without finishing a batch before it is killed and its unit fails.")
+    var timeout: Double = 1800
+    @Option(name: .customLong("worker-stage"), help: .hidden) var workerStage: String?
+
+    func mode(_ pluginPaths: [URL]) throws -> Isolation {
+        guard timeout > 0, timeout.isFinite else { throw QuacError("--timeout: must be a positive number of seconds, got \(timeout)") }
+        switch isolation {
+        case "none": return .none
+        case "process":
+            return .process(executable: URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath(), pluginPaths: pluginPaths, timeout: timeout)
+        default: throw QuacError("--isolation: expected process or none, got \"\(isolation)\"")
+        }
+    }
+}
+
 /// Writes machine output as JSON on stdout.
 func printJSON(_ value: JSONValue) {
     print(value.serialized(pretty: true))

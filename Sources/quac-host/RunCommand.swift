@@ -12,14 +12,18 @@ struct RunCommand: ParsableCommand {
     @Flag(help: "Print a JSON summary on stdout.") var json = false
     @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
     @Flag(help: "Write into an existing output folder that is not a quac-host results folder.") var force = false
+    @OptionGroup var isolation: IsolationOptions
 
     func run() throws {
         try QuacHostCommand.guarded {
             let m = try PipelineManifest.load(URL(fileURLWithPath: manifest))
-            let progress: RunProgress = quiet || json ? SilentProgress() : TerminalProgress()
+            let progress: RunProgress = isolation.workerStage != nil ? WorkerProgress() : (quiet || json ? SilentProgress() as RunProgress : TerminalProgress())
+            if isolation.workerStage != nil { IsolatedCheck.watchParent() }
             let context = RunContext()
             Signals.cancelOnInterrupt(context)
-            let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context, force: force).run()
+            let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context, force: force,
+                                         isolation: try isolation.mode(paths.urls), workerStage: isolation.workerStage).run()
+            if isolation.workerStage != nil { return }   // a worker's stdout carries only its progress
             if json {
                 var medians = JSONObject()
                 for (method, byScorer) in summary.medians.sorted(by: { $0.key < $1.key }) {

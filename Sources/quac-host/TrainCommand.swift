@@ -11,6 +11,7 @@ struct TrainCommand: ParsableCommand {
     @OptionGroup var paths: PluginPathOptions
     @Flag(name: .shortAndLong, help: "No progress output.") var quiet = false
     @Flag(help: "Write into an existing output folder that is not a quac-host results folder.") var force = false
+    @OptionGroup var isolation: IsolationOptions
 
     func run() throws {
         try QuacHostCommand.guarded {
@@ -18,7 +19,8 @@ struct TrainCommand: ParsableCommand {
             let context = RunContext()
             Signals.cancelOnInterrupt(context)
             let runner = PipelineRunner(manifest: m, extraPluginPaths: paths.urls,
-                                        progress: quiet ? SilentProgress() : TerminalProgress(), context: context, force: force)
+                                        progress: quiet ? SilentProgress() : TerminalProgress(), context: context, force: force,
+                                        isolation: try isolation.mode(paths.urls))
             let trained = try runner.trainOnly()
             if !quiet { print(trained.isEmpty ? "nothing to train: no plugin of \(m.file) has a \"train\" block" : "trained: \(trained.joined(separator: ", ")); models in \(m.output.appendingPathComponent("models").path)") }
         }

@@ -50,9 +50,9 @@ final class OutputFolderTests: XCTestCase {
         let out = dir.appendingPathComponent("out")
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // flock(1) holds the same kind of lock on the same file, then sleeps.
+        // One process (bash, then sleep in its place) holds the same kind of lock on the same file.
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
-        p.arguments = ["flock", out.appendingPathComponent(OutputLock.fileName).path, "sleep", "30"]
+        p.arguments = ["bash", "-c", "exec 9>>'\(out.appendingPathComponent(OutputLock.fileName).path)'; flock 9; exec sleep 30"]
         try p.run()
         var held = false
         for _ in 0..<100 where !held {

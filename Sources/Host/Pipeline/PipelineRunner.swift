@@ -18,11 +18,17 @@ public final class PipelineRunner {
 
     /// Write into an existing folder that does not look like a results folder (OutputLock).
     let force: Bool
+    /// Where stages that call plugins run (StageWorker).
+    let isolation: Isolation
+    /// Set in a worker: the one stage it computes (with the results it needs reused).
+    let workerStage: String?
 
     public init(manifest: PipelineManifest, extraPluginPaths: [URL] = [], progress: RunProgress = SilentProgress(),
-                context: RunContext = RunContext(), force: Bool = false) {
+                context: RunContext = RunContext(), force: Bool = false, isolation: Isolation = .none, workerStage: String? = nil) {
         self.manifest = manifest
         self.force = force
+        self.isolation = isolation
+        self.workerStage = workerStage
         registry = PluginRegistry(searchPath: PluginRegistry.defaultSearchPath(extra: manifest.pluginPaths + extraPluginPaths))
         store = ResultsStore(root: manifest.output)
         self.progress = progress
@@ -196,6 +202,15 @@ public final class PipelineRunner {
     public func run() throws -> Summary {
         let state = try prepare()
         defer { state.outputLock?.release() }
+        if let label = workerStage {
+            // A worker: the stage and what it needs (finished by the parent, so reused).
+            let stages = try plannedStages(state)
+            guard let target = stages.first(where: { $0.label == label }) else {
+                throw QuacError("\(manifest.file): no stage \"\(label)\" in this run", category: .internal)
+            }
+            try execute(Self.closure(of: [target], in: stages), state)
+            return state.summary
+        }
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
@@ -215,8 +230,8 @@ public final class PipelineRunner {
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
         let hashes = try dataHashes()
         let dataFP = hashes.fingerprint
-        // Nothing is written before the folder is ours.
-        let lock = try OutputLock(writing: store.root, force: force)
+        // Nothing is written before the folder is ours (a worker's parent holds it).
+        let lock = workerStage == nil ? try OutputLock(writing: store.root, force: force) : nil
         let state = RunState(manifest: manifest, store: store, progress: progress, context: context, samples: data, dataFingerprint: dataFP)
         state.dataFiles = hashes.files
         state.outputLock = lock
@@ -381,12 +396,22 @@ public final class PipelineRunner {
         throw QuacError(message, category: firstError.category)
     }
 
-    /// One stage: reused when its fingerprint is unchanged, else its batches and its merge-and-write.
+    /// One stage: reused when its fingerprint is unchanged, else its batches and its merge-and-write,
+    /// here or in a worker (then reused from what the worker wrote).
     private func run(_ stage: PipelineStage, _ state: RunState) throws {
         let fingerprint = try stage.fingerprint(state)
         let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
         if try stage.reuse(state, fingerprint: fingerprint) {
             state.summary.reused += reported
+        } else if case .process(let executable, let paths, let timeout) = isolation, workerStage == nil, !(stage is InputsStage) {
+            let start = Date()
+            try StageWorker.run(stage.label, manifestFile: manifest.file, executable: executable, pluginPaths: paths,
+                                timeout: timeout, hashes: store.url(".quac-hashes.json"), progress: progress)
+            guard try stage.reuse(state, fingerprint: fingerprint) else {
+                throw QuacError("\(stage.label): the worker ended (exit status 0) without writing the unit's results: a plugin ended the process early (exit?)")
+            }
+            progress.stageFinished(stage.label, summary: String(format: "in a worker, %.1f s", Date().timeIntervalSince(start)))
+            state.summary.computed += reported
         } else {
             let start = Date()
             let (outputs, parts) = try state.eachBatch(stage.label, count: stage.count(state)) { rows, seed in
@@ -406,7 +431,7 @@ public final class PipelineRunner {
     /// once per run.
     private func dataHashes() throws -> (files: JSONObject, fingerprint: String) {
         var files = JSONObject()
-        for f in manifest.data.files { files[f.path] = .string(try SHA256.hex(fileAt: f)) }
+        for f in manifest.data.files { files[f.path] = .string(try FileHashes.sha256(f)) }
         return (files, Fingerprint.of(["spec": manifest.raw["data"] ?? .null, "files": .object(files)]))
     }
 

@@ -75,7 +75,7 @@ public final class RunState {
     /// The SHA-256 of a plugin's library.
     func libraryHash(_ p: PluginInstance) throws -> String {
         if let h = libraryHashes[p.library.url.path] { return h }
-        let h = try SHA256.hex(fileAt: p.library.url)
+        let h = try FileHashes.sha256(p.library.url)
         libraryHashes[p.library.url.path] = h
         return h
     }

@@ -89,7 +89,7 @@ final class TrainStage: PipelineStage, StageKind {
 
     func splitFiles(_ m: PipelineManifest) throws -> JSONObject {
         var files = JSONObject()
-        for key in ["data", "val"] { for f in try dataSpec(m, key)?.files ?? [] { files[f.path] = .string(try SHA256.hex(fileAt: f)) } }
+        for key in ["data", "val"] { for f in try dataSpec(m, key)?.files ?? [] { files[f.path] = .string(try FileHashes.sha256(f)) } }
         return files
     }
 

@@ -1,0 +1,84 @@
+import Foundation
+import XCTest
+@testable import QuacHost
+
+/// With process isolation (the CLI's default), a plugin that crashes, aborts, exits or hangs fails only
+/// its unit: the other methods run, with the classifier's services, and the run exits 1 naming the unit
+/// and what happened; a rerun retries only it.
+final class ProcessIsolationTests: XCTestCase {
+    func pipeline(_ dir: URL) throws -> URL {
+        let fixtures = try TestSupport.fixtures()
+        _ = try TestSupport.writeDataset(dir)
+        return try TestSupport.writeManifest(dir, [
+            "name": "isolated", "output": "out", "seed": 1, "batch_size": 4,
+            "plugin_paths": [.string(fixtures.path)],
+            "data": ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels", "x_cf": "counterfactuals"],
+            "classifier": ["plugin": "org.quac.mlp-classifier", "params": ["input_shape": [1, 8, 8], "hidden": 6, "seed": 2]],
+            "attributors": [["plugin": "org.quac.test.misbehaving", "name": "bad"], ["plugin": "org.quac.saliency", "name": "saliency"]],
+            "scorers": [["plugin": "org.quac.insertion", "name": "ins", "params": ["steps": 4]]],
+        ])
+    }
+
+    func run(_ dir: URL, _ mode: String, _ extra: [String] = []) throws -> TestSupport.CommandResult {
+        try TestSupport.quacHost(["run", "-q", try pipeline(dir).path] + extra, env: ["QUAC_TEST_MISBEHAVE": mode])
+    }
+
+    func assertOtherMethodFinished(_ dir: URL, file: StaticString = #filePath, line: UInt = #line) {
+        let out = dir.appendingPathComponent("out")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("attributions/saliency.safetensors").path), "saliency ran", file: file, line: line)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: out.appendingPathComponent("scores/saliency.json").path), "and was scored", file: file, line: line)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out.appendingPathComponent("attributions/bad.safetensors").path), file: file, line: line)
+    }
+
+    func testACrashOrAbortFailsOnlyItsUnit() throws {
+        for (mode, signal) in [("segv", SIGSEGV), ("abort", SIGABRT)] {
+            let dir = try TestSupport.tempDir("isolation-\(mode)")
+            let r = try run(dir, mode)
+            XCTAssertEqual(r.status, 1, "\(mode): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("attribute bad: the worker crashed (signal \(signal)"), "\(mode): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("score bad"), "the unit that needed it is listed: \(r.stderr)")
+            assertOtherMethodFinished(dir)
+        }
+    }
+
+    func testAPluginThatExitsZeroMidwayIsAFailedUnit() throws {
+        let dir = try TestSupport.tempDir()
+        let r = try run(dir, "exit0")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("attribute bad: the worker ended (exit status 0) without writing the unit's results"), r.stderr)
+        assertOtherMethodFinished(dir)
+    }
+
+    func testAHangingPluginTimesOut() throws {
+        let dir = try TestSupport.tempDir()
+        let started = Date()
+        let r = try run(dir, "hang", ["--timeout", "3"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("attribute bad: no batch finished for 3 s: the worker was killed"), r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 120)
+        assertOtherMethodFinished(dir)
+        // The rerun retries only the failed unit: with the plugin well-behaved now, the run completes.
+        let fixed = try run(dir, "")
+        XCTAssertEqual(fixed.status, 0, fixed.stderr)
+    }
+
+    /// In-process (--isolation none) the same crash takes the run down: isolation is what saves it.
+    func testWithoutIsolationACrashEndsTheRun() throws {
+        let dir = try TestSupport.tempDir()
+        let r = try run(dir, "abort", ["--isolation", "none"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/scores/saliency.json").path))
+    }
+
+    /// Results computed in workers equal in-process ones, bit for bit.
+    func testWorkersComputeWhatTheRunWouldInProcess() throws {
+        let a = try TestSupport.tempDir("workers-a"), b = try TestSupport.tempDir("workers-b")
+        XCTAssertEqual(try run(a, "").status, 0)
+        XCTAssertEqual(try run(b, "", ["--isolation", "none"]).status, 0)
+        for file in ["attributions/saliency.safetensors", "attributions/bad.safetensors", "scores/saliency.ins.safetensors"] {
+            let x = try Safetensors.read(a.appendingPathComponent("out/" + file)), y = try Safetensors.read(b.appendingPathComponent("out/" + file))
+            for name in y.names { XCTAssertEqual(x.tensors[name]?.floatArray(), y.tensors[name]?.floatArray(), "\(file) \(name)") }
+        }
+    }
+}
