@@ -11,6 +11,8 @@ public struct PipelineManifest {
         public let params: JSONValue
         /// The "train" block, when the plugin is to be trained before the run.
         public let train: JSONValue?
+        /// Seconds a worker running this plugin may go without finishing a batch (process isolation).
+        public var timeout: Double? = nil
     }
 
     /// A plain C function used as a forward-only classifier through libffi.
@@ -86,7 +88,7 @@ public struct PipelineManifest {
             let plugin = v["plugin"]?.stringValue ?? ""
             let short = plugin.split(separator: ".").last.map(String.init) ?? plugin
             return PluginUse(pointer: pointer, plugin: plugin, name: v["name"]?.stringValue ?? short,
-                             params: v["params"] ?? .object(JSONObject()), train: v["train"])
+                             params: v["params"] ?? .object(JSONObject()), train: v["train"], timeout: v["timeout"]?.doubleValue)
         }
         if let c = value["classifier"] {
             if let f = c["foreign"] {

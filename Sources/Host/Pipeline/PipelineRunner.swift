@@ -396,6 +396,14 @@ public final class PipelineRunner {
         throw QuacError(message, category: firstError.category)
     }
 
+    /// Stages that call plugins, except the classifier's training: the classifier is made before the
+    /// stages are planned (every other stage needs it), in the run's own process.
+    static func runsInWorker(_ stage: PipelineStage) -> Bool {
+        if stage is InputsStage { return false }
+        if let t = stage as? TrainStage, t.isClassifier { return false }
+        return true
+    }
+
     /// One stage: reused when its fingerprint is unchanged, else its batches and its merge-and-write,
     /// here or in a worker (then reused from what the worker wrote).
     private func run(_ stage: PipelineStage, _ state: RunState) throws {
@@ -403,10 +411,10 @@ public final class PipelineRunner {
         let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
         if try stage.reuse(state, fingerprint: fingerprint) {
             state.summary.reused += reported
-        } else if case .process(let executable, let paths, let timeout) = isolation, workerStage == nil, !(stage is InputsStage) {
+        } else if case .process(let executable, let paths, let timeout) = isolation, workerStage == nil, Self.runsInWorker(stage) {
             let start = Date()
             try StageWorker.run(stage.label, manifestFile: manifest.file, executable: executable, pluginPaths: paths,
-                                timeout: timeout, hashes: store.url(".quac-hashes.json"), progress: progress)
+                                timeout: stage.pluginUse?.timeout ?? timeout, hashes: store.url(".quac-hashes.json"), progress: progress)
             guard try stage.reuse(state, fingerprint: fingerprint) else {
                 throw QuacError("\(stage.label): the worker ended (exit status 0) without writing the unit's results: a plugin ended the process early (exit?)")
             }

@@ -55,9 +55,12 @@ public protocol PipelineStage: AnyObject {
     /// Merges the batches' outputs, writes them atomically with the fingerprint and publishes them
     /// into `run`; returns the line the progress display ends the stage with.
     func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String
+    /// The plugin use the stage calls (its "timeout" bounds the stage's worker); nil when none or several.
+    var pluginUse: PipelineManifest.PluginUse? { get }
 }
 
 extension PipelineStage {
+    public var pluginUse: PipelineManifest.PluginUse? { nil }
     public func count(_ run: RunState) -> Int { 0 }
     public func batch(_ run: RunState, rows: Range<Int>, seed: UInt64) throws -> PluginOutputs { PluginOutputs() }
 }

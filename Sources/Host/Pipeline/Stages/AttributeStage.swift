@@ -11,6 +11,7 @@ final class AttributeStage: PipelineStage, StageKind {
     }
 
     let use: PipelineManifest.PluginUse
+    var pluginUse: PipelineManifest.PluginUse? { use }
     let label: String
     let needs: [Artifact]
     let produces: [Artifact]

@@ -10,6 +10,7 @@ final class ConceptStage: PipelineStage, StageKind {
     }
 
     let use: PipelineManifest.PluginUse
+    var pluginUse: PipelineManifest.PluginUse? { use }
     let label: String
     let needs: [Artifact]
     let produces: [Artifact] = [.concepts]

@@ -7,6 +7,7 @@ final class ConvertStage: PipelineStage, StageKind {
     }
 
     let use: PipelineManifest.PluginUse
+    var pluginUse: PipelineManifest.PluginUse? { use }
     let label: String
     let needs: [Artifact]
     let produces: [Artifact] = [.counterfactuals]

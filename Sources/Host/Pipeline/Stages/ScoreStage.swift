@@ -14,6 +14,7 @@ final class ScoreStage: PipelineStage, StageKind {
 
     let method: String
     let use: PipelineManifest.PluginUse
+    var pluginUse: PipelineManifest.PluginUse? { use }
     let label: String
     let needs: [Artifact]
     let produces: [Artifact]

@@ -15,6 +15,7 @@ final class TrainStage: PipelineStage, StageKind {
     }
 
     let use: PipelineManifest.PluginUse
+    var pluginUse: PipelineManifest.PluginUse? { use }
     let spec: JSONValue
     let label: String
     let needs: [Artifact]
