@@ -173,6 +173,33 @@ final class ImageIOTests: XCTestCase {
         assertFileError(try ImageFile.read(tiffHeaderOnly), about: tiffHeaderOnly, ["TIFF"])
     }
 
+    /// Two TIFFs from fuzzing (fuzz/, docs/reliability.md, Fuzzing), as bytes. A 1x1 image whose one tile
+    /// is 16 x 4,194,304,016 pixels: libtiff accepts the tile size and the reader allocated the whole
+    /// 67 GB tile. A 4294967295 x 4294967295 image: width times length overflowed Int, passed the size
+    /// check negative, and trapped on the next multiplication. Both are refused with an error now.
+    func testFuzzedTIFFWithHugeTileOrDimensionsIsRefused() throws {
+        let dir = try makeTemporaryDirectory()
+        func file(_ name: String, hex: String) throws -> URL {
+            let bytes = stride(from: 0, to: hex.count, by: 2).map { i -> UInt8 in
+                let start = hex.index(hex.startIndex, offsetBy: i)
+                return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!
+            }
+            let url = dir.appendingPathComponent(name)
+            try Data(bytes).write(to: url)
+            return url
+        }
+        let hugeTile = try file("huge-tile.tif", hex:
+            "49492a000a00000000000a00000104000100000001000000010104000100000001000000020103000100000008000000" +
+            "030103000100000001000000060103000100000001000000150103000100000001000000420104000100000010000000" +
+            "4301040001000000100000fa44010400010000000800000045010400010000000100000000000000")
+        assertFileError(try TIFFFile.read(hugeTile), about: hugeTile, ["tile of 16x4194304016 pixels is too large to decode"])
+        let hugeImage = try file("huge-image.tif", hex:
+            "49492a000a000000000009000001040001000000ffffffff0101040001000000ffffffff020103000100000001000000" +
+            "030103000100000001000000060103000100000001000000110104000100000008000000150103000100000001000000" +
+            "1601040001000000ffffffff17010400010000000100000000000000")
+        assertFileError(try TIFFFile.read(hugeImage), about: hugeImage, ["TIFF image of 4294967295x4294967295 pixels is too large to decode"])
+    }
+
     func testResizeOfAConstantStaysConstant() {
         for (h, w, th, tw) in [(13, 17, 5, 5), (5, 7, 12, 12), (13, 5, 8, 8), (64, 64, 7, 7), (3, 3, 3, 3)] {
             let out = ImageResize.resize([Float](repeating: 0.375, count: 2 * h * w), channels: 2, height: h, width: w, toHeight: th, toWidth: tw)

@@ -95,7 +95,9 @@ public enum TIFFFile {
         }
         let photometric = Int32(photo16)
         guard w > 0, h > 0, spp >= 1 else { throw fail("TIFF image has no pixels (\(w)x\(h), \(spp) samples per pixel)") }
-        guard w.multipliedReportingOverflow(by: h).partialValue <= PNGFile.maxSamples / max(spp, 4) else {
+        // Width and length are each up to 2^32 - 1: their product can overflow Int.
+        let (pixels, pixelsOverflow) = w.multipliedReportingOverflow(by: h)
+        guard !pixelsOverflow, pixels <= PNGFile.maxSamples / max(spp, 4) else {
             throw fail("TIFF image of \(w)x\(h) pixels is too large to decode")
         }
         var notes: [String] = []
@@ -143,7 +145,12 @@ public enum TIFFFile {
                 guard let tw32 = getField(tif, TIFFTAG_TILEWIDTH, UInt32(0)), let th32 = getField(tif, TIFFTAG_TILELENGTH, UInt32(0)),
                       tw32 > 0, th32 > 0 else { throw fail("malformed TIFF: tiled without a tile size") }
                 let tw = Int(tw32), th = Int(th32)
-                let tileBytes = tw * th * unitBytes
+                // A tile is allocated whole: hold it to the image's limit (libtiff accepts any tile size).
+                let (tilePixels, tileOverflow) = tw.multipliedReportingOverflow(by: th)
+                guard !tileOverflow, tilePixels <= PNGFile.maxSamples / max(spp, 4) else {
+                    throw fail("malformed TIFF: tile of \(tw)x\(th) pixels is too large to decode")
+                }
+                let tileBytes = tilePixels * unitBytes
                 guard TIFFTileSize(tif) >= tileBytes else { throw fail("malformed TIFF: tile size \(TIFFTileSize(tif)) bytes, expected \(tileBytes)") }
                 var tile = [UInt8](repeating: 0, count: tileBytes)
                 for plane in 0..<planes {

@@ -1,0 +1,2 @@
+// Empty: the header declares a function libFuzzer defines.
+#include "FuzzDriver.h"
