@@ -19,7 +19,9 @@ public enum PNGFile {
     /// Chunks that would make libpng convert gamma; dropped before decoding.
     static let colorSpaceChunks: Set<String> = ["gAMA", "sRGB", "iCCP", "cHRM"]
     /// Refuse images with more samples than this (a corrupt header must not allocate gigabytes).
-    public static let maxSamples = 1 << 30
+    /// Samples (pixels x channels) an image may have: 2^28, e.g. 8192 x 8192 RGBA (1 GiB as float; TIFF
+    /// counts at least 4 samples a pixel), so a few bytes of header cannot ask for gigabytes.
+    public static let maxSamples = 1 << 28
 
     public static func read(_ url: URL) throws -> RasterImage {
         let bytes: [UInt8]
@@ -52,7 +54,7 @@ public enum PNGFile {
             let color = format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
             let channels = (color ? 3 : 1) + (hasAlpha ? 1 : 0)
             let w = Int(image.width), h = Int(image.height)
-            guard w > 0, h > 0, w.multipliedReportingOverflow(by: h).partialValue <= maxSamples / channels else {
+            guard w > 0, h > 0, case let (pixels, false) = w.multipliedReportingOverflow(by: h), pixels <= maxSamples / channels else {
                 throw fail("image of \(w)x\(h) pixels is too large to decode")
             }
             let stride = Int32(w * channels)
