@@ -68,7 +68,7 @@ struct IsolationOptions: ParsableArguments {
     var isolation: String = "process"
     @Option(help: "With process isolation: seconds a worker may go without finishing a batch before it is killed and its unit fails.")
     var timeout: Double = 1800
-    @Option(name: .customLong("worker-stage"), help: .hidden) var workerStage: String?
+    @Flag(name: .customLong("worker"), help: .hidden) var worker = false
 
     func mode(_ pluginPaths: [URL]) throws -> Isolation {
         guard timeout > 0, timeout.isFinite else { throw QuacError("--timeout: must be a positive number of seconds, got \(timeout)") }

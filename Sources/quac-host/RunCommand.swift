@@ -17,13 +17,13 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try QuacHostCommand.guarded {
             let m = try PipelineManifest.load(URL(fileURLWithPath: manifest))
-            let progress: RunProgress = isolation.workerStage != nil ? WorkerProgress() : (quiet || json ? SilentProgress() as RunProgress : TerminalProgress())
-            if isolation.workerStage != nil { IsolatedCheck.watchParent() }
+            let progress: RunProgress = isolation.worker ? WorkerProgress() : (quiet || json ? SilentProgress() as RunProgress : TerminalProgress())
+            if isolation.worker { StageWorker.watchParent() }
             let context = RunContext()
             Signals.cancelOnInterrupt(context)
             let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context, force: force,
-                                         isolation: try isolation.mode(paths.urls), workerStage: isolation.workerStage).run()
-            if isolation.workerStage != nil { return }   // a worker's stdout carries only its progress
+                                         isolation: try isolation.mode(paths.urls), isWorker: isolation.worker).run()
+            if isolation.worker { return }   // a worker's stdout carries only its progress
             if json {
                 var medians = JSONObject()
                 for (method, byScorer) in summary.medians.sorted(by: { $0.key < $1.key }) {

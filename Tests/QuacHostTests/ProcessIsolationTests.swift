@@ -46,7 +46,7 @@ final class ProcessIsolationTests: XCTestCase {
         let dir = try TestSupport.tempDir()
         let r = try run(dir, "exit0")
         XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssertTrue(r.stderr.contains("attribute bad: the worker ended (exit status 0) without writing the unit's results"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("attribute bad: the worker ended (exit status 0) without finishing the unit"), r.stderr)
         assertOtherMethodFinished(dir)
     }
 

@@ -20,15 +20,17 @@ public final class PipelineRunner {
     let force: Bool
     /// Where stages that call plugins run (StageWorker).
     let isolation: Isolation
-    /// Set in a worker: the one stage it computes (with the results it needs reused).
-    let workerStage: String?
+    /// Set in a worker: it computes the stages its parent sends (StageWorker).
+    let isWorker: Bool
+    /// The parent's worker, started on first use.
+    private var worker: StageWorker?
 
     public init(manifest: PipelineManifest, extraPluginPaths: [URL] = [], progress: RunProgress = SilentProgress(),
-                context: RunContext = RunContext(), force: Bool = false, isolation: Isolation = .none, workerStage: String? = nil) {
+                context: RunContext = RunContext(), force: Bool = false, isolation: Isolation = .none, isWorker: Bool = false) {
         self.manifest = manifest
         self.force = force
         self.isolation = isolation
-        self.workerStage = workerStage
+        self.isWorker = isWorker
         registry = PluginRegistry(searchPath: PluginRegistry.defaultSearchPath(extra: manifest.pluginPaths + extraPluginPaths))
         store = ResultsStore(root: manifest.output)
         self.progress = progress
@@ -190,6 +192,7 @@ public final class PipelineRunner {
     public func trainOnly() throws -> [String] {
         let state = try prepare()
         defer { state.outputLock?.release() }
+        defer { worker?.stop() }
         var trained: [String] = []
         if case .plugin(let u) = manifest.classifier, u.train != nil { trained.append(u.name) }
         let stages = try plannedStages(state)
@@ -202,15 +205,24 @@ public final class PipelineRunner {
     public func run() throws -> Summary {
         let state = try prepare()
         defer { state.outputLock?.release() }
-        if let label = workerStage {
-            // A worker: the stage and what it needs (finished by the parent, so reused).
+        if isWorker {
+            // Each stage sent, with what it needs and this worker did not do yet (reused from the store).
             let stages = try plannedStages(state)
-            guard let target = stages.first(where: { $0.label == label }) else {
-                throw QuacError("\(manifest.file): no stage \"\(label)\" in this run", category: .internal)
+            var done = Set<ObjectIdentifier>()
+            StageWorker.serve { label in
+                guard let target = stages.first(where: { $0.label == label }) else {
+                    throw QuacError("\(manifest.file): no stage \"\(label)\" in this run", category: .internal)
+                }
+                let todo = Self.closure(of: [target], in: stages).filter { !done.contains(ObjectIdentifier($0)) || $0 === target }
+                for stage in try Self.ordered(todo, available: Set(state.fingerprints.keys)) {
+                    try state.checkCancelled()
+                    try run(stage, state)
+                    done.insert(ObjectIdentifier(stage))
+                }
             }
-            try execute(Self.closure(of: [target], in: stages), state)
             return state.summary
         }
+        defer { worker?.stop() }
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
@@ -231,7 +243,7 @@ public final class PipelineRunner {
         let hashes = try dataHashes()
         let dataFP = hashes.fingerprint
         // Nothing is written before the folder is ours (a worker's parent holds it).
-        let lock = workerStage == nil ? try OutputLock(writing: store.root, force: force) : nil
+        let lock = isWorker ? nil : try OutputLock(writing: store.root, force: force)
         let state = RunState(manifest: manifest, store: store, progress: progress, context: context, samples: data, dataFingerprint: dataFP)
         state.dataFiles = hashes.files
         state.outputLock = lock
@@ -411,10 +423,14 @@ public final class PipelineRunner {
         let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
         if try stage.reuse(state, fingerprint: fingerprint) {
             state.summary.reused += reported
-        } else if case .process(let executable, let paths, let timeout) = isolation, workerStage == nil, Self.runsInWorker(stage) {
+        } else if case .process(let executable, let paths, let timeout) = isolation, !isWorker, Self.runsInWorker(stage) {
             let start = Date()
-            try StageWorker.run(stage.label, manifestFile: manifest.file, executable: executable, pluginPaths: paths,
-                                timeout: stage.pluginUse?.timeout ?? timeout, hashes: store.url(".quac-hashes.json"), progress: progress)
+            if worker == nil {
+                worker = StageWorker(manifestFile: manifest.file, executable: executable, pluginPaths: paths,
+                                     hashes: store.url(".quac-hashes.json"))
+            }
+            progress.stageStarted(stage.label, total: 0)
+            try worker!.run(stage.label, timeout: stage.pluginUse?.timeout ?? timeout, progress: progress)
             guard try stage.reuse(state, fingerprint: fingerprint) else {
                 throw QuacError("\(stage.label): the worker ended (exit status 0) without writing the unit's results: a plugin ended the process early (exit?)")
             }

@@ -3,75 +3,127 @@ import Foundation
 import Glibc
 #endif
 
-/// Where a run's plugins execute. `process` runs each stage that calls plugins in a worker: a child
-/// quac-host (`run MANIFEST --worker-stage LABEL`) that prepares the same run, reuses every result the
-/// stage needs from the results store, computes the stage and writes its results there; the parent
-/// then reuses them. A plugin that crashes, aborts, exits or hangs takes down only its worker: the unit
-/// fails with the signal, the status or the timeout, and the run goes on with the others. The
-/// classifier and every host service are the worker's own (the worker is the same program with the
-/// same run), so plugins see no difference. `none` calls plugins in the run's own process (faster to
-/// start, for plugins you trust).
+/// Where a run's plugins execute. `process` runs the stages that call plugins in a worker: a child
+/// quac-host (`run MANIFEST --worker`) that prepares the same run once, then computes the stages it is
+/// sent one by one (reusing from the results store whatever a stage needs and it did not compute
+/// itself) and writes their results there; the run then reuses those files. A plugin that crashes,
+/// aborts, exits or hangs takes down only the worker: the unit it was computing fails with the signal,
+/// the status or the timeout, a fresh worker takes the next unit, and the run goes on. The classifier
+/// and every host service are the worker's own (the worker is the same program with the same run), so
+/// plugins see no difference. `none` calls plugins in the run's own process.
 public enum Isolation: Sendable {
     case none
     /// `executable` is quac-host itself; `timeout` the seconds a worker may go without finishing a batch.
     case process(executable: URL, pluginPaths: [URL], timeout: Double)
 }
 
-enum StageWorker {
-    /// The option a worker is started with, and the JSON lines it reports batches with.
-    static let option = "--worker-stage"
+/// The parent's side of one worker process: started on first use, restarted after a failure that
+/// took it down, ended with the run.
+public final class StageWorker {
+    /// The option a worker is started with.
+    static let option = "--worker"
 
-    /// Runs stage `label` of the manifest in a worker; throws the unit's failure.
-    static func run(_ label: String, manifestFile: String, executable: URL, pluginPaths: [URL], timeout: Double,
-                    hashes: URL, progress: RunProgress) throws {
+    let manifestFile: String
+    let executable: URL
+    let pluginPaths: [URL]
+    let hashes: URL
+    private var process: Process?
+    private var input: FileHandle?
+    private var output: Int32 = -1
+    private var errors: StderrCollector?
+    private var buffer: [UInt8] = []
+
+    init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL) {
+        self.manifestFile = manifestFile
+        self.executable = executable
+        self.pluginPaths = pluginPaths
+        self.hashes = hashes
+    }
+
+    deinit { stop() }
+
+    private func start() throws {
         try FileHashes.export(to: hashes)
         let p = Process()
         p.executableURL = executable
-        p.arguments = ["run", manifestFile, option, label, "--isolation", "none"] + pluginPaths.flatMap { ["--plugin-path", $0.path] }
+        p.arguments = ["run", manifestFile, Self.option, "--isolation", "none"] + pluginPaths.flatMap { ["--plugin-path", $0.path] }
         var environment = ProcessInfo.processInfo.environment
-        environment[IsolatedCheck.watchVariable] = "1"
         environment[FileHashes.variable] = hashes.path
+        environment[Self.parentVariable] = String(getpid())
         p.environment = environment
-        let out = Pipe(), err = Pipe(), lifeline = Pipe()
+        let out = Pipe(), err = Pipe(), commands = Pipe()
         p.standardOutput = out
         p.standardError = err
-        p.standardInput = lifeline
-        do { try p.run() } catch { throw QuacError("\(label): cannot start a worker (\(executable.path)): \(error.localizedDescription)", category: .internal) }
-        let stderrText = StderrCollector(err.fileHandleForReading)
-        var buffer: [UInt8] = []
+        p.standardInput = commands
+        do { try p.run() } catch { throw QuacError("cannot start a worker (\(executable.path)): \(error.localizedDescription)", category: .internal) }
+        process = p
+        input = commands.fileHandleForWriting
+        output = out.fileHandleForReading.fileDescriptor
+        errors = StderrCollector(err.fileHandleForReading)
+        buffer = []
+    }
+
+    /// Ends the worker (it exits when its commands end) and waits for it.
+    func stop() {
+        guard let p = process else { return }
+        try? input?.close()
+        p.waitUntilExit()
+        _ = errors?.finish()
+        process = nil
+    }
+
+    /// Has the worker compute stage `label`; throws the unit's failure.
+    func run(_ label: String, timeout: Double, progress: RunProgress) throws {
+        if process == nil { try start() }
+        guard let p = process, let input else { throw QuacError("no worker", category: .internal) }
+        do { try input.write(contentsOf: Data((label + "\n").utf8)) } catch {
+            // The worker is gone already: what it left on stderr says why.
+            try fail(label, p)
+        }
         var chunk = [UInt8](repeating: 0, count: 65536)
-        let fd = out.fileHandleForReading.fileDescriptor
-        var timedOut = false
-        progress.stageStarted(label, total: 0)
         while true {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(timeout * 1000, Double(Int32.max))))
-            if ready < 0 && errno == EINTR { continue }
-            if ready == 0 { timedOut = true; break }
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            buffer += chunk[0..<n]
             while let nl = buffer.firstIndex(of: 0x0A) {
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
-                guard let v = try? JSONParser.parse(line), let done = v["done"]?.intValue, let total = v["total"]?.intValue else { continue }
-                progress.stageAdvanced(label, done: Int(done), total: Int(total))
+                guard let v = try? JSONParser.parse(line) else { continue }
+                if let done = v["done"]?.intValue, let total = v["total"]?.intValue {
+                    progress.stageAdvanced(label, done: Int(done), total: Int(total))
+                } else if v["finished"]?.stringValue == label {
+                    return
+                } else if v["failed"]?.stringValue == label {
+                    let message = v["error"]?.stringValue ?? "\(label) failed in the worker"
+                    switch v["category"]?.stringValue {
+                    case "cancelled": throw QuacError.cancelled
+                    case "internal": throw QuacError(message, category: .internal)
+                    default: throw QuacError(message)
+                    }
+                }
             }
+            var pfd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, Int32(min(timeout * 1000, Double(Int32.max))))
+            if ready < 0 && errno == EINTR { continue }
+            if ready == 0 {
+                kill(p.processIdentifier, SIGKILL)
+                p.waitUntilExit()
+                _ = errors?.finish()
+                process = nil
+                throw QuacError("\(label): no batch finished for \(IsolatedCheck.seconds(timeout)): the worker was killed (a plugin hangs, or needs a longer --timeout)")
+            }
+            let n = read(output, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { try fail(label, p) }
+            buffer += chunk[0..<n]
         }
-        if timedOut {
-            kill(p.processIdentifier, SIGKILL)
-            p.waitUntilExit()
-            _ = stderrText.finish()
-            throw QuacError("\(label): no batch finished for \(IsolatedCheck.seconds(timeout)): the worker was killed (a plugin hangs, or needs a longer --timeout)")
-        }
-        try? lifeline.fileHandleForWriting.close()
+    }
+
+    /// The worker ended while computing `label`: the unit's error, from how it ended.
+    private func fail(_ label: String, _ p: Process) throws -> Never {
+        try? input?.close()
         p.waitUntilExit()
-        let text = stderrText.finish()
+        let text = errors?.finish() ?? ""
+        process = nil
         let lastError = text.split(separator: "\n").last { $0.hasPrefix("error: ") }.map { String($0.dropFirst("error: ".count)) }
         switch (p.terminationReason, p.terminationStatus) {
-        case (.exit, 0):
-            return
         case (.uncaughtSignal, let signal):
             let name = String(cString: strsignal(signal))
             throw QuacError("\(label): the worker crashed (signal \(signal), \(name)); a plugin of this unit \(signal == SIGABRT ? "aborted" : "crashed")")
@@ -79,9 +131,44 @@ enum StageWorker {
             throw QuacError.cancelled
         case (.exit, let status):
             if let lastError { throw QuacError(lastError, category: status == 2 ? .internal : .user) }
-            throw QuacError("\(label): the worker ended with exit status \(status) before finishing the unit (a plugin called exit?)\(text.isEmpty ? "" : ": " + String(text.split(separator: "\n").last ?? ""))")
+            throw QuacError("\(label): the worker ended (exit status \(status)) without finishing the unit: a plugin ended the process early (exit?)")
         @unknown default:
             throw QuacError("\(label): the worker ended unexpectedly")
+        }
+    }
+
+    // MARK: The worker's side
+
+    /// The variable holding the parent's pid: a worker whose parent is gone exits.
+    static let parentVariable = "QUAC_WORKER_PARENT"
+
+    /// In a worker: exits as soon as the parent is gone (checked every second), even while a plugin
+    /// call is still running.
+    public static func watchParent() {
+        guard let parent = ProcessInfo.processInfo.environment[parentVariable].flatMap(Int32.init) else { return }
+        let thread = Thread {
+            while true {
+                if getppid() != parent { _exit(137) }
+                sleep(1)
+            }
+        }
+        thread.start()
+    }
+
+    /// In a worker: reads stage labels from stdin until it ends, computes each with `compute` and
+    /// reports it on stdout.
+    static func serve(_ compute: (String) throws -> Void) {
+        while let line = readLine() {
+            let label = line.trimmingCharacters(in: .whitespaces)
+            guard !label.isEmpty else { continue }
+            var reply: JSONValue = ["finished": .string(label)]
+            do { try compute(label) } catch {
+                let q = QuacError.wrap(error)
+                reply = ["failed": .string(label), "error": .string(q.message),
+                         "category": .string(q.category == .cancelled ? "cancelled" : q.category == .internal ? "internal" : "user")]
+            }
+            print(reply.serialized())
+            fflush(stdout)
         }
     }
 }
