@@ -23,6 +23,7 @@ let package = Package(
         harness("json", core),
         harness("png", core),
         harness("tiff", core),
+        harness("torch", core),
         harness("manifest", [.product(name: "QuacHost", package: "quac-host")]),
     ],
     swiftLanguageModes: [.v5]

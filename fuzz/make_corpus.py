@@ -210,8 +210,18 @@ def tiff_seeds():
     put("tiff", "float16_gray", tiff([(strip_tags(2, 1, 1, 16, 1, fmt=3), [struct.pack("<2H", 0x3C00, 0x3800)])]))
 
 
+# --- PyTorch checkpoints: the test fixtures that are small enough (zip and legacy formats) -----------
+
+def torch_seeds():
+    fixtures = os.path.join(ROOT, "Tests", "QuacHostTests", "Fixtures", "torch-checkpoints")
+    # Not stargan-ema.pt (85 KB): over run.sh's max_len for this target.
+    for name in ["dtypes.pt", "dtypes-legacy.pt", "cnn.pt", "hostile.pt", "hostile-eval.pt"]:
+        with open(os.path.join(fixtures, name), "rb") as f:
+            put("torch", name, f.read())
+
+
 if __name__ == "__main__":
-    for t in ["safetensors", "npy", "json", "manifest", "png", "tiff"]:
+    for t in ["safetensors", "npy", "json", "manifest", "png", "tiff", "torch"]:
         shutil.rmtree(os.path.join(CORPUS, t), ignore_errors=True)
     st_seeds()
     npy_seeds()
@@ -219,5 +229,6 @@ if __name__ == "__main__":
     manifest_seeds()
     png_seeds()
     tiff_seeds()
+    torch_seeds()
     total = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(CORPUS) for f in fs)
     print(f"wrote {CORPUS} ({total} bytes)")

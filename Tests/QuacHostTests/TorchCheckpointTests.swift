@@ -76,6 +76,38 @@ final class TorchCheckpointTests: XCTestCase {
         }
     }
 
+    /// Inputs from fuzz-torch (fuzz/README.md) and from reading the code while fixing it: each was a
+    /// crash or a hang and is now a thrown error. The legacy-format files share a 25-byte header
+    /// (magic number, protocol 1001, empty system info).
+    func testFuzzedCheckpointsAreRefused() throws {
+        func bytes(_ hex: String) -> [UInt8] {
+            stride(from: 0, to: hex.count, by: 2).map { i -> UInt8 in
+                let start = hex.index(hex.startIndex, offsetBy: i)
+                return UInt8(hex[start..<hex.index(start, offsetBy: 2)], radix: 16)!
+            }
+        }
+        func assertRefused(_ input: [UInt8], _ expected: String, line: UInt = #line) {
+            XCTAssertThrowsError(try input.withUnsafeBytes { try TorchCheckpoint.read($0, path: "fuzzed.pt") }, line: line) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error)", line: line)
+            }
+        }
+        let legacyHeader = "80028a0a6cfc9c46f9206aa850192e80024de9032e80027d2e"
+        // _rebuild_tensor_v2 with a stride of 10,000 nested 1-tuples (TUPLE1 repeated): the error
+        // message printed the whole stride and overflowed the stack (fuzz-torch: 5,509 levels, 5,988 bytes).
+        let deepStride = bytes(legacyHeader +
+            "800263746f7263682e5f7574696c730a5f72656275696c645f74656e736f725f76320a2828580700000073746f7261" +
+            "676563746f7263680a466c6f617453746f726167650a58010000003058030000006370754b014e74514b00284b01744e")
+            + [UInt8](repeating: 0x85, count: 10_000) + bytes("74522e")
+        assertRefused(deepStride, "_rebuild_tensor_v2: a stride entry that is not an integer")
+        // A zip64 locator pointing at offset 2^63-1: reading there overflowed (trap) instead of failing.
+        assertRefused(bytes("504b0304504b060700000000ffffffffffffff7f01000000504b050600000000ffffffffffffffffffffffff0000"),
+                      "zip: truncated (offset 9223372036854775807)")
+        // 40 lists, each holding the one before twice (memo): 2^40 values from 360 bytes of pickle.
+        var dag = "80025d7100"
+        for i in 1...40 { dag += String(format: "5d2868%02x68%02x6571%02x", i - 1, i - 1, i) }
+        assertRefused(bytes(legacyHeader + dag + "2e80025d2e"), "more than 1000000 values")
+    }
+
     func testAClassifierStateDictImportsIntoTheCNN() throws {
         let dir = try TestSupport.tempDir()
         let out = dir.appendingPathComponent("cnn.safetensors")

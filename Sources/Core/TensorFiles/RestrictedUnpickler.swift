@@ -226,7 +226,12 @@ struct RestrictedUnpickler {
                 throw fail("\(callable): expected (storage, offset, size, stride, ...)")
             }
             func ints(_ v: [Value], _ what: String) throws -> [Int] {
-                try v.map { guard case .int(let i) = $0, i >= 0, i <= Int64(Int32.max) else { throw fail("\(callable): bad \(what) \(v)") }; return Int(i) }
+                // The message names the entry, not the tuple: printing nested values recurses as deep as they nest.
+                try v.map {
+                    guard case .int(let i) = $0 else { throw fail("\(callable): a \(what) entry that is not an integer") }
+                    guard i >= 0, i <= Int64(Int32.max) else { throw fail("\(callable): bad \(what) \(i)") }
+                    return Int(i)
+                }
             }
             let shape = try ints(size, "size"), strides = try ints(stride, "stride")
             guard shape.count == strides.count, shape.count <= 64, offset >= 0 else { throw fail("\(callable): size and stride disagree") }

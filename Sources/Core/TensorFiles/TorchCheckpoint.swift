@@ -68,7 +68,7 @@ public struct TorchCheckpoint {
             return .storage(ref)
         }
         let value = try unpickler.load()
-        return TorchCheckpoint(root: try convert(value, storages: storages, path: path))
+        return TorchCheckpoint(root: try convert(value, storages: storages, path: path, Conversion(bytes.count)))
     }
 
     static let legacyMagic: [UInt8] = [0x6C, 0xFC, 0x9C, 0x46, 0xF9, 0x20, 0x6A, 0xA8, 0x50, 0x19]
@@ -110,7 +110,7 @@ public struct TorchCheckpoint {
             storages[key] = UnsafeRawBufferPointer(rebasing: bytes[position..<(position + n)])
             position += n
         }
-        return TorchCheckpoint(root: try convert(object, storages: storages, path: path))
+        return TorchCheckpoint(root: try convert(object, storages: storages, path: path, Conversion(bytes.count)))
     }
 
     /// ('storage', storage type, key, location, element count[, view metadata]).
@@ -136,9 +136,24 @@ public struct TorchCheckpoint {
 
     // MARK: Values and tensors
 
-    static func convert(_ v: RestrictedUnpickler.Value, storages: [String: UnsafeRawBufferPointer], path: String, depth: Int = 0) throws -> Value {
+    /// What one conversion has done so far. The pickle's memo lets a container hold the same object
+    /// twice, so a few bytes per level can describe a tree of 2^levels values: the values converted
+    /// are counted against a limit that no file without such sharing reaches (a value per byte), and
+    /// a tensor met again is the tensor already cut, not another copy.
+    final class Conversion {
+        let limit: Int
+        var values = 0
+        var tensors: [ObjectIdentifier: Tensor] = [:]
+        init(_ fileSize: Int) { limit = max(1_000_000, fileSize) }
+    }
+
+    static func convert(_ v: RestrictedUnpickler.Value, storages: [String: UnsafeRawBufferPointer], path: String, _ conversion: Conversion, depth: Int = 0) throws -> Value {
         guard depth < 1000 else { throw FileError(path: path, reason: "containers nested more than 1000 deep") }
-        func sub(_ x: RestrictedUnpickler.Value) throws -> Value { try convert(x, storages: storages, path: path, depth: depth + 1) }
+        conversion.values += 1
+        guard conversion.values <= conversion.limit else {
+            throw FileError(path: path, reason: "more than \(conversion.limit) values: containers that hold the same containers over and over")
+        }
+        func sub(_ x: RestrictedUnpickler.Value) throws -> Value { try convert(x, storages: storages, path: path, conversion, depth: depth + 1) }
         switch v {
         case .none: return .none
         case .bool(let b): return .bool(b)
@@ -160,8 +175,11 @@ public struct TorchCheckpoint {
         case .global(let g): throw FileError(path: path, reason: "the function \(g) stored as a value, not called")
         case .storage(let s): throw FileError(path: path, reason: "a bare storage (\(s.key)) outside a tensor")
         case .tensor(let ref):
+            if let done = conversion.tensors[ObjectIdentifier(ref)] { return .tensor(done) }
             guard let data = storages[ref.storage.key] else { throw FileError(path: path, reason: "storage \(ref.storage.key) has no data") }
-            return .tensor(try materialize(ref, data, path: path))
+            let tensor = try materialize(ref, data, path: path)
+            conversion.tensors[ObjectIdentifier(ref)] = tensor
+            return .tensor(tensor)
         }
     }
 

@@ -25,7 +25,7 @@ struct ZipArchive {
         self.path = path
         func fail(_ reason: String) -> FileError { FileError(path: path, reason: "zip: \(reason)") }
         func u16(_ at: Int) throws -> Int {
-            guard at >= 0, at + 2 <= bytes.count else { throw fail("truncated (offset \(at))") }
+            guard at >= 0, at <= bytes.count - 2 else { throw fail("truncated (offset \(at))") }
             return Int(bytes[at]) | Int(bytes[at + 1]) << 8
         }
         func u32(_ at: Int) throws -> Int { let low = try u16(at), high = try u16(at + 2); return low | high << 16 }

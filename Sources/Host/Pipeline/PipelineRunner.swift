@@ -430,7 +430,7 @@ public final class PipelineRunner {
                                      hashes: store.url(".quac-hashes.json"))
             }
             progress.stageStarted(stage.label, total: 0)
-            try worker!.run(stage.label, timeout: stage.pluginUse?.timeout ?? timeout, progress: progress)
+            try worker!.run(stage.label, timeout: stage.pluginUse?.timeout ?? timeout, progress: progress) { [context] in context.isCancelled }
             guard try stage.reuse(state, fingerprint: fingerprint) else {
                 throw QuacError("\(stage.label): the worker ended (exit status 0) without writing the unit's results: a plugin ended the process early (exit?)")
             }

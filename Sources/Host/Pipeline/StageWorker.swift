@@ -73,7 +73,9 @@ public final class StageWorker {
     }
 
     /// Has the worker compute stage `label`; throws the unit's failure.
-    func run(_ label: String, timeout: Double, progress: RunProgress) throws {
+    /// `cancelled` is polled while waiting: a cancelled run passes the interrupt on to the worker, which
+    /// stops after its current batch like a run in one process.
+    func run(_ label: String, timeout: Double, progress: RunProgress, cancelled: () -> Bool) throws {
         if process == nil { try start() }
         guard let p = process, let input else { throw QuacError("no worker", category: .internal) }
         do { try input.write(contentsOf: Data((label + "\n").utf8)) } catch {
@@ -81,11 +83,13 @@ public final class StageWorker {
             try fail(label, p)
         }
         var chunk = [UInt8](repeating: 0, count: 65536)
+        var lastNews = Date(), interrupted = false
         while true {
             while let nl = buffer.firstIndex(of: 0x0A) {
                 let line = Array(buffer[..<nl])
                 buffer.removeSubrange(...nl)
                 guard let v = try? JSONParser.parse(line) else { continue }
+                lastNews = Date()
                 if let done = v["done"]?.intValue, let total = v["total"]?.intValue {
                     progress.stageAdvanced(label, done: Int(done), total: Int(total))
                 } else if v["finished"]?.stringValue == label {
@@ -99,9 +103,14 @@ public final class StageWorker {
                     }
                 }
             }
+            if !interrupted && cancelled() {
+                kill(p.processIdentifier, SIGINT)
+                interrupted = true
+            }
             var pfd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(timeout * 1000, Double(Int32.max))))
+            let ready = poll(&pfd, 1, 250)
             if ready < 0 && errno == EINTR { continue }
+            if ready == 0 && Date().timeIntervalSince(lastNews) < timeout { continue }
             if ready == 0 {
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
