@@ -149,9 +149,12 @@ def main():
     # Interleaved, so both modes see the same machine: with process isolation (the default; the
     # attribution stage runs in a worker) and in-process.
     host_runs, inproc_runs = [], []
-    for _ in range(repeats):
-        host_runs.append(run_host("process"))
-        inproc_runs.append(run_host("none"))
+    for i in range(repeats):
+        # Alternate which goes first, so neither always runs on a warmer machine.
+        if i % 2 == 0:
+            host_runs.append(run_host("process")); inproc_runs.append(run_host("none"))
+        else:
+            inproc_runs.append(run_host("none")); host_runs.append(run_host("process"))
     host_s = float(np.median([s for s, _ in host_runs]))
     host_whole = float(np.median([w for _, w in host_runs]))
     inproc_whole = float(np.median([w for _, w in inproc_runs]))

@@ -23,7 +23,9 @@ struct RunCommand: ParsableCommand {
             Signals.cancelOnInterrupt(context)
             let summary = try PipelineRunner(manifest: m, extraPluginPaths: paths.urls, progress: progress, context: context, force: force,
                                          isolation: try isolation.mode(paths.urls), isWorker: isolation.worker).run()
-            if isolation.worker { return }   // a worker's stdout carries only its progress
+            // A worker's stdout carries only its progress; its results are on disk, so it ends at once
+            // (no teardown of the run for its parent to wait on).
+            if isolation.worker { fflush(stdout); Foundation.exit(0) }
             if json {
                 var medians = JSONObject()
                 for (method, byScorer) in summary.medians.sorted(by: { $0.key < $1.key }) {

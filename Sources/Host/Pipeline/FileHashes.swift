@@ -1,9 +1,9 @@
 import Foundation
 
-/// SHA-256 of files (data files, plugin libraries) as fingerprints use them, computed once per process
-/// and handed to a run's workers (StageWorker) through a file, so a worker does not hash gigabytes of
-/// data or a large library again. An entry is used only while the file's size and modification time are
-/// the ones it was computed for.
+/// SHA-256 of files (data files, plugin libraries) as fingerprints use them, computed once and kept in
+/// the results folder (`.quac-hashes.json`): a rerun and the run's workers (StageWorker) do not hash
+/// gigabytes of data or a large library again. An entry is used only while the file's size and
+/// modification time are the ones it was computed for.
 enum FileHashes {
     /// The variable naming the file a worker reads its parent's hashes from.
     static let variable = "QUAC_FILE_HASHES"
@@ -42,10 +42,22 @@ enum FileHashes {
         try AtomicFile.write(JSONValue.object(object).serialized() + "\n", to: url)
     }
 
+    /// Adds the hashes a file written by `export` holds (those of an earlier run).
+    static func load(from url: URL) {
+        lock.lock()
+        defer { lock.unlock() }
+        read(url.path)
+    }
+
     /// Called with the lock held.
     private static func loadInherited() {
         loaded = true
-        guard let file = ProcessInfo.processInfo.environment[variable], let data = FileManager.default.contents(atPath: file),
+        if let file = ProcessInfo.processInfo.environment[variable] { read(file) }
+    }
+
+    /// Called with the lock held.
+    private static func read(_ file: String) {
+        guard let data = FileManager.default.contents(atPath: file),
               let object = (try? JSONParser.parse([UInt8](data)))?.objectValue else { return }
         for (path, v) in object {
             guard let size = v["size"]?.intValue, let mtime = v["mtime"]?.doubleValue, let h = v["sha256"]?.stringValue else { continue }

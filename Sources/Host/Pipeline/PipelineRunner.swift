@@ -227,6 +227,7 @@ public final class PipelineRunner {
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
+        try? FileHashes.export(to: store.url(Self.hashesFile))
         return state.summary
     }
 
@@ -240,6 +241,8 @@ public final class PipelineRunner {
             throw QuacError.at(manifest.file, "/data", "the data has no samples: there is nothing to explain")
         }
         progress.note("data: \(data.count) samples of shape \(Array(data.x.shape.dropFirst()))")
+        // Hashes of files an earlier run of this folder computed (unchanged files are not hashed again).
+        FileHashes.load(from: store.url(Self.hashesFile))
         let hashes = try dataHashes()
         let dataFP = hashes.fingerprint
         // Nothing is written before the folder is ours (a worker's parent holds it).
@@ -248,6 +251,12 @@ public final class PipelineRunner {
         state.dataFiles = hashes.files
         state.outputLock = lock
         store.inputsFingerprint = InputsStage.fingerprint(state)
+        // With process isolation the worker prepares the same run meanwhile (it loads the classifier's
+        // weights while this process does), unless the classifier is trained first: the worker must
+        // find its model finished.
+        if case .process = isolation, !isWorker {
+            if case .plugin(let u) = classifierUse, u.train != nil {} else { try stageWorker()?.warmUp() }
+        }
 
         // Classifier.
         let classifier = try makeClassifier(classifierUse, state)
@@ -408,6 +417,18 @@ public final class PipelineRunner {
         throw QuacError(message, category: firstError.category)
     }
 
+    /// Where the run keeps the SHA-256 of its data files and plugin libraries (FileHashes).
+    static let hashesFile = ".quac-hashes.json"
+
+    /// The run's worker (created, not started, on first use); nil without process isolation.
+    private func stageWorker() -> StageWorker? {
+        guard case .process(let executable, let paths, _) = isolation, !isWorker else { return nil }
+        if worker == nil {
+            worker = StageWorker(manifestFile: manifest.file, executable: executable, pluginPaths: paths, hashes: store.url(Self.hashesFile))
+        }
+        return worker
+    }
+
     /// Stages that call plugins, except the classifier's training: the classifier is made before the
     /// stages are planned (every other stage needs it), in the run's own process.
     static func runsInWorker(_ stage: PipelineStage) -> Bool {
@@ -423,14 +444,10 @@ public final class PipelineRunner {
         let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
         if try stage.reuse(state, fingerprint: fingerprint) {
             state.summary.reused += reported
-        } else if case .process(let executable, let paths, let timeout) = isolation, !isWorker, Self.runsInWorker(stage) {
+        } else if case .process(_, _, let timeout) = isolation, !isWorker, Self.runsInWorker(stage) {
             let start = Date()
-            if worker == nil {
-                worker = StageWorker(manifestFile: manifest.file, executable: executable, pluginPaths: paths,
-                                     hashes: store.url(".quac-hashes.json"))
-            }
             progress.stageStarted(stage.label, total: 0)
-            try worker!.run(stage.label, timeout: stage.pluginUse?.timeout ?? timeout, progress: progress) { [context] in context.isCancelled }
+            try stageWorker()!.run(stage.label, timeout: stage.pluginUse?.timeout ?? timeout, progress: progress) { [context] in context.isCancelled }
             guard try stage.reuse(state, fingerprint: fingerprint) else {
                 throw QuacError("\(stage.label): the worker ended (exit status 0) without writing the unit's results: a plugin ended the process early (exit?)")
             }

@@ -32,6 +32,8 @@ public final class StageWorker {
     private var output: Int32 = -1
     private var errors: StderrCollector?
     private var buffer: [UInt8] = []
+    /// Whether the worker was given a unit (one that never was is killed at the end, not waited for).
+    private var used = false
 
     init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL) {
         self.manifestFile = manifestFile
@@ -57,15 +59,22 @@ public final class StageWorker {
         p.standardInput = commands
         do { try p.run() } catch { throw QuacError("cannot start a worker (\(executable.path)): \(error.localizedDescription)", category: .internal) }
         process = p
+        used = false
         input = commands.fileHandleForWriting
         output = out.fileHandleForReading.fileDescriptor
         errors = StderrCollector(err.fileHandleForReading)
         buffer = []
     }
 
+    /// Starts the worker now, so it prepares while the run does.
+    func warmUp() throws {
+        if process == nil { try start() }
+    }
+
     /// Ends the worker (it exits when its commands end) and waits for it.
     func stop() {
         guard let p = process else { return }
+        if !used { kill(p.processIdentifier, SIGKILL) }
         try? input?.close()
         p.waitUntilExit()
         _ = errors?.finish()
@@ -78,6 +87,7 @@ public final class StageWorker {
     func run(_ label: String, timeout: Double, progress: RunProgress, cancelled: () -> Bool) throws {
         if process == nil { try start() }
         guard let p = process, let input else { throw QuacError("no worker", category: .internal) }
+        used = true
         do { try input.write(contentsOf: Data((label + "\n").utf8)) } catch {
             // The worker is gone already: what it left on stderr says why.
             try fail(label, p)
