@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
 # package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
-# environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test), and
-# chromium for the report's rendering test. Idempotent.
+# environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test),
+# chromium for the report's rendering test and strace for the durability test. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 if [ "${1:-}" = "--test" ]; then
+  # strace for the test that checks folders are fsynced after renames.
+  if ! command -v strace >/dev/null 2>&1; then
+    echo "setup: installing strace (durability test)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq strace >/dev/null
+  fi
   # A real browser for the report's rendering test.
   if ! command -v chromium >/dev/null 2>&1; then
     echo "setup: installing chromium (report rendering test)"

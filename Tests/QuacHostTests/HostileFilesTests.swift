@@ -91,4 +91,47 @@ final class HostileFilesTests: XCTestCase {
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("/attributors/0/name"), r.stderr)
     }
+
+    /// Every results file renamed into place is followed by an fsync of its folder (a rename lives in
+    /// the folder; without it a power cut can forget the file). Watched with strace, when it can trace.
+    func testEveryRenameIntoTheResultsFolderIsFollowedByAnFsyncOfTheFolder() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/strace"),
+              (try? TestSupport.run(URL(fileURLWithPath: "/usr/bin/strace"), ["-f", "-o", "/dev/null", "true"]).status) == 0 else {
+            throw XCTSkip("strace is missing or cannot trace here (scripts/setup.sh --test installs it)")
+        }
+        let dir = try TestSupport.tempDir()
+        _ = try TestSupport.writeDataset(dir)
+        let m = try manifest(dir, data: ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels", "x_cf": "counterfactuals"])
+        let trace = dir.appendingPathComponent("trace.txt")
+        var env = ProcessInfo.processInfo.environment
+        env["QUAC_PLUGIN_PATH"] = TestSupport.builtinPlugins.path
+        let r = try TestSupport.run(URL(fileURLWithPath: "/usr/bin/strace"),
+                                    ["-f", "-e", "trace=rename,renameat,renameat2,openat,fsync,close", "-o", trace.path,
+                                     TestSupport.hostBinary.path, "run", "-q", "--isolation", "none", m.path], cwd: dir, env: env)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir.appendingPathComponent("out").path
+        // Per traced process: the renames into out/, and the folders opened with O_DIRECTORY then fsynced.
+        var pendingFolders: [String] = [], openDirs: [String: String] = [:]
+        var renames = 0
+        for line in try String(contentsOf: trace, encoding: .utf8).split(separator: "\n") {
+            let fields = line.split(separator: " ", maxSplits: 1)
+            guard fields.count == 2 else { continue }
+            let pid = String(fields[0]), call = String(fields[1])
+            let quoted = call.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
+            if call.hasPrefix("rename"), call.hasSuffix("= 0"), let target = quoted.last, target.hasPrefix(out) {
+                renames += 1
+                pendingFolders.append(URL(fileURLWithPath: target).deletingLastPathComponent().path)
+            } else if call.hasPrefix("openat("), call.contains("O_DIRECTORY"), let path = quoted.first,
+                      let fd = call.split(separator: "=").last.map({ $0.trimmingCharacters(in: .whitespaces) }) {
+                openDirs[pid + "/" + fd] = path
+            } else if call.hasPrefix("fsync("), let fd = call.dropFirst("fsync(".count).split(separator: ")").first,
+                      let folder = openDirs[pid + "/" + fd] {
+                pendingFolders.removeAll { $0 == folder }
+            } else if call.hasPrefix("close("), let fd = call.dropFirst("close(".count).split(separator: ")").first {
+                openDirs[pid + "/" + fd] = nil   // the number may name a file next
+            }
+        }
+        XCTAssertGreaterThan(renames, 5, "results files renamed into place")
+        XCTAssertEqual(pendingFolders, [], "folders not fsynced after a rename into them")
+    }
 }

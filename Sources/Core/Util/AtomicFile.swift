@@ -35,7 +35,11 @@ public enum AtomicFile {
             unlink(tmpPath)
             throw FileError(path: url.path, reason: "cannot rename into place: \(reason)")
         }
-        // The rename lives in the folder: flush the folder too, or a power cut may forget it.
+        syncFolder(dir)
+    }
+
+    /// A rename lives in its folder: flush the folder too, or a power cut may forget the renamed file.
+    public static func syncFolder(_ dir: URL) {
         let dirFD = open(dir.path, O_RDONLY | O_DIRECTORY)
         if dirFD >= 0 { _ = fsync(dirFD); close(dirFD) }
     }

@@ -45,6 +45,7 @@ extension PluginInstance {
         defer { try? FileManager.default.removeItem(at: tmp) }
         try invoke("save") { tmp.path.withCString { t.pointee.save!(plugin, $0) } }
         guard rename(tmp.path, url.path) == 0 else { throw QuacError("\(url.path): cannot rename the saved model into place") }
+        AtomicFile.syncFolder(url.deletingLastPathComponent())
     }
 
     public func load(from url: URL) throws {
