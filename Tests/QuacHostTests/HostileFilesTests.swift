@@ -116,7 +116,7 @@ final class HostileFilesTests: XCTestCase {
         for line in try String(contentsOf: trace, encoding: .utf8).split(separator: "\n") {
             let fields = line.split(separator: " ", maxSplits: 1)
             guard fields.count == 2 else { continue }
-            let pid = String(fields[0]), call = String(fields[1])
+            let pid = String(fields[0]), call = fields[1].trimmingCharacters(in: .whitespaces)   // strace pads short pids
             let quoted = call.split(separator: "\"").enumerated().filter { $0.offset % 2 == 1 }.map { String($0.element) }
             if call.hasPrefix("rename"), call.hasSuffix("= 0"), let target = quoted.last, target.hasPrefix(out) {
                 renames += 1
