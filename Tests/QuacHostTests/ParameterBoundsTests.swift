@@ -17,10 +17,8 @@ final class ParameterBoundsTests: XCTestCase {
         for key in ["anyOf", "oneOf", "allOf"] {
             for (i, v) in (schema[key]?.arrayValue ?? []).enumerated() { out += numbers(v, at: pointer + "/\(key)/\(i)") }
         }
-        for key in ["$defs", "then", "else"] {
-            if let d = schema[key]?.objectValue { for (k, v) in d { out += numbers(v, at: pointer + "/\(key)/\(k)") } }
-        }
-        if let then = schema["then"] { out += numbers(then, at: pointer + "/then") }
+        for (k, v) in schema["$defs"]?.objectValue ?? JSONObject() { out += numbers(v, at: pointer + "/$defs/\(k)") }
+        for key in ["then", "else"] { if let sub = schema[key] { out += numbers(sub, at: pointer + "/\(key)") } }
         return out
     }
 
