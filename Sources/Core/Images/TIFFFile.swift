@@ -61,7 +61,9 @@ public enum TIFFFile {
 
     // MARK: Reading
 
-    public static func read(_ url: URL) throws -> RasterImage {
+    /// `maxSamples` bounds what a header may make the reader allocate (the fuzzing harness lowers it so
+    /// that its executions are spent on parsing, not on zeroing large images).
+    public static func read(_ url: URL, maxSamples: Int = PNGFile.maxSamples) throws -> RasterImage {
         let path = url.path
         let messages = Messages()
         func fail(_ what: String) -> FileError {
@@ -97,7 +99,7 @@ public enum TIFFFile {
         guard w > 0, h > 0, spp >= 1 else { throw fail("TIFF image has no pixels (\(w)x\(h), \(spp) samples per pixel)") }
         // Width and length are each up to 2^32 - 1: their product can overflow Int.
         let (pixels, pixelsOverflow) = w.multipliedReportingOverflow(by: h)
-        guard !pixelsOverflow, pixels <= PNGFile.maxSamples / max(spp, 4) else {
+        guard !pixelsOverflow, pixels <= maxSamples / max(spp, 4) else {
             throw fail("TIFF image of \(w)x\(h) pixels is too large to decode")
         }
         var notes: [String] = []
@@ -115,7 +117,7 @@ public enum TIFFFile {
         var image: RasterImage
         if direct {
             image = try readDirect(tif, w: w, h: h, spp: spp, bps: bps, isFloat: isFloat, separate: planar == PLANARCONFIG_SEPARATE,
-                                   colorChannels: rgb ? 3 : 1, fail: fail)
+                                   colorChannels: rgb ? 3 : 1, maxSamples: maxSamples, fail: fail)
             if photometric == PHOTOMETRIC_MINISWHITE { invertFirstChannel(&image) }
         } else {
             if isFloat { throw FileError(path: path, reason: "unsupported TIFF: \(bps)-bit float samples with photometric \(photometric)") }
@@ -127,7 +129,7 @@ public enum TIFFFile {
     }
 
     static func readDirect(_ tif: OpaquePointer, w: Int, h: Int, spp: Int, bps: Int, isFloat: Bool, separate: Bool,
-                           colorChannels: Int, fail: (String) -> FileError) throws -> RasterImage {
+                           colorChannels: Int, maxSamples: Int, fail: (String) -> FileError) throws -> RasterImage {
         let b = bps / 8
         let pixelBytes = spp * b
         var out = [UInt8](repeating: 0, count: w * h * pixelBytes)
@@ -147,7 +149,7 @@ public enum TIFFFile {
                 let tw = Int(tw32), th = Int(th32)
                 // A tile is allocated whole: hold it to the image's limit (libtiff accepts any tile size).
                 let (tilePixels, tileOverflow) = tw.multipliedReportingOverflow(by: th)
-                guard !tileOverflow, tilePixels <= PNGFile.maxSamples / max(spp, 4) else {
+                guard !tileOverflow, tilePixels <= maxSamples / max(spp, 4) else {
                     throw fail("malformed TIFF: tile of \(tw)x\(th) pixels is too large to decode")
                 }
                 let tileBytes = tilePixels * unitBytes
