@@ -98,6 +98,9 @@ final class ParameterBoundsTests: XCTestCase {
             (["plugin": "org.quac.smoothgrad", "params": ["nt_samples": .int(Int64.max)]], "/attributors/0/params/nt_samples"),
             (["plugin": "org.quac.vanilla-integrated-gradients", "params": ["n_steps": .int(Int64.max)]], "/attributors/0/params/n_steps"),
             (["plugin": "org.quac.d-integrated-gradients", "params": ["n_steps": .int(1 << 53)]], "/attributors/0/params/n_steps"),
+            // Found by scripts/extreme_params.py: Gauss-Legendre nodes for 100,000 steps take minutes to
+            // compute (n^2), inside plugin creation, where no unit timeout applies.
+            (["plugin": "org.quac.layer-integrated-gradients", "params": ["n_steps": 100000]], "/attributors/0/params/n_steps"),
         ]
         for (attributor, pointer) in cases {
             let m = try pipeline(dir, attributor: attributor)
