@@ -11,13 +11,14 @@ samples, a small CNN) under process isolation with a per-batch timeout and a 1 G
 Each value is one run.
 
 A value passes when its unit succeeds, or fails with a one-line message (memory budget, a check of the
-plugin, or the timeout for values that only make the work long). It fails when the host or a worker
+plugin, or the timeout for values that only make the work long), or is still working when the sweep
+stops its run after --wall seconds (training for 10^7 steps reports progress all along). It fails when the host or a worker
 dies of a signal, a unit ends without a message, or the run's exit status is neither 0 nor 1.
 Trainable explainers and converters that need a training block (empirical, SMAT, logic, StarGAN) run
 with their training parameters at the extremes in the same way, from a training block on the same data.
 Prints one line per value and a summary; exits 1 if any value fails.
 """
-import argparse, json, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, json, os, re, shutil, signal, subprocess, sys, tempfile, time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +58,8 @@ def training(plugin):
     t = {"data": dict(data, path="data/train.safetensors"), "val": dict(data, path="data/val.safetensors"), "seed": 0}
     if plugin == "org.quac.empirical-explainer":
         t["targets_from"] = "saliency"
+    if plugin == "org.quac.smat-explainer":
+        t["teacher"] = True
     return t
 
 # Parameters a plugin needs besides the swept one, so that it runs in the small pipeline.
@@ -94,20 +97,31 @@ def variants(m):
             params[name] = [val] * k if is_list else val
             yield f"{name}={which}", params
 
-def run(host, manifest, work, env):
+def run(host, manifest, work, env, wall):
     shutil.rmtree(work / manifest["output"], ignore_errors=True)   # nothing reused from the last value
     path = work / "pipeline.json"
     path.write_text(json.dumps(manifest, indent=1))
     t0 = time.time()
-    p = subprocess.run([host, "run", str(path), "--force"], cwd=work, env=env, capture_output=True, text=True)
-    return p.returncode, p.stdout + p.stderr, time.time() - t0
+    # Values that only make the work long (training steps, epochs) keep reporting progress, so the
+    # per-batch timeout never fires: the whole run gets `wall` seconds, then the sweep stops it.
+    p = subprocess.Popen([host, "run", str(path), "--force"], cwd=work, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=wall)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        out, _ = p.communicate()
+        return None, out, time.time() - t0
+    return p.returncode, out, time.time() - t0
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("host")
     ap.add_argument("--work", default=None)
     ap.add_argument("--timeout", type=float, default=3)
-    ap.add_argument("--only", default=None)
+    ap.add_argument("--only", default=None, help="one plugin id")
+    ap.add_argument("--from", dest="start", default=None, help="start at this plugin id (in sorted order)")
+    ap.add_argument("--wall", type=float, default=30, help="seconds a whole run may take before the sweep stops it")
     a = ap.parse_args()
     host = str(Path(a.host).resolve())
     work = Path(a.work or tempfile.mkdtemp(prefix="quac-extremes-"))
@@ -119,7 +133,7 @@ def main():
     failures, count = [], 0
     for f in sorted((ROOT / "plugins").glob("*.json")):
         m = json.loads(f.read_text())
-        if m["id"] in SKIP or (a.only and m["id"] != a.only):
+        if m["id"] in SKIP or (a.only and m["id"] != a.only) or (a.start and m["id"] < a.start):
             continue
         vs = list(variants(m))
         if not vs:
@@ -148,9 +162,14 @@ def main():
                 elif kind == "converter":
                     p["converter"] = e
                     p["data"].pop("x_cf")
-            rc, log, secs = run(host, p, work, env)
+            rc, log, secs = run(host, p, work, env, a.wall)
+            if rc is None:
+                for name, label in names:
+                    count += 1
+                    print(f"pass {m['id']} {label} (stopped by the sweep after {secs:.0f} s: still working)", flush=True)
+                continue
             lines = [l for l in log.splitlines() if l.strip()]
-            signal = re.compile(r"signal|crashed|ended \(exit status|ended unexpectedly", re.I)
+            died = re.compile(r"signal|crashed|ended \(exit status|ended unexpectedly", re.I)
             for name, label in names:
                 count += 1
                 # Every line about the value's unit (its training, maps, scores or counterfactuals), or
@@ -158,7 +177,7 @@ def main():
                 mine = [l for l in lines if re.match(rf"(attribute {name}|score \S+ with {name}|train {name}|convert|classify)\b", l)]
                 failed = [l for l in mine if ": failed" in l] or [l for l in lines if l.startswith("error:")]
                 status = "done" if rc == 0 else (failed[0] if failed else "exit %d, no message" % rc)
-                bad = rc not in (0, 1) or (rc == 1 and not failed) or any(signal.search(l) for l in failed)
+                bad = rc not in (0, 1) or (rc == 1 and not failed) or any(died.search(l) for l in failed)
                 print(f"{'FAIL' if bad else 'pass'} {m['id']} {label} ({secs:.1f} s for the run, exit {rc}): {status[:220]}", flush=True)
                 if bad:
                     failures.append(f"{m['id']} {label}")
