@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv; do
+# libpython3-dev and python3-numpy: the Python bridge plugin (SDK/python/bridge) embeds Debian's Python.
+for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv \
+           libpython3-dev python3-numpy; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

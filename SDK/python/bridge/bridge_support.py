@@ -107,7 +107,10 @@ def check_parameters(schema, given, where_text):
     out = {}
     for key, value in given.items():
         if key in props:
-            out[key] = _check_value(key, value, props[key])
+            try:
+                out[key] = _check_value(key, value, props[key])
+            except MethodError as e:
+                raise MethodError(f"{where_text}: {e}") from None
         elif schema.get("additionalProperties", True) is False:
             raise MethodError(f"{where_text}: unknown parameter \"{key}\" (known: {', '.join(sorted(props)) or 'none'})")
         else:

@@ -1,0 +1,190 @@
+import Foundation
+import XCTest
+@testable import QuacHost
+
+/// org.quac.python (SDK/python/bridge): methods written in Python run through the same C ABI as every
+/// plugin. The NumPy Saliency example equals the built-in one; a Python classifier serves a built-in
+/// attributor; a Python scorer scores; errors name the Python file and line.
+final class PythonBridgeTests: XCTestCase {
+    func pipeline(_ data: URL, classifier: JSONValue? = nil, attributors: [JSONValue], scorers: [JSONValue] = [], output: String = "out") -> JSONValue {
+        [
+            "name": "python-bridge", "output": .string(output), "seed": 3, "batch_size": 4,
+            "data": ["format": "safetensors", "path": .string(data.lastPathComponent), "x": "images", "label": "labels",
+                     "x_cf": "counterfactuals"],
+            "classifier": classifier ?? ["plugin": "org.quac.mlp-classifier", "params": ["input_shape": [1, 8, 8], "hidden": 12, "seed": 5]],
+            "attributors": .array(attributors),
+            "scorers": .array(scorers),
+        ]
+    }
+
+    static let saliencyExample = TestSupport.repoRoot.appendingPathComponent("examples/python/saliency.py").path
+
+    func python(_ module: String, _ cls: String, name: String, _ extra: JSONValue = [:]) -> JSONValue {
+        var params = JSONObject([("module", .string(module)), ("class", .string(cls))])
+        for (k, v) in extra.objectValue ?? JSONObject() { params[k] = v }
+        return ["plugin": "org.quac.python.attributor", "name": .string(name), "params": .object(params)]
+    }
+
+    func attribution(_ out: URL, _ name: String) throws -> [Float] {
+        try Safetensors.read(out.appendingPathComponent("attributions/\(name).safetensors")).tensors["attribution"]!.floatArray()
+    }
+
+    func testNumPySaliencyEqualsTheBuiltinAndPassesTheCheck() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let check = try TestSupport.quacHost(["plugins", "check", "org.quac.python.attributor", "--plugin-path", bridge.path])
+        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.contains(" 0 failed") && !check.stdout.contains("FAIL"), check.stdout)
+
+        let dir = try TestSupport.tempDir()
+        let data = try TestSupport.writeDataset(dir)
+        let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors: [
+            ["plugin": "org.quac.saliency", "name": "builtin"],
+            python(Self.saliencyExample, "Saliency", name: "python"),
+            ["plugin": "org.quac.saliency", "name": "builtin-signed", "params": ["absolute": false]],
+            python(Self.saliencyExample, "Saliency", name: "python-signed", ["absolute": false]),
+        ]))
+        let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir.appendingPathComponent("out")
+        for (a, b) in [("builtin", "python"), ("builtin-signed", "python-signed")] {
+            let x = try attribution(out, a), y = try attribution(out, b)
+            XCTAssertEqual(x.count, 6 * 64)
+            XCTAssertGreaterThan(x.map(abs).max()!, 0)
+            for i in x.indices { XCTAssertEqual(x[i], y[i], accuracy: 1e-6 * max(1, abs(x[i])), "\(a) vs \(b) at \(i)") }
+        }
+        XCTAssertTrue(try attribution(out, "python-signed").contains { $0 < 0 }, "absolute: false keeps the sign")
+    }
+
+    /// Methods that fail in each way the issue names, one class per line range: the line numbers below
+    /// are asserted.
+    static let badMethods = """
+    import numpy as np
+    class Raises:
+        kind = "attributor"
+        def __init__(self, host): pass
+        def attribute(self, batch):
+            raise ValueError("no luck with %d queries" % len(batch["x"]))
+    class WrongShape:
+        kind = "attributor"
+        def __init__(self, host): pass
+        def attribute(self, batch):
+            return {"attribution": batch["x"][:, 0]}
+    class MakesNaN:
+        kind = "attributor"
+        def __init__(self, host): pass
+        def attribute(self, batch):
+            a = np.zeros(batch["x"].shape, np.float32)
+            a[1, 0, 2, 3] = np.nan
+            return {"attribution": a}
+    class IsAScorer:
+        kind = "scorer"
+        def __init__(self, host): pass
+        def score(self, batch):
+            return {"score": np.zeros(len(batch["x"]), np.float32)}
+    class FailsInNumPy:
+        kind = "attributor"
+        def __init__(self, host): pass
+        def attribute(self, batch):
+            return {"attribution": np.reshape(batch["x"], (7, 7))}
+
+    """
+
+    func testFailuresNameThePythonFileAndLine() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let dir = try TestSupport.tempDir()
+        let data = try TestSupport.writeDataset(dir)
+        let module = dir.appendingPathComponent("bad_methods.py")
+        try Self.badMethods.write(to: module, atomically: true, encoding: .utf8)
+        let cases: [(cls: String, params: JSONValue, expected: [String])] = [
+            ("Raises", [:], ["ValueError: no luck with 4 queries", "bad_methods.py:6"]),
+            ("WrongShape", [:], ["bad_methods.py:10 (WrongShape.attribute)", "\"attribution\" has shape [4, 8, 8], expected [4, 1, 8, 8]"]),
+            ("MakesNaN", [:], ["bad_methods.py:15 (MakesNaN.attribute)", "NaN at [1, 0, 2, 3]"]),
+            ("IsAScorer", [:], ["bad_methods.py:19", "IsAScorer.kind is \"scorer\"", "org.quac.python.scorer"]),
+            ("FailsInNumPy", [:], ["ValueError: cannot reshape", "from \(module.path):28"]),
+        ]
+        for (i, c) in cases.enumerated() {
+            let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors: [python(module.path, c.cls, name: "bad")], output: "out\(i)"), name: "p\(i).json")
+            let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
+            XCTAssertEqual(r.status, 1, "\(c.cls): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }.count, 1, r.stderr)
+            for e in c.expected { XCTAssertTrue(r.stderr.contains(e), "\(c.cls): expected \"\(e)\" in: \(r.stderr)") }
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out\(i)/attributions/bad.safetensors").path))
+        }
+    }
+
+    func testTheMethodsParametersAreCheckedAgainstItsSchema() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let dir = try TestSupport.tempDir()
+        let data = try TestSupport.writeDataset(dir)
+        let cases: [(JSONValue, String)] = [
+            (["absolute": 3], "parameter \"absolute\": expected boolean, got 3"),
+            (["bogus": true], "unknown parameter \"bogus\" (known: absolute)"),
+        ]
+        for (i, (params, expected)) in cases.enumerated() {
+            let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors: [python(Self.saliencyExample, "Saliency", name: "s", params)], output: "o\(i)"), name: "p\(i).json")
+            let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains(expected) && r.stderr.contains("saliency.py:6"), r.stderr)
+        }
+    }
+
+    /// A linear classifier in NumPy serves the built-in (Swift) Saliency: its maps are |W[y]|, exactly.
+    /// A Python scorer gets the maps and returns each one's mean.
+    static let linearModule = """
+    import numpy as np
+    class Linear:
+        kind = "classifier"
+        parameters = {"type": "object", "properties": {"seed": {"type": "integer", "default": 0}}}
+        def __init__(self, host, seed):
+            self.w = np.sin(np.arange(192, dtype=np.float32) * 0.37 + seed).reshape(3, 64)
+        def info(self):
+            return {"num_classes": 3, "input_shape": [1, 8, 8]}
+        def forward(self, x):
+            return x.reshape(len(x), -1) @ self.w.T
+        def vjp(self, x, grad_logits):
+            return (grad_logits @ self.w).reshape(x.shape)
+    class MeanScore:
+        kind = "scorer"
+        def __init__(self, host): pass
+        def score(self, batch):
+            a = batch["attribution"]
+            return {"score": a.reshape(len(a), -1).mean(axis=1), "max": a.reshape(len(a), -1).max(axis=1).tolist()}
+
+    """
+
+    func testAPythonClassifierServesABuiltinAttributorAndAPythonScorerScores() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let dir = try TestSupport.tempDir()
+        let data = try TestSupport.writeDataset(dir)
+        let module = dir.appendingPathComponent("linear.py")
+        try Self.linearModule.write(to: module, atomically: true, encoding: .utf8)
+        let manifest = try TestSupport.writeManifest(dir, pipeline(data,
+            classifier: ["plugin": "org.quac.python.classifier", "params": ["module": .string(module.path), "class": "Linear", "seed": 7]],
+            attributors: [["plugin": "org.quac.saliency", "name": "saliency"]],
+            scorers: [["plugin": "org.quac.python.scorer", "name": "mean", "params": ["module": .string(module.path), "class": "MeanScore"]]]))
+        let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir.appendingPathComponent("out")
+        let saliency = try Safetensors.read(out.appendingPathComponent("attributions/saliency.safetensors"))
+        let maps = saliency.tensors["attribution"]!.floatArray()
+        let labels = try Safetensors.read(data).tensors["labels"]!
+        let w = try Self.numpyLinearWeights(seed: 7)
+        for s in 0..<6 {
+            let y = Int(labels.int64Array()[s])
+            for j in 0..<64 { XCTAssertEqual(maps[s * 64 + j], abs(w[y * 64 + j]), accuracy: 1e-6) }
+        }
+        let normalized = saliency.tensors["normalized"]!.floatArray()
+        let scores = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("scores/saliency.json"), encoding: .utf8))
+        let mean = try XCTUnwrap(scores["scorers"]?["mean"]?["score"]?.arrayValue)
+        XCTAssertEqual(mean.count, 6)
+        for s in 0..<6 {
+            let expected = normalized[(s * 64)..<(s * 64 + 64)].reduce(0, +) / 64
+            XCTAssertEqual(mean[s].doubleValue ?? .nan, Double(expected), accuracy: 1e-6)
+        }
+    }
+
+    /// The Linear fixture's weights: sin(0.37 k + seed), k = 0..<192, as 3 rows of 64.
+    static func numpyLinearWeights(seed: Int) throws -> [Float] {
+        (0..<192).map { sin(Float($0) * 0.37 + Float(seed)) }
+    }
+}
