@@ -71,7 +71,7 @@ struct PluginsCommand: ParsableCommand {
             abstract: "Conformance check: load, negotiate, create/destroy, call every function with good and bad input.",
             discussion: """
             TARGET is a plugin id, a plugin manifest (.json), or a plugin library (.so; all its plugins are checked, \
-            each needing a manifest on the search path or beside the library). Each plugin is checked in a child \
+            each needing a manifest on the search path, beside the library, in its parent folder or, for a library Cargo built, in the crate above target/). Each plugin is checked in a child \
             process, so a plugin that crashes is reported as a failed check. Prints one line per check; exit code 1 \
             if any check fails.
             """)

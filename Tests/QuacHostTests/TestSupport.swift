@@ -134,6 +134,30 @@ enum TestSupport {
         return dir
     }
 
+    /// cargo ($CARGO, else the first on PATH); skips the test, saying so, where there is none
+    /// (scripts/setup.sh --test installs Debian's).
+    static func cargo() throws -> URL {
+        var candidates: [String] = []
+        if let c = ProcessInfo.processInfo.environment["CARGO"] { candidates.append(c) }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") { candidates.append("\(dir)/cargo") }
+        candidates.append("/usr/bin/cargo")
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("cargo is not installed: the Rust SDK's tests are skipped")
+        }
+        return URL(fileURLWithPath: found)
+    }
+
+    /// Builds a cdylib crate with cargo into `dir`/target and copies its plugin manifest into `dir`
+    /// (the manifest names target/<profile>/lib<name>.so relative to itself). Returns `dir`.
+    static func buildRustPlugin(crate: URL, manifest: String, release: Bool, into dir: URL) throws -> URL {
+        let cargo = try cargo()
+        let r = try run(cargo, ["build", "-q"] + (release ? ["--release"] : []) + ["--manifest-path", crate.appendingPathComponent("Cargo.toml").path],
+                        env: ["CARGO_TARGET_DIR": dir.appendingPathComponent("target").path])
+        guard r.status == 0 else { throw QuacError("cargo build \(crate.lastPathComponent) failed: \(r.stdout) \(r.stderr)") }
+        try FileManager.default.copyItem(at: crate.appendingPathComponent(manifest), to: dir.appendingPathComponent(manifest))
+        return dir
+    }
+
     /// A small image dataset [n, 1, 8, 8] in [-1, 1] with labels, written as safetensors.
     static func writeDataset(_ dir: URL, n: Int = 6, withCounterfactuals: Bool = true, file: String = "data.safetensors") throws -> URL {
         var rng = SeededRandom(seed: 42)
