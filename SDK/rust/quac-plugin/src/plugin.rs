@@ -122,9 +122,43 @@ impl<'a> Batch<'a> {
     }
 }
 
-/// Runs `f`, turning an Err or a panic into a status (after set_error with its message).
+thread_local! {
+    /// Set while this thread runs a guarded call: its panics are reported through set_error, not
+    /// printed. Holds the location of the last such panic.
+    static GUARDED: std::cell::RefCell<Option<Option<String>>> = std::cell::RefCell::new(None);
+}
+
+/// Installs, once, a panic hook that records where a guarded call panicked and stays silent for it;
+/// other panics (threads of the plugin's own) go to the hook that was there before.
+fn install_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            let guarded = GUARDED.with(|g| {
+                let mut g = g.borrow_mut();
+                match g.as_mut() {
+                    Some(slot) => {
+                        *slot = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+                        true
+                    }
+                    None => false,
+                }
+            });
+            if !guarded {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// Runs `f`, turning an Err or a panic into a status (after set_error with its message; a panic's
+/// message says where it happened).
 pub fn guard(host: Option<Host>, f: impl FnOnce() -> Result<()>) -> quac_status {
+    install_hook();
+    let outer = GUARDED.with(|g| g.borrow_mut().replace(None));
     let result = panic::catch_unwind(AssertUnwindSafe(f));
+    let location = GUARDED.with(|g| std::mem::replace(&mut *g.borrow_mut(), outer)).flatten();
     let (status, message) = match result {
         Ok(Ok(())) => return QUAC_OK,
         Ok(Err(e)) => (if e.status == QUAC_OK { QUAC_ERR_INTERNAL } else { e.status }, e.message),
@@ -136,7 +170,8 @@ pub fn guard(host: Option<Host>, f: impl FnOnce() -> Result<()>) -> quac_status 
             } else {
                 "a panic without a message".to_string()
             };
-            (QUAC_ERR_INTERNAL, Some(format!("panic: {}", text)))
+            let at = location.map_or(String::new(), |l| format!(" (at {})", l));
+            (QUAC_ERR_INTERNAL, Some(format!("panic: {}{}", text, at)))
         }
     };
     if let (Some(h), Some(m)) = (host, message) {
