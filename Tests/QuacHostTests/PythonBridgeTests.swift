@@ -187,4 +187,55 @@ final class PythonBridgeTests: XCTestCase {
     static func numpyLinearWeights(seed: Int) throws -> [Float] {
         (0..<192).map { sin(Float($0) * 0.37 + Float(seed)) }
     }
+
+    /// A virtual environment whose Python imports torch and captum, for the Captum tests:
+    /// QUAC_TEST_TORCH_VENV, else ~/.cache/quac-oracle. Skips, saying so, when there is none.
+    static func torchVenv() throws -> URL {
+        let env = ProcessInfo.processInfo.environment
+        let candidates = [env["QUAC_TEST_TORCH_VENV"], env["HOME"].map { "\($0)/.cache/quac-oracle" }].compactMap { $0 }
+        for c in candidates {
+            let python = URL(fileURLWithPath: c).appendingPathComponent("bin/python")
+            guard FileManager.default.isExecutableFile(atPath: python.path) else { continue }
+            // The bridge embeds Debian's Python: the venv must be of the same version.
+            let r = try TestSupport.run(python, ["-c", "import sys, torch, captum; print('%d.%d' % sys.version_info[:2])"])
+            let embedded = try TestSupport.run(URL(fileURLWithPath: "/usr/bin/python3"), ["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+            if r.status == 0 && r.stdout == embedded.stdout { return URL(fileURLWithPath: c) }
+        }
+        throw XCTSkip("no virtual environment with torch and captum for the embedded Python (set QUAC_TEST_TORCH_VENV): the Captum tests are skipped")
+    }
+
+    /// Captum's IntegratedGradients through the bridge, against the engine's CNN, equals the built-in
+    /// org.quac.vanilla-integrated-gradients (same path, zero baseline, Gauss-Legendre 50 steps).
+    func testCaptumIntegratedGradientsThroughTheBridgeEqualsTheBuiltin() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let venv = try Self.torchVenv()
+        let captum = TestSupport.repoRoot.appendingPathComponent("examples/python/captum_methods.py").path
+        let sdkPython = TestSupport.repoRoot.appendingPathComponent("SDK/python").path
+        let common: JSONValue = ["python_path": [.string(sdkPython)], "venv": .string(venv.path)]
+        for cls in ["IntegratedGradientsMethod", "GradientShapMethod", "SmoothIntegratedGradients"] {
+            var params = common.objectValue!
+            params["module"] = .string(captum)
+            params["class"] = .string(cls)
+            let check = try TestSupport.quacHost(["plugins", "check", "org.quac.python.attributor", "--plugin-path", bridge.path,
+                                                  "--params", JSONValue.object(params).serialized()])
+            XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+            XCTAssertTrue(check.stdout.contains(" 0 failed"), "\(cls): \(check.stdout)")
+        }
+        let dir = try TestSupport.tempDir()
+        let data = try TestSupport.writeDataset(dir)
+        var ig = common.objectValue!
+        ig["n_steps"] = 50
+        let manifest = try TestSupport.writeManifest(dir, pipeline(data,
+            classifier: ["plugin": "org.quac.cnn-classifier", "params": ["input_shape": [1, 8, 8], "num_classes": 2, "channels": [4, 8], "fc": [16], "seed": 3]],
+            attributors: [
+                ["plugin": "org.quac.vanilla-integrated-gradients", "name": "builtin", "params": ["n_steps": 50]],
+                python(captum, "IntegratedGradientsMethod", name: "captum", .object(ig)),
+            ]))
+        let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir.appendingPathComponent("out")
+        let a = try attribution(out, "builtin"), b = try attribution(out, "captum")
+        XCTAssertGreaterThan(a.map(abs).max()!, 0)
+        for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-5, "at \(i)") }
+    }
 }
