@@ -51,8 +51,10 @@ PyObject *bridge_adopt(quac_managed_tensor *t);
  * tensor points into until the caller drops it. shape must hold 8 entries. */
 int bridge_describe(PyObject *obj, int float_only, const char *what, quac_tensor *out, int64_t *shape,
                     PyObject **keep);
-/* Copies a C-contiguous float32 or int64 array into a new host tensor. Sets the host's error. */
-quac_status bridge_copy_out(const quac_host *host, PyArrayObject *a, const char *name, quac_managed_tensor **out);
+/* Copies a C-contiguous float32 or int64 array into a new host tensor (the one copy of an output);
+ * *nonfinite tells whether a float was NaN or infinite. Sets the host's error on failure. */
+quac_status bridge_copy_out(const quac_host *host, PyArrayObject *a, const char *name, quac_managed_tensor **out,
+                            int *nonfinite);
 
 /* bridge_host.c (GIL held) */
 /* The `host` object methods call: forward, vjp, vjp_rule, convert, log, progress, cancelled,

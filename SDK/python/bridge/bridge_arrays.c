@@ -101,9 +101,23 @@ int bridge_describe(PyObject *obj, int float_only, const char *what, quac_tensor
     return 0;
 }
 
-quac_status bridge_copy_out(const quac_host *host, PyArrayObject *a, const char *name, quac_managed_tensor **out) {
+/* Copies n float32 values as bits and says whether any is NaN or infinite (all exponent bits set),
+ * in one pass that the compiler vectorises. */
+static int copy_f32_checked(uint32_t *restrict dst, const uint32_t *restrict src, size_t n) {
+    uint32_t bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b = src[i];
+        dst[i] = b;
+        bad |= (uint32_t)((b & 0x7f800000u) == 0x7f800000u);
+    }
+    return bad != 0;
+}
+
+quac_status bridge_copy_out(const quac_host *host, PyArrayObject *a, const char *name, quac_managed_tensor **out,
+                            int *nonfinite) {
     int64_t shape[NPY_MAXDIMS];
     int nd = PyArray_NDIM(a);
+    *nonfinite = 0;
     for (int i = 0; i < nd; i++) shape[i] = (int64_t)PyArray_DIM(a, i);
     int is_f32 = PyArray_TYPE(a) == NPY_FLOAT32;
     if (!(is_f32 || PyArray_TYPE(a) == NPY_INT64) || !PyArray_IS_C_CONTIGUOUS(a)) {
@@ -114,12 +128,16 @@ quac_status bridge_copy_out(const quac_host *host, PyArrayObject *a, const char 
     if (status != QUAC_OK) return status; /* the host said why */
     size_t bytes = (size_t)PyArray_NBYTES(a);
     if (bytes > 0) {
-        /* The one copy of an output; the GIL is released so other Python threads may run meanwhile. */
+        /* The one copy of an output, checking floats for NaN and infinity on the way; the GIL is
+         * released so other Python threads may run meanwhile. */
         const void *src = PyArray_DATA(a);
         void *dst = (char *)(*out)->tensor.data + (*out)->tensor.byte_offset;
+        int bad = 0;
         Py_BEGIN_ALLOW_THREADS
-        memcpy(dst, src, bytes);
+        if (is_f32) bad = copy_f32_checked(dst, src, bytes / 4);
+        else memcpy(dst, src, bytes);
         Py_END_ALLOW_THREADS
+        *nonfinite = bad;
     }
     return QUAC_OK;
 }

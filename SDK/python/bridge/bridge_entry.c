@@ -75,18 +75,45 @@ fail:
     return NULL;
 }
 
-/* Puts the (tensors, json) pair support.call returned. */
-static quac_status put_outputs(const quac_host *host, PyObject *result, const quac_output_sink *out) {
+/* A NaN or infinity in output `item` (name, array): the error names the method's file and line and
+ * the first bad element. */
+static quac_status nonfinite_output(const bridge_instance *inst, PyObject *item) {
+    PyObject *msg = PyObject_CallFunctionObjArgs(bridge_support("nonfinite_message"), inst->loaded,
+                                                 PyTuple_GetItem(item, 0), PyTuple_GetItem(item, 1), NULL);
+    const char *text = msg ? PyUnicode_AsUTF8(msg) : NULL;
+    quac_status s = text ? quac_sdk_fail(inst->host, QUAC_ERR_INVALID_ARGUMENT, "python: %s", text)
+                         : bridge_fail_from_python(inst->host, inst->loaded);
+    Py_XDECREF(msg);
+    return s;
+}
+
+/* Copies the outputs support.call returned, (tensors, json), into host tensors and puts them: nothing
+ * is put unless every tensor is finite. */
+static quac_status put_outputs(const bridge_instance *inst, PyObject *result, const quac_output_sink *out) {
     PyObject *tensors = PyTuple_GetItem(result, 0), *json = PyTuple_GetItem(result, 1);
-    for (Py_ssize_t i = 0; i < PyList_Size(tensors); i++) {
+    Py_ssize_t n = PyList_Size(tensors);
+    quac_managed_tensor **copies = calloc((size_t)n + 1, sizeof *copies);
+    if (copies == NULL) return quac_sdk_fail(inst->host, QUAC_ERR_OUT_OF_MEMORY, "out of memory");
+    quac_status status = QUAC_OK;
+    Py_ssize_t i = 0;
+    for (; i < n && status == QUAC_OK; i++) {
         PyObject *item = PyList_GetItem(tensors, i);
-        const char *name = PyUnicode_AsUTF8(PyTuple_GetItem(item, 0));
-        quac_managed_tensor *t = NULL;
-        quac_status status = bridge_copy_out(host, (PyArrayObject *)PyTuple_GetItem(item, 1), name, &t);
-        if (status != QUAC_OK) return status;
-        status = out->put_tensor(out, name, t); /* ownership moves, even on failure */
-        if (status != QUAC_OK) return status;
+        int nonfinite = 0;
+        status = bridge_copy_out(inst->host, (PyArrayObject *)PyTuple_GetItem(item, 1),
+                                 PyUnicode_AsUTF8(PyTuple_GetItem(item, 0)), &copies[i], &nonfinite);
+        if (status == QUAC_OK && nonfinite) status = nonfinite_output(inst, item);
     }
+    for (Py_ssize_t j = 0; j < n; j++) {
+        if (copies[j] == NULL) continue;
+        if (status == QUAC_OK) {
+            const char *name = PyUnicode_AsUTF8(PyTuple_GetItem(PyList_GetItem(tensors, j), 0));
+            status = out->put_tensor(out, name, copies[j]); /* ownership moves, even on failure */
+        } else {
+            quac_sdk_release(copies[j]);
+        }
+    }
+    free(copies);
+    if (status != QUAC_OK) return status;
     if (json != Py_None) {
         Py_ssize_t len = 0;
         const char *text = PyUnicode_AsUTF8AndSize(json, &len);
@@ -109,7 +136,7 @@ static quac_status run_batch(const quac_plugin *self, const quac_batch *batch, c
     PyObject *d = batch_dict(batch);
     PyObject *result = d ? PyObject_CallFunctionObjArgs(bridge_support("call"), inst->loaded, inst->py_host, d, NULL) : NULL;
     if (result == NULL) status = bridge_fail_from_python(host, inst->loaded);
-    else status = put_outputs(host, result, out);
+    else status = put_outputs(inst, result, out);
     Py_XDECREF(result);
     Py_XDECREF(d);
     PyGILState_Release(gil);
@@ -147,7 +174,8 @@ static quac_status classifier_run(const bridge_instance *inst, const char *name,
     PyObject *xv = bridge_view(x), *gv = grad_logits ? bridge_view(grad_logits) : Py_NewRef(Py_None);
     PyObject *n = PyUnicode_FromString(name);
     PyObject *a = (xv && gv && n) ? PyObject_CallFunctionObjArgs(bridge_support("classifier_call"), inst->loaded, n, xv, gv, NULL) : NULL;
-    quac_status status = a ? bridge_copy_out(inst->host, (PyArrayObject *)a, name, out)
+    int nonfinite = 0; /* classifier_call has checked */
+    quac_status status = a ? bridge_copy_out(inst->host, (PyArrayObject *)a, name, out, &nonfinite)
                            : bridge_fail_from_python(inst->host, inst->loaded);
     Py_XDECREF(a);
     Py_XDECREF(n);

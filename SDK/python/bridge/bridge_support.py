@@ -200,21 +200,19 @@ def _first_nonfinite(a):
 def _outputs(loaded, result, batch, method):
     """Splits a method's dict into tensors (NumPy arrays, float32 or int64, C order) and a JSON object
     (everything else), checking the kind's required output, its shape, and that floats are finite."""
-    site_text = f"{where(getattr(loaded.cls, method))} ({loaded.cls.__name__}.{method})"
+    def site():  # only an error needs it
+        return f"{where(getattr(loaded.cls, method))} ({loaded.cls.__name__}.{method})"
     if not isinstance(result, dict):
-        raise MethodError(f"{site_text}: returned {type(result).__name__}; expected a dict of outputs")
+        raise MethodError(f"{site()}: returned {type(result).__name__}; expected a dict of outputs")
     tensors, extra = [], {}
     for name, value in result.items():
         if not isinstance(name, str):
-            raise MethodError(f"{site_text}: output names must be strings, got {name!r}")
+            raise MethodError(f"{site()}: output names must be strings, got {name!r}")
         if isinstance(value, np.ndarray):
             if value.dtype.kind in "iub":
                 value = np.ascontiguousarray(value, dtype=np.int64)
             else:
-                value = np.ascontiguousarray(value, dtype=np.float32)
-                bad = _first_nonfinite(value)
-                if bad is not None:
-                    raise MethodError(f"{site_text}: output \"{name}\": {bad[0]} at {bad[1]}")
+                value = np.ascontiguousarray(value, dtype=np.float32)  # C checks finiteness as it copies
             tensors.append((name, value))
         else:
             extra[name] = value.tolist() if isinstance(value, np.generic) else value
@@ -222,7 +220,7 @@ def _outputs(loaded, result, batch, method):
     names = [n for n, _ in tensors]
     if required is not None:
         if required not in names:
-            raise MethodError(f"{site_text}: no \"{required}\" array among its outputs ({', '.join(result) or 'none'})")
+            raise MethodError(f"{site()}: no \"{required}\" array among its outputs ({', '.join(result) or 'none'})")
         got = tensors[names.index(required)][1].shape
         x = batch["x"]
         if loaded.kind == "scorer":
@@ -232,14 +230,21 @@ def _outputs(loaded, result, batch, method):
         else:
             want, like = x.shape, "x"
         if want is not None and tuple(got) != tuple(want):
-            raise MethodError(f"{site_text}: output \"{required}\" has shape {list(got)}, expected {list(want)} (like {like})")
+            raise MethodError(f"{site()}: output \"{required}\" has shape {list(got)}, expected {list(want)} (like {like})")
     text = None
     if extra:
         try:
             text = json.dumps(extra, allow_nan=False)
         except (TypeError, ValueError) as e:
-            raise MethodError(f"{site_text}: outputs that are not arrays must be JSON values: {e}")
+            raise MethodError(f"{site()}: outputs that are not arrays must be JSON values: {e}")
     return tensors, text
+
+
+def nonfinite_message(loaded, name, value):
+    """The error for an output the C copy found a NaN or infinity in."""
+    method = KIND_METHODS[loaded.kind]
+    bad = _first_nonfinite(value)
+    return f"{where(getattr(loaded.cls, method))} ({loaded.cls.__name__}.{method}): output \"{name}\": {bad[0]} at {bad[1]}"
 
 
 def call(loaded, host, batch):
