@@ -29,11 +29,15 @@ final class PythonBridgeTests: XCTestCase {
         try Safetensors.read(out.appendingPathComponent("attributions/\(name).safetensors")).tensors["attribution"]!.floatArray()
     }
 
-    func testNumPySaliencyEqualsTheBuiltinAndPassesTheCheck() throws {
+    func testNumPySaliencyEqualsTheBuiltinAndEachKindPassesTheCheck() throws {
         let bridge = try TestSupport.pythonBridge()
-        let check = try TestSupport.quacHost(["plugins", "check", "org.quac.python.attributor", "--plugin-path", bridge.path])
-        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
-        XCTAssertTrue(check.stdout.contains(" 0 failed") && !check.stdout.contains("FAIL"), check.stdout)
+        // Each kind's manifest checks an example of that kind (examples/python/): the conformance
+        // checks, the classifier's gradient against finite differences included.
+        for kind in ["attributor", "scorer", "converter", "classifier"] {
+            let check = try TestSupport.quacHost(["plugins", "check", "org.quac.python.\(kind)", "--plugin-path", bridge.path])
+            XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+            XCTAssertTrue(check.stdout.contains(" 0 failed") && !check.stdout.contains("FAIL"), check.stdout)
+        }
 
         let dir = try TestSupport.tempDir()
         let data = try TestSupport.writeDataset(dir)
@@ -128,40 +132,20 @@ final class PythonBridgeTests: XCTestCase {
         }
     }
 
-    /// A linear classifier in NumPy serves the built-in (Swift) Saliency: its maps are |W[y]|, exactly.
-    /// A Python scorer gets the maps and returns each one's mean.
-    static let linearModule = """
-    import numpy as np
-    class Linear:
-        kind = "classifier"
-        parameters = {"type": "object", "properties": {"seed": {"type": "integer", "default": 0}}}
-        def __init__(self, host, seed):
-            self.w = np.sin(np.arange(192, dtype=np.float32) * 0.37 + seed).reshape(3, 64)
-        def info(self):
-            return {"num_classes": 3, "input_shape": [1, 8, 8]}
-        def forward(self, x):
-            return x.reshape(len(x), -1) @ self.w.T
-        def vjp(self, x, grad_logits):
-            return (grad_logits @ self.w).reshape(x.shape)
-    class MeanScore:
-        kind = "scorer"
-        def __init__(self, host): pass
-        def score(self, batch):
-            a = batch["attribution"]
-            return {"score": a.reshape(len(a), -1).mean(axis=1), "max": a.reshape(len(a), -1).max(axis=1).tolist()}
-
-    """
-
+    /// The linear classifier in NumPy (examples/python/linear_classifier.py) serves the built-in
+    /// (Swift) Saliency: its maps are |W[y]|, exactly. The Python scorer (mean_score.py) gets the maps
+    /// and returns each one's mean.
     func testAPythonClassifierServesABuiltinAttributorAndAPythonScorerScores() throws {
         let bridge = try TestSupport.pythonBridge()
         let dir = try TestSupport.tempDir()
         let data = try TestSupport.writeDataset(dir)
-        let module = dir.appendingPathComponent("linear.py")
-        try Self.linearModule.write(to: module, atomically: true, encoding: .utf8)
+        let examples = TestSupport.repoRoot.appendingPathComponent("examples/python")
         let manifest = try TestSupport.writeManifest(dir, pipeline(data,
-            classifier: ["plugin": "org.quac.python.classifier", "params": ["module": .string(module.path), "class": "Linear", "seed": 7]],
+            classifier: ["plugin": "org.quac.python.classifier",
+                         "params": ["module": .string(examples.appendingPathComponent("linear_classifier.py").path), "class": "Linear", "seed": 7]],
             attributors: [["plugin": "org.quac.saliency", "name": "saliency"]],
-            scorers: [["plugin": "org.quac.python.scorer", "name": "mean", "params": ["module": .string(module.path), "class": "MeanScore"]]]))
+            scorers: [["plugin": "org.quac.python.scorer", "name": "mean",
+                       "params": ["module": .string(examples.appendingPathComponent("mean_score.py").path), "class": "MeanScore"]]]))
         let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
         XCTAssertEqual(r.status, 0, r.stderr)
         let out = dir.appendingPathComponent("out")
@@ -183,7 +167,7 @@ final class PythonBridgeTests: XCTestCase {
         }
     }
 
-    /// The Linear fixture's weights: sin(0.37 k + seed), k = 0..<192, as 3 rows of 64.
+    /// linear_classifier.py's weights: sin(0.37 k + seed), k = 0..<192, as 3 rows of 64.
     static func numpyLinearWeights(seed: Int) throws -> [Float] {
         (0..<192).map { sin(Float($0) * 0.37 + Float(seed)) }
     }

@@ -171,6 +171,10 @@ static quac_status classifier_get_info(const quac_plugin *self, quac_classifier_
 /* support.classifier_call(name) on x (and grad_logits), into a new host tensor. GIL held. */
 static quac_status classifier_run(const bridge_instance *inst, const char *name, const quac_tensor *x,
                                   const quac_tensor *grad_logits, quac_managed_tensor **out) {
+    /* float32 in, as the method is promised; refused before Python runs. */
+    quac_status checked = quac_sdk_check_tensor(inst->host, x, "x", -1, true);
+    if (checked == QUAC_OK && grad_logits != NULL) checked = quac_sdk_check_tensor(inst->host, grad_logits, "grad_logits", 2, true);
+    if (checked != QUAC_OK) return checked;
     PyObject *xv = bridge_view(x), *gv = grad_logits ? bridge_view(grad_logits) : Py_NewRef(Py_None);
     PyObject *n = PyUnicode_FromString(name);
     PyObject *a = (xv && gv && n) ? PyObject_CallFunctionObjArgs(bridge_support("classifier_call"), inst->loaded, n, xv, gv, NULL) : NULL;
