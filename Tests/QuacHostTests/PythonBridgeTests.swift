@@ -93,27 +93,34 @@ final class PythonBridgeTests: XCTestCase {
 
     """
 
-    func testFailuresNameThePythonFileAndLine() throws {
+    func testFailuresNameThePythonFileAndLineAndTheRunGoesOn() throws {
         let bridge = try TestSupport.pythonBridge()
         let dir = try TestSupport.tempDir()
         let data = try TestSupport.writeDataset(dir)
         let module = dir.appendingPathComponent("bad_methods.py")
         try Self.badMethods.write(to: module, atomically: true, encoding: .utf8)
-        let cases: [(cls: String, params: JSONValue, expected: [String])] = [
-            ("Raises", [:], ["ValueError: no luck with 4 queries", "bad_methods.py:6"]),
-            ("WrongShape", [:], ["bad_methods.py:10 (WrongShape.attribute)", "\"attribution\" has shape [4, 8, 8], expected [4, 1, 8, 8]"]),
-            ("MakesNaN", [:], ["bad_methods.py:15 (MakesNaN.attribute)", "NaN at [1, 0, 2, 3]"]),
-            ("IsAScorer", [:], ["bad_methods.py:19", "IsAScorer.kind is \"scorer\"", "org.quac.python.scorer"]),
-            ("FailsInNumPy", [:], ["ValueError: cannot reshape", "from \(module.path):28"]),
+        // Failures while attributing: each is reported, the other methods run, the run exits 1.
+        let failing: [(cls: String, expected: [String])] = [
+            ("Raises", ["ValueError: no luck with 4 queries", "bad_methods.py:6)"]),
+            ("WrongShape", ["bad_methods.py:10 (WrongShape.attribute)", "\"attribution\" has shape [4, 8, 8], expected [4, 1, 8, 8]"]),
+            ("MakesNaN", ["bad_methods.py:15 (MakesNaN.attribute)", "NaN at [1, 0, 2, 3]"]),
+            ("FailsInNumPy", ["ValueError: cannot reshape", "from \(module.path):28"]),
         ]
-        for (i, c) in cases.enumerated() {
-            let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors: [python(module.path, c.cls, name: "bad")], output: "out\(i)"), name: "p\(i).json")
-            let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
-            XCTAssertEqual(r.status, 1, "\(c.cls): \(r.stderr)")
-            XCTAssertEqual(r.stderr.split(separator: "\n").filter { $0.hasPrefix("error:") }.count, 1, r.stderr)
+        let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors:
+            failing.map { python(module.path, $0.cls, name: $0.cls) } + [["plugin": "org.quac.saliency", "name": "saliency"]]))
+        let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", bridge.path])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        for c in failing {
             for e in c.expected { XCTAssertTrue(r.stderr.contains(e), "\(c.cls): expected \"\(e)\" in: \(r.stderr)") }
-            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out\(i)/attributions/bad.safetensors").path))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/attributions/\(c.cls).safetensors").path))
         }
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out/attributions/saliency.safetensors").path), "the other method ran")
+
+        // A class of another kind is refused when the plugin is created, before anything runs.
+        let wrongKind = try TestSupport.writeManifest(dir, pipeline(data, attributors: [python(module.path, "IsAScorer", name: "scorer")], output: "out2"), name: "p2.json")
+        let k = try TestSupport.quacHost(["run", wrongKind.path, "-q", "--plugin-path", bridge.path])
+        XCTAssertEqual(k.status, 1, k.stderr)
+        for e in ["bad_methods.py:19", "IsAScorer.kind is \"scorer\"", "org.quac.python.scorer"] { XCTAssertTrue(k.stderr.contains(e), k.stderr) }
     }
 
     func testTheMethodsParametersAreCheckedAgainstItsSchema() throws {

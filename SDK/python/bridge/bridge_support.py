@@ -12,6 +12,10 @@ import traceback
 
 import numpy as np
 
+# The host's stdout is its own (quac-host run --json prints its summary there): what a method prints
+# goes to stderr.
+sys.stdout = sys.stderr
+
 # The method each kind's class implements, and the output it must return.
 KIND_METHODS = {"attributor": "attribute", "scorer": "score", "converter": "convert", "classifier": "forward"}
 REQUIRED_OUTPUT = {"attributor": "attribution", "scorer": "score", "converter": "counterfactual"}
@@ -199,7 +203,8 @@ def _first_nonfinite(a):
 
 def _outputs(loaded, result, batch, method):
     """Splits a method's dict into tensors (NumPy arrays, float32 or int64, C order) and a JSON object
-    (everything else), checking the kind's required output, its shape, and that floats are finite."""
+    (everything else), checking the kind's required output and its shape (C checks that floats are
+    finite as it copies them)."""
     def site():  # only an error needs it
         return f"{where(getattr(loaded.cls, method))} ({loaded.cls.__name__}.{method})"
     if not isinstance(result, dict):
