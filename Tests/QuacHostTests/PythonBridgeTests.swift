@@ -59,6 +59,30 @@ final class PythonBridgeTests: XCTestCase {
         XCTAssertTrue(try attribution(out, "python-signed").contains { $0 < 0 }, "absolute: false keeps the sign")
     }
 
+    /// The module's file is part of the plugin's fingerprint: a rerun reuses the maps until the file
+    /// changes, then computes them again (with the new code).
+    func testEditingTheModuleRecomputesItsMaps() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let dir = try TestSupport.tempDir()
+        let data = try TestSupport.writeDataset(dir)
+        let module = dir.appendingPathComponent("method.py")
+        let source = try String(contentsOfFile: Self.saliencyExample, encoding: .utf8)
+        try source.write(to: module, atomically: true, encoding: .utf8)
+        let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors: [python(module.path, "Saliency", name: "s")]))
+        let first = try JSONParser.parse(try TestSupport.quacHost(["run", manifest.path, "--json", "--plugin-path", bridge.path]).stdout)
+        XCTAssertFalse(first["computed"]?.arrayValue?.isEmpty ?? true)
+        let again = try JSONParser.parse(try TestSupport.quacHost(["run", manifest.path, "--json", "--plugin-path", bridge.path]).stdout)
+        XCTAssertEqual(again["computed"]?.arrayValue ?? [], [])
+        let before = try attribution(dir.appendingPathComponent("out"), "s")
+
+        try source.replacingOccurrences(of: "np.abs(grad) if self.absolute else grad", with: "2 * np.abs(grad) if self.absolute else grad")
+            .write(to: module, atomically: true, encoding: .utf8)
+        let edited = try JSONParser.parse(try TestSupport.quacHost(["run", manifest.path, "--json", "--plugin-path", bridge.path]).stdout)
+        XCTAssertFalse(edited["computed"]?.arrayValue?.isEmpty ?? true, "the edited module's maps are computed again")
+        let after = try attribution(dir.appendingPathComponent("out"), "s")
+        for i in before.indices { XCTAssertEqual(after[i], 2 * before[i], accuracy: 1e-6 * max(1, abs(after[i]))) }
+    }
+
     /// Methods that fail in each way the issue names, one class per line range: the line numbers below
     /// are asserted.
     static let badMethods = """
