@@ -68,7 +68,7 @@ def format_exception(exc, module_file):
     if isinstance(exc, MethodError):
         return str(exc)
     frames = traceback.extract_tb(exc.__traceback__)
-    text = f"{type(exc).__name__}: {exc}"
+    text = f"{type(exc).__name__}: " + " ".join(str(exc).split())  # one line, as the host's messages are
     if not frames:
         return text
     last = frames[-1]
