@@ -53,6 +53,7 @@ struct PluginsCommand: ParsableCommand {
                 if !m.description.isEmpty { print(m.description) }
                 print("manifest: \(m.url.path)")
                 print("library:  \(m.resolvedLibraryURL()?.path ?? "\(m.library) (not found)")  ABI \(m.abiVersion)")
+                if let b = m.bridge { print("run by:   \(b.plugin) with \(JSONValue.object(b.params).serialized())") }
                 if !m.requires.isEmpty { print("requires: \(m.requires.map(\.rawValue).joined(separator: ", "))") }
                 if let props = m.parameters["properties"]?.objectValue, !props.isEmpty {
                     print("parameters:")
@@ -145,6 +146,7 @@ func entryJSON(_ e: PluginRegistry.Entry) -> JSONValue {
         o["library"] = .string(m.resolvedLibraryURL()?.path ?? m.library)
         o["requires"] = .array(m.requires.map { .string($0.rawValue) })
         o["parameters"] = m.parameters
+        if let b = m.bridge { o["bridge"] = ["plugin": .string(b.plugin), "params": .object(b.params)] }
     }
     return .object(o)
 }

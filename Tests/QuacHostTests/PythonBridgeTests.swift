@@ -59,6 +59,56 @@ final class PythonBridgeTests: XCTestCase {
         XCTAssertTrue(try attribution(out, "python-signed").contains { $0 < 0 }, "absolute: false keeps the sign")
     }
 
+    /// A method's own manifest (examples/python/saliency.json: "bridge" names the bridge plugin and its
+    /// module) gives it an id, a parameter schema and requirements the host knows without loading code:
+    /// `plugins info` shows them and `validate` checks a pipeline's parameters against them. It passes
+    /// the conformance check, runs, equals the built-in, and its record names the bridge and hashes the
+    /// module.
+    func testAMethodsOwnManifestWorksForInfoValidateCheckAndRun() throws {
+        let bridge = try TestSupport.pythonBridge()
+        let dir = try TestSupport.tempDir()
+        let methods = dir.appendingPathComponent("methods")
+        try FileManager.default.createDirectory(at: methods, withIntermediateDirectories: true)
+        let example = TestSupport.repoRoot.appendingPathComponent("examples/python/saliency.json")
+        try String(contentsOf: example, encoding: .utf8)
+            .replacingOccurrences(of: "\"../../SDK/python/bridge/build/libquac_python.so\"", with: "\"\(bridge.path)/build/libquac_python.so\"")
+            .replacingOccurrences(of: "\"saliency.py\"", with: "\"\(Self.saliencyExample)\"")
+            .write(to: methods.appendingPathComponent("saliency.json"), atomically: true, encoding: .utf8)
+        let id = "org.quac.example.python-saliency"
+
+        let info = try TestSupport.quacHost(["plugins", "info", id, "--plugin-path", methods.path, "--json"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        let entry = try JSONParser.parse(info.stdout)
+        XCTAssertEqual(entry["parameters"]?["properties"]?["absolute"]?["type"]?.stringValue, "boolean")
+        XCTAssertEqual(entry["requires"]?.arrayValue?.compactMap(\.stringValue), ["classifier.vjp"])
+        XCTAssertEqual(entry["bridge"]?["plugin"]?.stringValue, "org.quac.python.attributor")
+
+        let data = try TestSupport.writeDataset(dir)
+        let bad = try TestSupport.writeManifest(dir, pipeline(data, attributors: [["plugin": .string(id), "name": "s", "params": ["absolute": 3]]]), name: "bad.json")
+        let v = try TestSupport.quacHost(["validate", bad.path, "--plugin-path", methods.path])
+        XCTAssertEqual(v.status, 1, v.stdout + v.stderr)
+        XCTAssertTrue(v.stderr.contains("/attributors/0/params/absolute"), v.stderr)
+
+        let check = try TestSupport.quacHost(["plugins", "check", id, "--plugin-path", methods.path])
+        XCTAssertEqual(check.status, 0, check.stdout + check.stderr)
+        XCTAssertTrue(check.stdout.contains(" 0 failed"), check.stdout)
+
+        let manifest = try TestSupport.writeManifest(dir, pipeline(data, attributors: [
+            ["plugin": "org.quac.saliency", "name": "builtin", "params": ["absolute": false]],
+            ["plugin": .string(id), "name": "python", "params": ["absolute": false]],
+        ]))
+        let r = try TestSupport.quacHost(["run", manifest.path, "-q", "--plugin-path", methods.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let out = dir.appendingPathComponent("out")
+        let a = try attribution(out, "builtin"), b = try attribution(out, "python")
+        XCTAssertTrue(a.contains { $0 < 0 })
+        for i in a.indices { XCTAssertEqual(a[i], b[i], accuracy: 1e-6 * max(1, abs(a[i]))) }
+        let record = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("run.json"), encoding: .utf8))
+        let python = try XCTUnwrap(record["plugins"]?.arrayValue?.first { $0["plugin"]?.stringValue == id })
+        XCTAssertEqual(python["bridge"]?["plugin"]?.stringValue, "org.quac.python.attributor")
+        XCTAssertEqual(python["param_files_sha256"]?[Self.saliencyExample]?.stringValue?.count, 64)
+    }
+
     /// The module's file is part of the plugin's fingerprint: a rerun reuses the maps until the file
     /// changes, then computes them again (with the new code).
     func testEditingTheModuleRecomputesItsMaps() throws {

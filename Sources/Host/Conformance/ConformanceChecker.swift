@@ -109,11 +109,12 @@ public struct ConformanceChecker {
             return "library ABI \(lib.abiMajor).\(lib.abiMinor), host \(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"
         }) else { return results }
         check("self-description matches manifest") {
-            guard let d = library!.descriptor(id: manifest.id) else { throw QuacError("the library offers no plugin \(manifest.id)") }
+            guard let d = library!.descriptor(id: manifest.descriptorID) else { throw QuacError("the library offers no plugin \(manifest.descriptorID)") }
             var problems: [String] = []
             if d.kind != manifest.kind { problems.append("kind \(d.kind?.rawValue ?? "\(d.rawKind)") vs manifest \(manifest.kind.rawValue)") }
             if "\(library!.abiMajor).\(library!.abiMinor)" != manifest.abiVersion { problems.append("ABI \(library!.abiMajor).\(library!.abiMinor) vs manifest \(manifest.abiVersion)") }
-            if d.version != manifest.version { problems.append("version \(d.version) vs manifest \(manifest.version)") }
+            // A bridged method has its own version; the bridge's is the descriptor's.
+            if manifest.bridge == nil && d.version != manifest.version { problems.append("version \(d.version) vs manifest \(manifest.version)") }
             if d.name.isEmpty { problems.append("empty name") }
             guard problems.isEmpty else { throw QuacError(problems.joined(separator: "; ")) }
             return "\(d.id) \(d.version) \(d.kind!.rawValue)"

@@ -100,12 +100,15 @@ public final class RunState {
         let trained = pointer.flatMap { fingerprints[.trainedModel($0)] }
         var r: JSONObject = JSONObject([
             ("name", .string(p.name)), ("plugin", .string(p.id)), ("kind", .string(p.kind.rawValue)),
-            ("version", .string(p.descriptor.version)), ("library", .string(p.library.url.path)),
+            ("version", .string(p.manifest.bridge == nil ? p.descriptor.version : p.manifest.version)), ("library", .string(p.library.url.path)),
             ("library_sha256", .string(try libraryHash(p))),
             ("abi_version", .string("\(p.library.abiMajor).\(p.library.abiMinor)")), ("params", p.parameters),
             ("trained_model", trained.map { .string($0) } ?? .null),
         ])
-        let files = PathParameters.files(p.parameters, schema: p.manifest.parameters)
+        let files = PathParameters.files(p.parameters, schema: p.manifest.parameters) + (p.manifest.bridge?.files ?? [])
+        if let bridge = p.manifest.bridge {
+            r["bridge"] = .object(JSONObject([("plugin", .string(bridge.plugin)), ("version", .string(p.descriptor.version)), ("params", .object(bridge.params))]))
+        }
         if !files.isEmpty {
             r["param_files_sha256"] = .object(JSONObject(try files.map { ($0, .string(try FileHashes.sha256(URL(fileURLWithPath: $0)))) }))
         }
