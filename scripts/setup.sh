@@ -2,12 +2,15 @@
 # Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
 # package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
 # environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test),
-# chromium for the report's rendering test and strace for the durability test. Idempotent.
+# chromium for the report's rendering test, strace for the durability test and cargo for the Rust
+# SDK's tests. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv; do
+# libpython3-dev and python3-numpy: the Python bridge plugin (SDK/python/bridge) embeds Debian's Python.
+for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv \
+           libpython3-dev python3-numpy; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -24,6 +27,13 @@ if [ "${1:-}" = "--test" ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq strace >/dev/null
+  fi
+  # cargo (and rustc) for the Rust SDK's tests: the crate's layout test and the Rust example.
+  if ! command -v cargo >/dev/null 2>&1; then
+    echo "setup: installing cargo (Rust SDK tests)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cargo >/dev/null
   fi
   # A real browser for the report's rendering test.
   if ! command -v chromium >/dev/null 2>&1; then
