@@ -2,8 +2,9 @@
 # Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
 # package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
 # environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test),
-# chromium for the report's rendering test, strace for the durability test and cargo for the Rust
-# SDK's tests. Idempotent.
+# chromium for the report's rendering test, strace for the durability test, cargo for the Rust
+# SDK's tests and .venv-torch (Debian's PyTorch, Captum) for the Captum-through-the-bridge tests.
+# Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,6 +42,23 @@ if [ "${1:-}" = "--test" ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq chromium >/dev/null
+  fi
+  # Debian's PyTorch with Captum from PyPI, for the tests that run Captum methods through the Python
+  # bridge: .venv-torch sees the system's torch, NumPy 1.24 and matplotlib; Captum is pinned and comes
+  # without dependencies, so nothing pulls NumPy 2 in (Debian's torch is built against 1.24).
+  if ! .venv-torch/bin/python -c 'import torch, captum.attr' 2>/dev/null; then
+    echo "setup: creating .venv-torch (Debian's python3-torch, captum 0.7.0)"
+    tneed=()
+    for pkg in python3-torch python3-matplotlib python3-tqdm python3-packaging; do
+      dpkg -s "$pkg" >/dev/null 2>&1 || tneed+=("$pkg")
+    done
+    if [ ${#tneed[@]} -gt 0 ]; then
+      SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+      $SUDO apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${tneed[@]}" >/dev/null
+    fi
+    /usr/bin/python3 -m venv --system-site-packages .venv-torch
+    .venv-torch/bin/pip install -q --disable-pip-version-check --no-deps "captum==0.7.0"
   fi
   if ! .venv-test/bin/python -c 'import numpy, safetensors, pandas' 2>/dev/null; then
     echo "setup: creating .venv-test (numpy, safetensors, pandas)"
