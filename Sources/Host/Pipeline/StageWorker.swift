@@ -27,6 +27,8 @@ public final class StageWorker {
     let executable: URL
     let pluginPaths: [URL]
     let hashes: URL
+    /// The parent's shard: the worker runs the same one.
+    let shard: Shard?
     private var process: Process?
     private var input: FileHandle?
     private var output: Int32 = -1
@@ -35,8 +37,9 @@ public final class StageWorker {
     /// Whether the worker was given a unit (one that never was is killed at the end, not waited for).
     private var used = false
 
-    init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL) {
+    init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL, shard: Shard? = nil) {
         self.manifestFile = manifestFile
+        self.shard = shard
         self.executable = executable
         self.pluginPaths = pluginPaths
         self.hashes = hashes
@@ -49,6 +52,7 @@ public final class StageWorker {
         let p = Process()
         p.executableURL = executable
         p.arguments = ["run", manifestFile, Self.option, "--isolation", "none"] + pluginPaths.flatMap { ["--plugin-path", $0.path] }
+            + (shard.map { ["--shard", $0.tag] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         environment[FileHashes.variable] = hashes.path
         environment[Self.parentVariable] = String(getpid())
