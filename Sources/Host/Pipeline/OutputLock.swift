@@ -79,11 +79,11 @@ public final class OutputLock {
         return text.isEmpty ? "holder unknown" : text
     }
 
-    /// Empty, or holding what a quac-host run writes first (its lock, its record, its inputs, its shards).
+    /// Empty, or holding what a quac-host run writes first (its lock, its record, its inputs, its shards, its Slurm jobs).
     static func isResultsFolder(_ root: URL) throws -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         let visible = names.filter { !$0.hasPrefix(".") || $0 == fileName }
         return visible.isEmpty || names.contains(fileName) || names.contains("run.json") || names.contains("inputs.safetensors")
-            || names.contains(Shard.folder)
+            || names.contains(Shard.folder) || names.contains(SlurmJobs.folderName)
     }
 }

@@ -42,7 +42,8 @@ public struct SlurmJobs {
         self.options = options
     }
 
-    public var folder: URL { manifest.output.appendingPathComponent("slurm") }
+    public static let folderName = "slurm"
+    public var folder: URL { manifest.output.appendingPathComponent(Self.folderName) }
     public var logs: URL { folder.appendingPathComponent("logs") }
 
     /// Whether a training job runs first: some plugin of the manifest has a "train" block (and the
@@ -73,6 +74,8 @@ public struct SlurmJobs {
     private func header(_ job: String, log: String, array: String? = nil, cpus: Int? = nil) -> String {
         var lines = ["#!/bin/bash", "#SBATCH --job-name=\(job)", "#SBATCH --output=\(logs.standardizedFileURL.path)/\(log)"]
         if let array { lines.append("#SBATCH --array=\(array)") }
+        // A job whose predecessor failed is cancelled, not left pending for ever.
+        lines.append("#SBATCH --kill-on-invalid-dep=yes")
         if let p = options.partition { lines.append("#SBATCH --partition=\(p)") }
         if let t = options.time { lines.append("#SBATCH --time=\(t)") }
         if let c = cpus ?? options.cpusPerTask { lines.append("#SBATCH --cpus-per-task=\(c)") }
