@@ -39,7 +39,7 @@ ready() {
 
 case $action in
 start)
-    for p in munged mungekey slurmctld slurmd sbatch sinfo; do
+    for p in munged slurmctld slurmd sbatch sinfo scontrol; do
         command -v "$p" >/dev/null 2>&1 || [[ -x /usr/sbin/$p ]] || cannot "$p is not installed (apt-get install slurm-wlm munge)"
     done
     [[ $(id -u) == 0 ]] || cannot "slurmd must run as root to start jobs (running as $(id -un))"
@@ -55,7 +55,7 @@ start)
     chmod 400 "$dir/munge/munge.key"
     /usr/sbin/munged --force --socket="$dir/munge/munge.socket" --key-file="$dir/munge/munge.key" \
         --pid-file="$dir/munge/munged.pid" --log-file="$dir/munge/munged.log" --seed-file="$dir/munge/munged.seed" \
-        || cannot "munged did not start (see $dir/munge/munged.log)"
+        </dev/null >>"$dir/munge/munged.log" 2>&1 || cannot "munged did not start (see $dir/munge/munged.log)"
     cat > "$dir/slurm.conf" <<EOF
 ClusterName=quaclocal
 SlurmctldHost=$node
@@ -89,8 +89,10 @@ NodeName=$node CPUs=2 State=UNKNOWN
 PartitionName=debug Nodes=$node Default=YES MaxTime=INFINITE State=UP
 EOF
     export SLURM_CONF=$dir/slurm.conf
-    /usr/sbin/slurmctld -c -f "$SLURM_CONF" || cannot "slurmctld did not start (see $dir/slurmctld.log)"
-    /usr/sbin/slurmd -f "$SLURM_CONF" || cannot "slurmd did not start (see $dir/slurmd.log)"
+    # The daemons get no stdin, stdout or stderr of ours: a caller reading our output to its end
+    # must not wait for them.
+    /usr/sbin/slurmctld -c -f "$SLURM_CONF" </dev/null >>"$dir/slurmctld.log" 2>&1 || cannot "slurmctld did not start (see $dir/slurmctld.log)"
+    /usr/sbin/slurmd -f "$SLURM_CONF" </dev/null >>"$dir/slurmd.log" 2>&1 || cannot "slurmd did not start (see $dir/slurmd.log)"
     for _ in $(seq 100); do
         if ready; then echo "export SLURM_CONF=$dir/slurm.conf"; exit 0; fi
         sleep 0.2

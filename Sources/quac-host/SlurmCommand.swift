@@ -42,7 +42,11 @@ struct SlurmCommand: ParsableCommand {
             let executable = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             let jobs = try SlurmJobs(manifest: m, executable: executable, options: options)
             if dryRun {
-                for s in jobs.scripts { print("# \(s.file.path)\n\(s.text)") }
+                let scripts = jobs.scripts
+                for (i, s) in scripts.enumerated() {
+                    let after = i == 0 ? "" : " --dependency=afterok:<\(scripts[i - 1].role) job id>"
+                    print("# \(s.file.path), submitted with: sbatch --parsable\(after) \(s.file.path)\n\(s.text)")
+                }
                 return
             }
             try OutputLock.checkWritable(m.output, force: false)

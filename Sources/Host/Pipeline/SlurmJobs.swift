@@ -56,7 +56,7 @@ public struct SlurmJobs {
         let name = Self.jobName(manifest.name)
         let manifestPath = Self.quote(URL(fileURLWithPath: manifest.file).standardizedFileURL.path)
         let host = Self.quote(executable.path)
-        let extra = options.extraArguments.map(Self.quote).joined(separator: " ")
+        let extra = options.extraArguments.map(Self.word).joined(separator: " ")
         let suffix = extra.isEmpty ? "" : " " + extra
         if trains {
             out.append(Script(role: "train", file: folder.appendingPathComponent("train.sbatch"), text: header("\(name)-train", log: "train.log")
@@ -90,8 +90,13 @@ public struct SlurmJobs {
         return "quac-" + (kept.isEmpty ? "run" : kept)
     }
 
-    /// A shell word.
+    /// A shell word, quoted.
     static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// A shell word, quoted when it needs to be.
+    static func word(_ s: String) -> String {
+        !s.isEmpty && s.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0)) }) ? s : quote(s)
+    }
 
     public struct Submitted {
         public let role: String
