@@ -48,6 +48,13 @@ start)
         exit 0
     fi
     "$0" stop "$dir" >/dev/null 2>&1 || true
+    # The daemons must not inherit our caller's descriptors (a parent that watches a pipe or socket
+    # for our end would wait for the daemons too): close everything but stdin, stdout, stderr and the
+    # script itself (bash keeps it on 255).
+    for fd in /proc/$$/fd/*; do
+        fd=${fd##*/}
+        if [[ $fd -gt 2 && $fd -ne 255 ]]; then eval "exec $fd>&-" 2>/dev/null || true; fi
+    done
     mkdir -p "$dir"/{state,spool,munge}
     chmod 700 "$dir/munge"
     # A key of its own, so the system's munge (if any) is left alone.
