@@ -154,6 +154,7 @@ final class ShardTests: XCTestCase {
 
         let tooMany = try TestSupport.quacHost(["run", manifest.path, "--shard", "0/31", "-q"])
         XCTAssertTrue(tooMany.status == 1 && tooMany.stderr.contains("--shard 0/31: 31 shards of 30 samples") && tooMany.stderr.contains("at most 30"), tooMany.stderr)
+        XCTAssertFalse(fm.fileExists(atPath: shards.appendingPathComponent("0-of-31").path), "a refused shard leaves no folder")
 
         // Shards of two runs: merge asks which.
         try run(["run", manifest.path, "--shard", "0/2", "-q", "--isolation", "none"], "a shard of 2")

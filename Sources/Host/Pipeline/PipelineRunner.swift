@@ -262,7 +262,12 @@ public final class PipelineRunner {
         // Nothing is written before the folder is ours (a worker's parent holds it). A shard holds its
         // own folder, so the shards of a run write at once; the output folder around it must be one
         // quac-host may write into.
-        if shard != nil, !isWorker { try OutputLock.checkWritable(manifest.output, force: force) }
+        if let shard, !isWorker {
+            try OutputLock.checkWritable(manifest.output, force: force)
+            // Without target expansion the samples are known now: a shard that would be empty is
+            // refused before its folder exists.
+            if data.target != nil || manifest.data.targets == .next { try Self.checkNotEmpty(shard, total: data.count) }
+        }
         let lock = isWorker ? nil : try OutputLock(writing: store.root, force: force)
         let state = RunState(manifest: manifest, store: store, modelStore: modelStore, progress: progress, context: context, samples: data,
                              dataFingerprint: dataFP)
@@ -293,9 +298,7 @@ public final class PipelineRunner {
         state.totalSamples = state.samples.count
         if let shard {
             let total = state.samples.count
-            guard shard.count <= total else {
-                throw QuacError("--shard \(shard.tag): \(shard.count) shards of \(total) samples would leave some empty; use at most \(total) shards")
-            }
+            try Self.checkNotEmpty(shard, total: total)
             let rows = shard.rows(of: total)
             state.samples = state.samples.rows(rows)
             state.rowOffset = rows.lowerBound
@@ -332,6 +335,12 @@ public final class PipelineRunner {
             context.conceptNames = names
         }
         return state
+    }
+
+    static func checkNotEmpty(_ shard: Shard, total: Int) throws {
+        guard shard.count <= total else {
+            throw QuacError("--shard \(shard.tag): \(shard.count) shards of \(total) samples would leave some empty; use at most \(total) shards")
+        }
     }
 
     private func makeClassifier(_ use: PipelineManifest.ClassifierUse, _ state: RunState) throws -> Classifier {

@@ -24,9 +24,16 @@ public enum ShardMerge {
 
     /// Merges the shards of `output`; `count` picks the N of `<I>-of-<N>` folders when several are there.
     public static func merge(output: URL, count: Int? = nil) throws -> Result {
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: output.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw QuacError("cannot merge \(output.path): no such folder")
+        }
         let lock = try OutputLock(writing: output, force: false)
         defer { lock.release() }
         let members = try members(output, count: count)
+        // No shard may be rewritten while it is read (a shard run again holds its folder).
+        let reading = try members.map { try OutputLock.reading($0.root) }
+        defer { for l in reading { l?.release() } }
         let first = members[0]
         let files = first.record["files"]?.arrayValue?.compactMap(\.stringValue) ?? []
         let total = first.record["samples"]?.intValue.map(Int.init) ?? 0
@@ -107,20 +114,14 @@ public enum ShardMerge {
         guard problems.isEmpty else {
             throw QuacError("cannot merge \(output.path): missing or unusable shards: \(problems.joined(separator: "; ")); nothing was written")
         }
-        // One run: the same fingerprint, sample count and files as most shards (shard 0 on a tie).
-        func majority(_ key: (Member) -> String) -> String {
-            let values = members.map(key)
-            let tally = Dictionary(values.map { ($0, 1) }, uniquingKeysWith: +)
-            return values.max { tally[$0]! < tally[$1]! || (tally[$0]! == tally[$1]! && $0 != values[0]) }!
-        }
-        let what = majority { m in
+        // One run: the reference is the shard whose fingerprint, sample count and files most shards
+        // share (the first such on a tie); the others are named.
+        func identity(_ m: Member) -> String {
             [m.record["run"]?.stringValue ?? "", String(m.record["samples"]?.intValue ?? -1),
              (m.record["files"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: "\n")].joined(separator: "|")
         }
-        let reference = members.first { m in
-            [m.record["run"]?.stringValue ?? "", String(m.record["samples"]?.intValue ?? -1),
-             (m.record["files"]?.arrayValue ?? []).compactMap(\.stringValue).joined(separator: "\n")].joined(separator: "|") == what
-        }!
+        let tally = Dictionary(members.map { (identity($0), 1) }, uniquingKeysWith: +)
+        let reference = members.max { tally[identity($0)]! < tally[identity($1)]! || (tally[identity($0)]! == tally[identity($1)]! && $0.shard.index > $1.shard.index) }!
         let total = Int(reference.record["samples"]?.intValue ?? 0)
         let referenceFiles = Set((reference.record["files"]?.arrayValue ?? []).compactMap(\.stringValue))
         for m in members where m.shard != reference.shard {
