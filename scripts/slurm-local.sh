@@ -84,7 +84,11 @@ TaskPlugin=task/none
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core
 SchedulerType=sched/backfill
+# The scheduler looks at pending jobs every second (default 60 s): a job after another starts
+# soon after it.
+SchedulerParameters=sched_interval=1,sched_min_interval=100000
 MpiDefault=none
+MailProg=/bin/true
 ReturnToService=2
 JobAcctGatherType=jobacct_gather/none
 AccountingStorageType=accounting_storage/none
