@@ -13,14 +13,12 @@ import json
 import os
 import sys
 
-from safetensors import safe_open
 
 
 def seconds_per_sample(run, method):
-    with safe_open(os.path.join(run, "attributions", method + ".safetensors"), "np") as f:
-        meta = f.metadata() or {}
-        n = f.get_tensor("attribution").shape[0]
-    return float(meta["seconds"]) / max(n, 1)
+    with open(os.path.join(run, "timings", method + ".json")) as f:
+        timing = json.load(f)
+    return float(timing["seconds"]) / max(int(timing["samples"]), 1)
 
 
 def quac_median(run, method):

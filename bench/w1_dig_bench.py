@@ -12,7 +12,7 @@ metadata). Inputs: 16 images and 16 counterfactuals uniform in [-1, 1], labels i
 
 quac-host: `quac-host run pipeline.json` (data in safetensors with x_cf, the CNN classifier with
 "weights", the attributor with internal_batch_size = INTERNAL_BATCH); the time is the attribution
-stage's own "seconds" (attributions/<name>.safetensors metadata: the plugin's calls over the batch,
+stage's own "seconds" (timings/<name>.json: the plugin's calls over the batch,
 excluding process start, plugin and weight loading), median over REPEATS runs (attributions/ deleted
 before each). It includes DIG's convergence-delta forward pass over x and x_cf.
 Captum: IntegratedGradients(model).attribute(x, baselines=x_cf, target=y, n_steps=50,
@@ -135,16 +135,16 @@ def main():
         json.dump(manifest, f)
     env = dict(os.environ, QUAC_PLUGIN_PATH=os.path.join(ROOT, "plugins"), QUAC_ENGINE_THREADS=str(threads))
     out_file = os.path.join(tmp, "run", "attributions", "dig.safetensors")
+    timing_file = os.path.join(tmp, "run", "timings", "dig.json")
 
     def run_host(isolation="process"):
         shutil.rmtree(os.path.join(tmp, "run", "attributions"), ignore_errors=True)
+        shutil.rmtree(os.path.join(tmp, "run", "timings"), ignore_errors=True)
         t0 = time.perf_counter()
         subprocess.run([host, "run", "pipeline.json", "-q", "--isolation", isolation], cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL)
         whole = time.perf_counter() - t0
-        with open(out_file, "rb") as f:  # the stage's seconds, from the safetensors header
-            size = int.from_bytes(f.read(8), "little")
-            meta = json.loads(f.read(size))["__metadata__"]
-        return float(meta["seconds"]), whole
+        with open(timing_file) as f:  # the stage's own seconds
+            return float(json.load(f)["seconds"]), whole
 
     # Interleaved, so both modes see the same machine: with process isolation (the default; the
     # attribution stage runs in a worker) and in-process.

@@ -3,8 +3,8 @@
 # package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
 # environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test),
 # chromium for the report's rendering test, strace for the durability test, cargo for the Rust
-# SDK's tests and .venv-torch (Debian's PyTorch, Captum) for the Captum-through-the-bridge tests.
-# Idempotent.
+# SDK's tests, .venv-torch (Debian's PyTorch, Captum) for the Captum-through-the-bridge tests and
+# slurm-wlm with munge for the sharded-run test on a single-node Slurm. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +35,13 @@ if [ "${1:-}" = "--test" ]; then
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq cargo >/dev/null
+  fi
+  # A single-node Slurm (scripts/slurm-local.sh) for the sharded-run test.
+  if ! [ -x /usr/sbin/slurmctld ] || ! [ -x /usr/sbin/slurmd ] || ! [ -x /usr/sbin/munged ]; then
+    echo "setup: installing slurm-wlm and munge (Slurm test)"
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq slurm-wlm munge >/dev/null
   fi
   # A real browser for the report's rendering test.
   if ! command -v chromium >/dev/null 2>&1; then

@@ -17,7 +17,7 @@ struct QuacHostCommand: ParsableCommand {
         (--plugin-path .). Plugin files anyone may write to are refused (--allow-writable-plugins).
         """,
         version: PipelineRunner.toolVersion,
-        subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, CompareCommand.self, ReportCommand.self, DataCommand.self, ImportCommand.self])
+        subcommands: [PluginsCommand.self, ValidateCommand.self, RunCommand.self, TrainCommand.self, MergeCommand.self, SlurmCommand.self, CompareCommand.self, ReportCommand.self, DataCommand.self, ImportCommand.self])
 
     /// Entry point: the OpenBLAS kernel choice must be made before any engine plugin is loaded.
     static func main() {

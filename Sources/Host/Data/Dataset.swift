@@ -64,11 +64,14 @@ public struct Dataset {
         return d
     }
 
-    func prefix(_ n: Int) -> Dataset {
-        Dataset(x: x.rows(0..<n).copy(), labels: labels.rows(0..<n).copy(),
-                xCF: xCF?.rows(0..<n).copy(), target: target?.rows(0..<n).copy(),
-                classNames: classNames, sampleIDs: sampleIDs.map { Array($0.prefix(n)) },
-                concepts: concepts.map { Concepts(values: $0.values.rows(0..<n).copy(), names: $0.names) })
+    func prefix(_ n: Int) -> Dataset { rows(0..<n) }
+
+    /// The samples `r` (a shard's).
+    func rows(_ r: Range<Int>) -> Dataset {
+        Dataset(x: x.rows(r).copy(), labels: labels.rows(r).copy(),
+                xCF: xCF?.rows(r).copy(), target: target?.rows(r).copy(),
+                classNames: classNames, sampleIDs: sampleIDs.map { Array($0[r]) },
+                concepts: concepts.map { Concepts(values: $0.values.rows(r).copy(), names: $0.names) })
     }
 
     private func checkConsistent(_ spec: DataSpec) throws {

@@ -19,13 +19,7 @@ public final class OutputLock {
     /// Takes the exclusive lock, creating the folder if needed.
     public init(writing root: URL, force: Bool) throws {
         let fm = FileManager.default
-        var isDir: ObjCBool = false
-        if fm.fileExists(atPath: root.path, isDirectory: &isDir) {
-            guard isDir.boolValue else { throw QuacError("output \(root.path) exists and is not a folder") }
-            if !force, try !Self.isResultsFolder(root) {
-                throw QuacError("output \(root.path) exists and is not a quac-host results folder (it has files and no run.json); choose another output, or pass --force to write into it")
-            }
-        }
+        try Self.checkWritable(root, force: force)
         do { try fm.createDirectory(at: root, withIntermediateDirectories: true) } catch {
             throw QuacError("output \(root.path): cannot create the folder: \(error.localizedDescription)")
         }
@@ -40,6 +34,16 @@ public final class OutputLock {
         let note = "pid \(getpid()), started \(ISO8601DateFormatter().string(from: Date()))\n"
         _ = ftruncate(fd, 0)
         _ = note.withCString { pwrite(fd, $0, strlen($0), 0) }
+    }
+
+    /// Throws unless `root` is absent, a folder quac-host wrote, or (with `force`) any folder.
+    public static func checkWritable(_ root: URL, force: Bool) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isDir) else { return }
+        guard isDir.boolValue else { throw QuacError("output \(root.path) exists and is not a folder") }
+        if !force, try !isResultsFolder(root) {
+            throw QuacError("output \(root.path) exists and is not a quac-host results folder (it has files and no run.json); choose another output, or pass --force to write into it")
+        }
     }
 
     /// Takes a shared lock to read a finished folder; nil when the folder has no lock file (results
@@ -75,10 +79,11 @@ public final class OutputLock {
         return text.isEmpty ? "holder unknown" : text
     }
 
-    /// Empty, or holding what a quac-host run writes first (its lock, its record, its inputs).
+    /// Empty, or holding what a quac-host run writes first (its lock, its record, its inputs, its shards, its Slurm jobs).
     static func isResultsFolder(_ root: URL) throws -> Bool {
         let names = (try? FileManager.default.contentsOfDirectory(atPath: root.path)) ?? []
         let visible = names.filter { !$0.hasPrefix(".") || $0 == fileName }
         return visible.isEmpty || names.contains(fileName) || names.contains("run.json") || names.contains("inputs.safetensors")
+            || names.contains(Shard.folder) || names.contains(SlurmJobs.folderName)
     }
 }

@@ -9,6 +9,10 @@ public final class PipelineRunner {
     public let manifest: PipelineManifest
     public let registry: PluginRegistry
     public let store: ResultsStore
+    /// Where trained models are: the output folder (a shard's own results go to its shard folder).
+    let modelStore: ResultsStore
+    /// The slice of the samples this run explains (`--shard I/N`); nil: all of them.
+    public let shard: Shard?
     let progress: RunProgress
     let context: RunContext
     /// Every plugin use of the manifest, resolved, by manifest pointer.
@@ -26,13 +30,16 @@ public final class PipelineRunner {
     private var worker: StageWorker?
 
     public init(manifest: PipelineManifest, extraPluginPaths: [URL] = [], progress: RunProgress = SilentProgress(),
-                context: RunContext = RunContext(), force: Bool = false, isolation: Isolation = .none, isWorker: Bool = false) {
+                context: RunContext = RunContext(), force: Bool = false, isolation: Isolation = .none, isWorker: Bool = false,
+                shard: Shard? = nil) {
         self.manifest = manifest
+        self.shard = shard
         self.force = force
         self.isolation = isolation
         self.isWorker = isWorker
         registry = PluginRegistry(searchPath: PluginRegistry.defaultSearchPath(extra: manifest.pluginPaths + extraPluginPaths))
-        store = ResultsStore(root: manifest.output)
+        store = ResultsStore(root: shard?.root(in: manifest.output) ?? manifest.output, shard: shard)
+        modelStore = shard == nil ? store : ResultsStore(root: manifest.output)
         self.progress = progress
         self.context = context
     }
@@ -85,6 +92,9 @@ public final class PipelineRunner {
             guard manifest.data.concepts != nil || manifest.conceptModel != nil else {
                 throw QuacError.at(manifest.file, use.pointer + "/plugin", "\(use.plugin) explains concepts, and the run has none: give the data \"concepts\" or the pipeline a \"concept_model\"")
             }
+        }
+        if shard != nil, !manifest.convergence.isEmpty {
+            throw QuacError.at(manifest.file, "/convergence", "a convergence study compares maps over all the samples and is not split into shards: run the manifest without --shard, or without \"convergence\"")
         }
         var studied: [String: String] = [:]
         for c in manifest.convergence {
@@ -223,11 +233,15 @@ public final class PipelineRunner {
             return state.summary
         }
         defer { worker?.stop() }
+        let start = Date()
+        // A shard's record says it finished: gone until it has, again.
+        if shard != nil { try? FileManager.default.removeItem(at: store.url(Shard.recordFile)) }
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try execute(try plannedStages(state), state)
         // Trained models' fingerprints are known now.
         try writeRunRecord(state, data: (state.dataFiles, state.dataFingerprint))
         try? FileHashes.export(to: store.url(Self.hashesFile))
+        if let shard { try ShardRecord.write(state, shard: shard, seconds: Date().timeIntervalSince(start)) }
         return state.summary
     }
 
@@ -245,9 +259,18 @@ public final class PipelineRunner {
         FileHashes.load(from: store.url(Self.hashesFile))
         let hashes = try dataHashes()
         let dataFP = hashes.fingerprint
-        // Nothing is written before the folder is ours (a worker's parent holds it).
+        // Nothing is written before the folder is ours (a worker's parent holds it). A shard holds its
+        // own folder, so the shards of a run write at once; the output folder around it must be one
+        // quac-host may write into.
+        if let shard, !isWorker {
+            try OutputLock.checkWritable(manifest.output, force: force)
+            // Without target expansion the samples are known now: a shard that would be empty is
+            // refused before its folder exists.
+            if data.target != nil || manifest.data.targets == .next { try Self.checkNotEmpty(shard, total: data.count) }
+        }
         let lock = isWorker ? nil : try OutputLock(writing: store.root, force: force)
-        let state = RunState(manifest: manifest, store: store, progress: progress, context: context, samples: data, dataFingerprint: dataFP)
+        let state = RunState(manifest: manifest, store: store, modelStore: modelStore, progress: progress, context: context, samples: data,
+                             dataFingerprint: dataFP)
         state.dataFiles = hashes.files
         state.outputLock = lock
         store.inputsFingerprint = InputsStage.fingerprint(state)
@@ -273,6 +296,16 @@ public final class PipelineRunner {
         }
         state.classifierInfo = info
         state.samples = data.withTargets(mode: manifest.data.targets, numClasses: info.numClasses)
+        state.totalSamples = state.samples.count
+        if let shard {
+            let total = state.samples.count
+            try Self.checkNotEmpty(shard, total: total)
+            let rows = shard.rows(of: total)
+            state.samples = state.samples.rows(rows)
+            state.rowOffset = rows.lowerBound
+            progress.note("shard \(shard.tag): samples \(rows.lowerBound)..<\(rows.upperBound) of \(total)")
+            state.summary.output = store.root
+        }
         state.summary.samples = state.samples.count
         state.classifierFingerprint = Fingerprint.of(["classifier": state.classifierRecord, "data": .string(dataFP)])
         // Counterfactuals that come with the data; a converter stage makes them when there are none.
@@ -305,6 +338,12 @@ public final class PipelineRunner {
             context.conceptNames = names
         }
         return state
+    }
+
+    static func checkNotEmpty(_ shard: Shard, total: Int) throws {
+        guard shard.count <= total else {
+            throw QuacError("--shard \(shard.tag): \(shard.count) shards of \(total) samples would leave some empty; use at most \(total) shards")
+        }
     }
 
     private func makeClassifier(_ use: PipelineManifest.ClassifierUse, _ state: RunState) throws -> Classifier {
@@ -448,7 +487,8 @@ public final class PipelineRunner {
     private func stageWorker() -> StageWorker? {
         guard case .process(let executable, let paths, _) = isolation, !isWorker else { return nil }
         if worker == nil {
-            worker = StageWorker(manifestFile: manifest.file, executable: executable, pluginPaths: paths, hashes: store.url(Self.hashesFile))
+            worker = StageWorker(manifestFile: manifest.file, executable: executable, pluginPaths: paths, hashes: store.url(Self.hashesFile),
+                                 shard: shard)
         }
         return worker
     }
@@ -468,6 +508,9 @@ public final class PipelineRunner {
         let reported = stage.produces.filter { $0 != .inputs && !($0.isTrainedModel) }.map(\.description)
         if try stage.reuse(state, fingerprint: fingerprint) {
             state.summary.reused += reported
+        } else if shard != nil, let train = stage as? TrainStage {
+            // Training is a job of its own that every shard waits for: a shard never trains.
+            throw QuacError.at(manifest.file, train.pointer, "a shard does not train: the model \(modelStore.url(train.model).path) is missing or was trained on other settings; run `quac-host train \(manifest.file)` first (the training job of `quac-host slurm`)")
         } else if case .process(_, _, let timeout) = isolation, !isWorker, Self.runsInWorker(stage) {
             let start = Date()
             progress.stageStarted(stage.label, total: 0)
@@ -479,7 +522,7 @@ public final class PipelineRunner {
             state.summary.computed += reported
         } else {
             let start = Date()
-            let (outputs, parts) = try state.eachBatch(stage.label, count: stage.count(state)) { rows, seed in
+            let (outputs, parts) = try state.eachBatch(stage.label, count: stage.count(state), offset: state.rowOffset) { rows, seed in
                 try stage.batch(state, rows: rows, seed: seed)
             }
             let line = try stage.finish(state, outputs: outputs, rows: parts, fingerprint: fingerprint,
@@ -507,11 +550,17 @@ public final class PipelineRunner {
             "tool": "quac-host", "tool_version": .string(Self.toolVersion),
             "abi_version": .string("\(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"),
             "manifest_path": .string(manifest.file), "manifest": manifest.raw,
-            "seed": .int(Int64(manifest.seed)), "seed_rule": "each call's seed is the first 8 bytes of SHA-256(\"<seed>/<stage>/<batch index>\"), big endian",
+            "seed": .int(Int64(manifest.seed)), "seed_rule": "each call's seed is the first 8 bytes of SHA-256(\"<seed>/<stage>\"), big endian; plugins draw each sample's random numbers from it and the sample",
             "data_files_sha256": .object(data.files), "data_fingerprint": .string(data.fingerprint),
             "plugins": .array(plugins),
         ]
-        try store.writeJSON("run.json", record)
+        var object = record.objectValue!
+        if let shard {
+            let rows = state.rowOffset..<(state.rowOffset + state.samples.count)
+            object["shard"] = ["index": .int(Int64(shard.index)), "count": .int(Int64(shard.count)),
+                               "rows": [.int(Int64(rows.lowerBound)), .int(Int64(rows.upperBound))]]
+        }
+        try store.writeJSON("run.json", .object(object))
     }
 }
 

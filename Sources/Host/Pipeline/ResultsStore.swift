@@ -11,8 +11,17 @@ public final class ResultsStore {
     static let inputsKey = "quac.inputs"
     /// The fingerprint of the run's inputs, once known (set before any stage writes).
     public var inputsFingerprint: String?
+    /// The metadata entry naming the shard ("I/N") a file of a shard's folder holds the samples of.
+    static let shardKey = "quac.shard"
+    /// The shard this store holds (nil: a whole run). A shard's files carry the fingerprints an
+    /// unsharded run gives the same units, so merge can write them unchanged; the shard entry keeps a
+    /// file of one shard from being reused as another's.
+    public let shard: Shard?
 
-    public init(root: URL) { self.root = root }
+    public init(root: URL, shard: Shard? = nil) {
+        self.root = root
+        self.shard = shard
+    }
 
     public func url(_ relative: String) -> URL { root.appendingPathComponent(relative) }
 
@@ -20,7 +29,8 @@ public final class ResultsStore {
     public func finished(_ relative: String, fingerprint: String) -> SafetensorsFile? {
         let u = url(relative)
         guard FileManager.default.fileExists(atPath: u.path),
-              let f = try? Safetensors.read(u), f.metadata[Self.fingerprintKey] == fingerprint else { return nil }
+              let f = try? Safetensors.read(u), f.metadata[Self.fingerprintKey] == fingerprint,
+              f.metadata[Self.shardKey] == shard?.tag else { return nil }
         return f
     }
 
@@ -29,6 +39,7 @@ public final class ResultsStore {
         var meta = metadata
         meta[Self.fingerprintKey] = fingerprint
         if let inputsFingerprint { meta[Self.inputsKey] = inputsFingerprint }
+        if let shard { meta[Self.shardKey] = shard.tag }
         try Safetensors.write(tensors, metadata: meta, to: url(relative))
     }
 

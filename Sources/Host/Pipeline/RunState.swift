@@ -5,6 +5,13 @@ import Foundation
 public final class RunState {
     public let manifest: PipelineManifest
     public let store: ResultsStore
+    /// Where trained models are kept: the output folder, also for a shard (whose own results go to
+    /// `store`, its shard folder).
+    public let modelStore: ResultsStore
+    /// The first of the run's samples among all the manifest resolves to (a shard's; 0 otherwise).
+    public internal(set) var rowOffset = 0
+    /// How many samples the manifest resolves to (a shard's `samples` are some of them).
+    public internal(set) var totalSamples = 0
     /// The run's hold on its output folder (released when the run ends).
     var outputLock: OutputLock?
     public let progress: RunProgress
@@ -33,9 +40,11 @@ public final class RunState {
     /// SHA-256 of each plugin library, by path: hashed once per run (libraries are megabytes).
     private var libraryHashes: [String: String] = [:]
 
-    init(manifest: PipelineManifest, store: ResultsStore, progress: RunProgress, context: RunContext, samples: Dataset, dataFingerprint: String) {
+    init(manifest: PipelineManifest, store: ResultsStore, modelStore: ResultsStore? = nil, progress: RunProgress, context: RunContext,
+         samples: Dataset, dataFingerprint: String) {
         self.manifest = manifest
         self.store = store
+        self.modelStore = modelStore ?? store
         self.progress = progress
         self.context = context
         self.samples = samples
@@ -115,10 +124,11 @@ public final class RunState {
         return .object(r)
     }
 
-    /// The seed of one call: derived from the run's seed, the stage and the batch, so every call is
-    /// replayable.
-    func callSeed(_ stage: String, _ batch: Int) -> UInt64 {
-        let digest = SHA256.hex(Data("\(manifest.seed)/\(stage)/\(batch)".utf8))
+    /// The seed of every call of a stage: derived from the run's seed and the stage alone, not from the
+    /// batch, so a sample's results do not depend on which batch or shard it is in. Plugins draw each
+    /// sample's random numbers from this seed and the sample (SampleNoise), so they are per sample.
+    func callSeed(_ stage: String) -> UInt64 {
+        let digest = SHA256.hex(Data("\(manifest.seed)/\(stage)".utf8))
         return UInt64(digest.prefix(16), radix: 16) ?? 0
     }
 
@@ -126,21 +136,31 @@ public final class RunState {
         if context.isCancelled { throw QuacError.cancelled }
     }
 
-    /// The samples' batches of the manifest's batch size.
-    private func batches(_ n: Int) -> [Range<Int>] {
-        stride(from: 0, to: n, by: manifest.batchSize).map { $0..<min($0 + manifest.batchSize, n) }
+    /// The batches of `n` samples whose first is sample `offset` of the whole run: cut where a batch of
+    /// the manifest's size starts in the whole run, so a shard's batches are those of an unsharded run
+    /// (the shard's first and last may be parts of one).
+    private func batches(_ n: Int, offset: Int) -> [Range<Int>] {
+        let b = manifest.batchSize
+        var out: [Range<Int>] = [], start = 0
+        while start < n {
+            let end = min(n, start + b - (offset + start) % b)
+            out.append(start..<end)
+            start = end
+        }
+        return out
     }
 
-    /// Runs `body(rows, seed)` over the batches of `count` samples, with progress under `label`,
-    /// cancellation between batches and each call's seed; returns the results and the batches. The
-    /// caller ends the progress line.
-    func eachBatch<T>(_ label: String, count: Int, _ body: (Range<Int>, UInt64) throws -> T) throws -> ([T], [Range<Int>]) {
-        let parts = batches(count)
+    /// Runs `body(rows, seed)` over the batches of `count` samples (the first being sample `offset` of
+    /// the whole run), with progress under `label`, cancellation between batches and the stage's seed;
+    /// returns the results and the batches. The caller ends the progress line.
+    func eachBatch<T>(_ label: String, count: Int, offset: Int = 0, _ body: (Range<Int>, UInt64) throws -> T) throws -> ([T], [Range<Int>]) {
+        let parts = batches(count, offset: offset)
         progress.stageStarted(label, total: parts.count)
         var results: [T] = []
+        let seed = callSeed(label)
         for (i, rows) in parts.enumerated() {
             try checkCancelled()
-            results.append(try body(rows, callSeed(label, i)))
+            results.append(try body(rows, seed))
             progress.stageAdvanced(label, done: i + 1, total: parts.count)
         }
         return (results, parts)

@@ -27,6 +27,8 @@ public final class StageWorker {
     let executable: URL
     let pluginPaths: [URL]
     let hashes: URL
+    /// The parent's shard: the worker runs the same one.
+    let shard: Shard?
     private var process: Process?
     private var input: FileHandle?
     private var output: JSONLineReader?
@@ -39,8 +41,9 @@ public final class StageWorker {
     /// The use it was creating when it last said so (cleared once created).
     private var creating: String?
 
-    init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL) {
+    init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL, shard: Shard? = nil) {
         self.manifestFile = manifestFile
+        self.shard = shard
         self.executable = executable
         self.pluginPaths = pluginPaths
         self.hashes = hashes
@@ -53,6 +56,7 @@ public final class StageWorker {
         let p = Process()
         p.executableURL = executable
         p.arguments = ["run", manifestFile, Self.option, "--isolation", "none"] + pluginPaths.flatMap { ["--plugin-path", $0.path] }
+            + (shard.map { ["--shard", $0.tag] } ?? [])
         var environment = ProcessInfo.processInfo.environment
         environment[FileHashes.variable] = hashes.path
         environment[Self.parentVariable] = String(getpid())

@@ -91,7 +91,8 @@ public struct RunResults {
                                         curves: curves, curveX: x.count == points ? x : (0..<points).map { Double($0) / Double(max(points - 1, 1)) },
                                         fields: entry.objectValue ?? JSONObject())
             }
-            methods.append(Method(name: name, plugin: attr.metadata["plugin"] ?? "", seconds: attr.metadata["seconds"].flatMap(Double.init),
+            methods.append(Method(name: name, plugin: attr.metadata["plugin"] ?? "", seconds: store.readJSON(AttributeStage.timingFile(name))?["seconds"]?.doubleValue
+                                    ?? attr.metadata["seconds"].flatMap(Double.init),
                                   fields: fields, scores: scores))
         }
         let n = predicted.count > 0 ? predicted.count : (methods.first?.scores.values.first?.perSample.count ?? 0)

@@ -18,6 +18,8 @@ final class AttributeStage: PipelineStage, StageKind {
     /// The attributors whose maps this one takes (MapSources).
     let mapSources: [String]
     var file: String { "attributions/\(use.name).safetensors" }
+    /// How long the method took over the samples: {"seconds", "samples"}.
+    static func timingFile(_ method: String) -> String { "timings/\(method).json" }
 
     init(_ use: PipelineManifest.PluginUse, converter: Bool, conceptModel: Bool, mapSources: [String]) {
         self.use = use
@@ -71,8 +73,11 @@ final class AttributeStage: PipelineStage, StageKind {
             try? FileManager.default.removeItem(at: run.store.url(jsonFile))
             run.methodJSON[use.name] = nil
         }
+        // The time goes beside the maps, not into their file: the maps' bytes depend on their inputs
+        // alone, so a merge of shards writes the same file as one run.
+        try run.store.writeJSON(Self.timingFile(use.name), ["seconds": .double(seconds), "samples": .int(Int64(d.count))])
         try run.store.writeTensors(file, [("attribution", raw), ("normalized", normalized)], fingerprint: fingerprint,
-                                   metadata: ["method": use.name, "plugin": use.plugin, "seconds": String(format: "%.6f", seconds)])
+                                   metadata: ["method": use.name, "plugin": use.plugin])
         run.tensors[.attributions(use.name)] = normalized
         run.rawMaps[use.name] = raw
         return String(format: "%.2f s (%.1f ms/sample)", seconds, 1000 * seconds / Double(max(d.count, 1)))

@@ -60,6 +60,32 @@ final class ScoreStage: PipelineStage, StageKind {
         return out
     }
 
+    /// The keys of a scorer's entry the host writes; the scorer's own JSON fields come after them.
+    static let entryKeys: Set<String> = ["plugin", "better", "fingerprint", "median", "q25", "q75", "mean", "score", "tensors"]
+
+    /// A scorer's entry in scores/<method>.json: its statistics over `scores` (one per sample), and the
+    /// scorer's JSON fields (`extra`, merged over the batches). Merge writes the entries of shards with it.
+    static func entry(plugin: String, better: String, fingerprint: String, scores: [Double], extra: JSONObject?, tensorFile: String) -> JSONObject {
+        let stats = Statistics(scores)
+        var entry = JSONObject()
+        entry["plugin"] = .string(plugin)
+        entry["better"] = .string(better)
+        entry["fingerprint"] = .string(fingerprint)
+        entry["median"] = .double(stats.median)
+        entry["q25"] = .double(stats.q25)
+        entry["q75"] = .double(stats.q75)
+        entry["mean"] = .double(stats.mean)
+        entry["score"] = .array(scores.map { .double($0) })
+        if let extra { for (k, v) in extra where entry[k] == nil { entry[k] = v } }
+        entry["tensors"] = .string(tensorFile)
+        return entry
+    }
+
+    /// The scores of a scorer's merged "score" tensor.
+    static func scores(_ merged: [(String, Tensor)]) -> [Double] {
+        merged.first { $0.0 == "score" }?.1.floatArray().map(Double.init) ?? []
+    }
+
     func finish(_ run: RunState, outputs: [PluginOutputs], rows: [Range<Int>], fingerprint: String, seconds: Double) throws -> String {
         // Every batch must put the same outputs, each of one dtype and one shape per sample.
         let names = outputs.first?.names ?? []
@@ -75,19 +101,11 @@ final class ScoreStage: PipelineStage, StageKind {
             }
         }
         let merged = names.map { n in (n, Tensor.concatenate(outputs.compactMap { $0.tensors[n] })) }
-        let scores = merged.first { $0.0 == "score" }?.1.floatArray().map(Double.init) ?? []
+        let scores = Self.scores(merged)
         let stats = Statistics(scores)
-        var entry = JSONObject()
-        entry["plugin"] = .string(use.plugin)
-        entry["better"] = .string(try run.instance(use).manifest.higherIsBetter ? "higher" : "lower")
-        entry["fingerprint"] = .string(fingerprint)
-        entry["median"] = .double(stats.median)
-        entry["q25"] = .double(stats.q25)
-        entry["q75"] = .double(stats.q75)
-        entry["mean"] = .double(stats.mean)
-        entry["score"] = .array(scores.map { .double($0) })
-        if let extra = JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)) { for (k, v) in extra where entry[k] == nil { entry[k] = v } }
-        entry["tensors"] = .string(tensorFile)
+        let entry = Self.entry(plugin: use.plugin, better: try run.instance(use).manifest.higherIsBetter ? "higher" : "lower",
+                               fingerprint: fingerprint, scores: scores,
+                               extra: JSONMerge.batches(outputs.map(\.json), sizes: rows.map(\.count)), tensorFile: tensorFile)
         try run.store.writeTensors(tensorFile, merged, fingerprint: fingerprint)
         var doc = run.store.readJSON(jsonFile)?.objectValue ?? JSONObject([("method", .string(method))])
         var scorers = doc["scorers"]?.objectValue ?? JSONObject()

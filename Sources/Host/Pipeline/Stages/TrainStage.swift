@@ -106,8 +106,8 @@ final class TrainStage: PipelineStage, StageKind {
     }
 
     func reuse(_ run: RunState, fingerprint: String) throws -> Bool {
-        let url = run.store.url(model)
-        guard let prior = run.store.readJSON(recordFile), prior["fingerprint"]?.stringValue == fingerprint,
+        let url = run.modelStore.url(model)
+        guard let prior = run.modelStore.readJSON(recordFile), prior["fingerprint"]?.stringValue == fingerprint,
               FileManager.default.fileExists(atPath: url.path) else { return false }
         try run.call(use, at: pointer) { try $0.load(from: url) }
         run.progress.note("\(use.name): reusing the trained model \(url.path)")
@@ -128,17 +128,17 @@ final class TrainStage: PipelineStage, StageKind {
         run.context.onProgress = { [progress = run.progress, label] _, done, total, _ in progress.stageAdvanced(label, done: Int(done), total: Int(total)) }
         defer { run.context.onProgress = previous }
         // Checkpoints belong to one fingerprint: a changed setting starts afresh instead of resuming.
-        let checkpoints = run.store.url("models/\(use.name).checkpoints/\(fingerprint.prefix(16))")
+        let checkpoints = run.modelStore.url("models/\(use.name).checkpoints/\(fingerprint.prefix(16))")
         // The record goes first: a model saved without its record is never reused.
-        try? FileManager.default.removeItem(at: run.store.url(recordFile))
+        try? FileManager.default.removeItem(at: run.modelStore.url(recordFile))
         let start = Date()
         let out = try run.call(use, at: pointer) { p in
             let out = try p.train(fields: train.fields, val: val?.fields, numClasses: classes, checkpoints: checkpoints, seed: seed(m))
-            try p.save(to: run.store.url(model))
+            try p.save(to: run.modelStore.url(model))
             return out
         }
         let seconds = Date().timeIntervalSince(start)
-        try run.store.writeJSON(recordFile, ["plugin": .string(instance.id), "fingerprint": .string(fingerprint),
+        try run.modelStore.writeJSON(recordFile, ["plugin": .string(instance.id), "fingerprint": .string(fingerprint),
                                              "seconds": .double(seconds), "samples": .int(Int64(train.count)),
                                              "fields": .array(train.fields.map { .string($0.0) }),
                                              "history": .object(out.json ?? JSONObject())])
@@ -169,7 +169,7 @@ final class TrainStage: PipelineStage, StageKind {
         if let c = d.xCF, !wantsCounterfactuals { out.append(("x_cf", c)) }
         guard let fingerprint else { return (out, d.count) }
         let cache = "models/\(use.name).data/\(split).safetensors"
-        if let done = run.store.finished(cache, fingerprint: fingerprint) {
+        if let done = run.modelStore.finished(cache, fingerprint: fingerprint) {
             return (out + done.names.compactMap { n in done.tensors[n].map { (n, $0) } }, d.count)
         }
         var computed: [(String, Tensor)] = []
@@ -225,7 +225,7 @@ final class TrainStage: PipelineStage, StageKind {
             }
             computed.append((MapSources.field(map.name), values))
         }
-        try run.store.writeTensors(cache, computed, fingerprint: fingerprint)
+        try run.modelStore.writeTensors(cache, computed, fingerprint: fingerprint)
         return (out + computed, d.count)
     }
 }
