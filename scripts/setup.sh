@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
-# package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
+# package links (OpenBLAS, libffi, json-c, libpng, libtiff), libtorch for the TorchScript classifier plugin, and, with --test, a Python virtual
 # environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test),
 # chromium for the report's rendering test and strace for the durability test. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
-for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv; do
+# libtorch-dev (and g++) build the optional TorchScript classifier plugin (org.quac.torchscript-classifier).
+for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc g++ libtorch-dev python3-venv; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
