@@ -65,7 +65,8 @@ install-files:
 	    $(DESTDIR)$(PREFIX)/share/quac-host/plugins $(DESTDIR)$(PREFIX)/share/quac-host/schemas
 	install -m 755 $(PRODUCTS)/quac-host $(DESTDIR)$(PREFIX)/bin/quac-host
 	install -m 755 $(PRODUCTS)/libQuac*.so $(DESTDIR)$(PREFIX)/lib/quac-host/
-	install -m 644 Sources/Host/Resources/plugins/*.json $(DESTDIR)$(PREFIX)/share/quac-host/plugins/
+	install -m 644 Sources/Host/Resources/plugins/*.json Sources/Host/Resources/plugins/*.pt \
+	    $(DESTDIR)$(PREFIX)/share/quac-host/plugins/
 	install -m 644 Sources/Host/Resources/schemas/*.json $(DESTDIR)$(PREFIX)/share/quac-host/schemas/
 	$(MAKE) -s -C SDK install PREFIX=$(PREFIX) BUILD_DIR=$(CURDIR)/.build-sdk-install
 

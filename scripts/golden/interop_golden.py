@@ -21,6 +21,9 @@ Files written:
 - <net>_opset11.onnx, <net>_opset17.onnx: torch.onnx.export at opsets 11 and 17 (the VGG with a
   dynamic batch axis, the others with the batch of the example input);
 - unsupported.onnx: a tiny graph with an operator the importer does not offer (Erf);
+- Sources/Host/Resources/plugins/org.quac.torchscript-classifier.check.pt: a tiny scripted classifier
+  (1x8x8 -> 2) that `quac-host plugins check org.quac.torchscript-classifier` runs when given no
+  parameters (the manifest's "check" block names it);
 - golden.safetensors: x, x_cf [N, 1, 32, 32], labels, target [N]; then per net:
     <net>_logits          f(x), float64 evaluation of the float32 weights
     <net>_dig             Captum's IntegratedGradients(x, baselines=x_cf, target=labels), 50 steps,
@@ -191,6 +194,7 @@ def main(out_dir):
     out["ts_dig"] = dig(module, x, cf, y)
 
     _unsupported(os.path.join(out_dir, "unsupported.onnx"))
+    _check_model(g)
 
     tensors = {k: (v.detach().to(torch.float32) if v.is_floating_point() else v).contiguous() for k, v in out.items()}
     meta = {"sizes": json.dumps({"n": N, "channels": C, "size": S, "classes": K}),
@@ -221,6 +225,16 @@ class _ErfNet(nn.Module):
 def _unsupported(path):
     net = _ErfNet().eval()
     torch.onnx.export(net, torch.zeros(1, C, S, S), path, opset_version=13, input_names=["x"], output_names=["logits"])
+
+
+def _check_model(g):
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.Flatten(), nn.Linear(2 * 8 * 8, 2))
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_((torch.rand(p.shape, generator=g) * 2 - 1) * 0.5)
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    torch.jit.save(torch.jit.script(net.eval()),
+                   os.path.join(root, "Sources/Host/Resources/plugins/org.quac.torchscript-classifier.check.pt"))
 
 
 if __name__ == "__main__":
