@@ -26,7 +26,24 @@ struct OnnxConstant: Equatable {
         self.init(shape: shape ?? [ints.count], values: ints.map(Double.init), isInteger: true)
     }
 
-    var ints: [Int] { values.map { $0 == Self.batch ? Int(Self.batch) : Int($0) } }
+    /// The values as integers; one beyond +-2^31 (no size, axis or pad is) reads as Int32.min, which
+    /// every consumer refuses as negative or out of range.
+    var ints: [Int] { values.map { $0 == Self.batch ? Int(Self.batch) : Self.clamped($0) } }
+
+    static func clamped(_ v: Double) -> Int {
+        v.isFinite && abs(v) <= 2_147_483_647 ? Int(v) : Int(Int32.min)
+    }
+
+    /// The product of sizes, or nil when it overflows.
+    static func product(_ sizes: [Int]) -> Int? {
+        var p = 1
+        for s in sizes {
+            let (r, o) = p.multipliedReportingOverflow(by: s)
+            if o { return nil }
+            p = r
+        }
+        return p
+    }
     var floats: [Float] { values.map(Float.init) }
 
     /// Row-major strides of `shape`.
@@ -106,7 +123,7 @@ enum OnnxTensorDecoding {
         guard t.externalData.isEmpty, t.dataLocation != .external else {
             throw OnnxImportError("tensor \"\(t.name)\": its data is in an external file, which this importer does not read (save the model with its weights inside)")
         }
-        let count = shape.reduce(1, *)
+        guard let count = OnnxConstant.product(shape), count <= 1 << 33 else { throw OnnxImportError("tensor \"\(t.name)\": shape \(shape) is too large") }
         let raw = t.rawData
         func fromRaw<T>(_ type: T.Type, _ convert: (T) -> Double) throws -> [Double] {
             let size = MemoryLayout<T>.size

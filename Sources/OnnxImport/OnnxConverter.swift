@@ -73,7 +73,10 @@ struct Converter {
         guard dims.count >= 2, dims.dropFirst().allSatisfy({ $0.dimValue > 0 }) else {
             throw OnnxImportError("input \"\(input.name)\": expected [N, sample shape...] with fixed sample sizes, got \(dims.map { $0.dimValue > 0 ? String($0.dimValue) : ($0.dimParam.isEmpty ? "?" : $0.dimParam) })")
         }
-        guard dims.count <= 5 else { throw OnnxImportError("input \"\(input.name)\": at most 4 dimensions per sample") }
+        guard dims.count <= 5, dims.dropFirst().allSatisfy({ $0.dimValue <= 65536 }),
+              let perSample = OnnxConstant.product(dims.dropFirst().map { Int($0.dimValue) }), perSample <= 1 << 28 else {
+            throw OnnxImportError("input \"\(input.name)\": at most 4 dimensions per sample, each at most 65536, 2^28 values in all")
+        }
         if dims[0].dimValue > 0 { declaredBatch = Int(dims[0].dimValue) }
         let sample = dims.dropFirst().map { Int($0.dimValue) }
         values[input.name] = .tensor(node: "input", shape: sample)
@@ -107,9 +110,10 @@ struct Converter {
         func fail(_ why: String) -> OnnxImportError { OnnxImportError("\(label): \(why)") }
 
         func attribute(_ name: String) -> Onnx_AttributeProto? { node.attribute.first { $0.name == name } }
-        func int(_ name: String, _ def: Int) -> Int { attribute(name).map { Int($0.i) } ?? def }
+        // Integers beyond +-2^31 read as Int32.min, which every check refuses (OnnxConstant.clamped).
+        func int(_ name: String, _ def: Int) -> Int { attribute(name).map { OnnxConstant.clamped(Double($0.i)) } ?? def }
         func float(_ name: String, _ def: Float) -> Float { attribute(name).map { $0.f } ?? def }
-        func ints(_ name: String) -> [Int]? { attribute(name).map { $0.ints.map(Int.init) } }
+        func ints(_ name: String) -> [Int]? { attribute(name).map { $0.ints.map { OnnxConstant.clamped(Double($0)) } } }
         func string(_ name: String) -> String? { attribute(name).map { String(decoding: $0.s, as: UTF8.self) } }
 
         /// Refuses attributes the conversion does not read (unknown ones could change the meaning).
@@ -152,9 +156,11 @@ struct Converter {
     }
 
     /// A 2-D window attribute given as [a, a] (the engine's layers take square kernels, strides, dilations).
-    func square(_ ctx: NodeContext, _ name: String, _ def: Int) throws -> Int {
+    func square(_ ctx: NodeContext, _ name: String, _ def: Int, minimum: Int = 1) throws -> Int {
         guard let v = ctx.ints(name) else { return def }
-        guard v.count == 2, v[0] == v[1] else { throw ctx.fail("attribute \(name) = \(v) is not supported (equal sizes in both dimensions are)") }
+        guard v.count == 2, v[0] == v[1], v[0] >= minimum, v[0] <= 65536 else {
+            throw ctx.fail("attribute \(name) = \(v) is not supported (equal sizes in both dimensions, at least \(minimum), are)")
+        }
         return v[0]
     }
 
@@ -164,7 +170,7 @@ struct Converter {
             throw ctx.fail("attribute auto_pad = \(auto) is not supported (NOTSET and VALID are; re-export with explicit pads)")
         }
         let p = ctx.ints("pads") ?? [0, 0, 0, 0]
-        guard p.count == 4, p.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("attribute pads = \(p) is not supported") }
+        guard p.count == 4, p.allSatisfy({ $0 >= 0 && $0 <= 65536 }) else { throw ctx.fail("attribute pads = \(p) is not supported") }
         return ((p[0], p[2]), (p[1], p[3]))
     }
 
@@ -188,12 +194,24 @@ struct Converter {
 
     // MARK: Operators
 
+    /// Inputs each operator cannot do without (so no node with fewer is looked into).
+    static let minimumInputs: [String: Int] = [
+        "Conv": 2, "ConvTranspose": 2, "BatchNormalization": 5, "InstanceNormalization": 3, "Gemm": 2, "MatMul": 2,
+        "Add": 2, "Sub": 2, "Mul": 2, "Div": 2, "Reshape": 2, "Gather": 2, "Concat": 1, "Relu": 1, "LeakyRelu": 1,
+        "Sigmoid": 1, "Tanh": 1, "Softmax": 1, "MaxPool": 1, "AveragePool": 1, "GlobalAveragePool": 1, "Flatten": 1,
+        "Pad": 1, "Dropout": 1, "Identity": 1, "Unsqueeze": 1, "Squeeze": 1, "Shape": 1, "Cast": 1,
+        "ConstantOfShape": 1, "Slice": 1, "Transpose": 1,
+    ]
+
     mutating func convert(_ node: Onnx_NodeProto) throws {
         let ctx = NodeContext(node: node)
         guard node.domain.isEmpty || node.domain == "ai.onnx" else {
             throw ctx.fail("operators of domain \"\(node.domain)\" are not supported (the default ONNX domain is)")
         }
         guard !node.output.isEmpty else { throw ctx.fail("no output") }
+        if let needed = Self.minimumInputs[node.opType], node.input.count < needed || node.input.prefix(needed).contains("") {
+            throw ctx.fail("expects at least \(needed) inputs, has \(node.input.filter { !$0.isEmpty }.count)")
+        }
         let supported = OnnxConverter.supportedOperators
         // Shape arithmetic over constants: evaluated now, nothing enters the network.
         if OnnxConverter.constantOperators.contains(node.opType) || allInputsConstant(node) {
@@ -298,6 +316,7 @@ struct Converter {
             if node.opType == "Unsqueeze" {
                 let rank = full.count + axes.count
                 let norm = Set(axes.map { $0 < 0 ? $0 + rank : $0 })
+                guard norm.count == axes.count, norm.allSatisfy({ $0 >= 0 && $0 < rank }) else { throw ctx.fail("axes \(axes) are not distinct axes of the result") }
                 guard !norm.contains(0) else { throw ctx.fail("a new axis 0 would move the batch dimension") }
                 var it = full.makeIterator()
                 out = (0..<rank).map { norm.contains($0) ? 1 : it.next()! }
@@ -355,13 +374,14 @@ struct Converter {
         guard out.allSatisfy({ $0 >= 1 || $0 == -1 }), out.filter({ $0 == -1 }).count <= 1 else {
             throw ctx.fail("target shape \(target) is not supported")
         }
-        let count = input.reduce(1, *)
+        let count = OnnxConstant.product(input) ?? -1
         if let i = out.firstIndex(of: -1) {
-            let known = out.filter { $0 != -1 }.reduce(1, *)
-            guard known > 0, count % known == 0 else { throw ctx.fail("cannot reshape per-sample \(input) to \(target)") }
+            guard let known = OnnxConstant.product(out.filter { $0 != -1 }), known > 0, count % known == 0 else {
+                throw ctx.fail("cannot reshape per-sample \(input) to \(target)")
+            }
             out[i] = count / known
         }
-        guard out.reduce(1, *) == count else { throw ctx.fail("cannot reshape per-sample \(input) to \(target)") }
+        guard OnnxConstant.product(out) == count else { throw ctx.fail("cannot reshape per-sample \(input) to \(target)") }
         return out
     }
 
@@ -419,7 +439,7 @@ struct Converter {
         let k = weight.shape[2], out = weight.shape[1]
         let s = try square(ctx, "strides", 1)
         guard try square(ctx, "dilations", 1) == 1 else { throw ctx.fail("dilations other than 1 are not supported") }
-        let op = try square(ctx, "output_padding", 0)
+        let op = try square(ctx, "output_padding", 0, minimum: 0)
         let ((t, b), (l, r)) = try pads2d(ctx)
         guard t == b, l == r, t == l else { throw ctx.fail("pads \(ctx.ints("pads") ?? []) are not supported (the same on every side is)") }
         let oh = (h - 1) * s - 2 * t + k + op, ow = (w - 1) * s - 2 * t + k + op
@@ -441,7 +461,7 @@ struct Converter {
         let x = try tensor(ctx.node.input[0], ctx)
         guard ctx.node.output.count == 1 else { throw ctx.fail("the Indices output is not supported") }
         let (c, h, w) = try spatial(ctx, x.shape)
-        guard let ks = ctx.ints("kernel_shape"), ks.count == 2, ks[0] == ks[1], ks[0] >= 1 else {
+        guard let ks = ctx.ints("kernel_shape"), ks.count == 2, ks[0] == ks[1], ks[0] >= 1, ks[0] <= 65536 else {
             throw ctx.fail("kernel_shape \(ctx.ints("kernel_shape") ?? []) is not supported (square kernels are)")
         }
         let k = ks[0], s = try square(ctx, "strides", 1)

@@ -57,8 +57,8 @@ extension Converter {
             let shape = try input(0, "a shape").ints
             guard shape.allSatisfy({ $0 >= 0 }) else { throw ctx.fail("shape \(shape) depends on the batch size or is negative") }
             let fill = try ctx.attribute("value").map { try OnnxTensorDecoding.decode($0.t) } ?? OnnxConstant(shape: [1], values: [0], isInteger: false)
-            guard shape.reduce(1, *) <= 1 << 20 else { throw ctx.fail("constant of shape \(shape) is too large") }
-            return OnnxConstant(shape: shape, values: [Double](repeating: fill.values.first ?? 0, count: shape.reduce(1, *)), isInteger: fill.isInteger)
+            guard let count = OnnxConstant.product(shape), count <= 1 << 20 else { throw ctx.fail("constant of shape \(shape) is too large") }
+            return OnnxConstant(shape: shape, values: [Double](repeating: fill.values.first ?? 0, count: count), isInteger: fill.isInteger)
         case "Gather":
             let data = try input(0, "data"), indices = try input(1, "indices")
             let ax = try axis(ctx.int("axis", 0), data.shape.count)
@@ -84,6 +84,7 @@ extension Converter {
             if node.opType == "Unsqueeze" {
                 let rank = c.shape.count + axes.count
                 let norm = Set(try axes.map { try axis($0, rank) })
+                guard norm.count == axes.count else { throw ctx.fail("axes \(axes) repeat an axis") }
                 var it = c.shape.makeIterator()
                 c.shape = (0..<rank).map { norm.contains($0) ? 1 : it.next()! }
             } else {
@@ -96,11 +97,10 @@ extension Converter {
             var target = try input(1, "a shape").ints
             target = target.enumerated().map { i, d in d == 0 && i < c.shape.count ? c.shape[i] : d }
             if let i = target.firstIndex(of: -1) {
-                let known = target.filter { $0 != -1 }.reduce(1, *)
-                guard known > 0 else { throw ctx.fail("cannot reshape \(c.shape) to \(target)") }
+                guard let known = OnnxConstant.product(target.filter { $0 != -1 }), known > 0 else { throw ctx.fail("cannot reshape \(c.shape) to \(target)") }
                 target[i] = c.count / known
             }
-            guard target.allSatisfy({ $0 >= 0 }), target.reduce(1, *) == c.count else { throw ctx.fail("cannot reshape \(c.shape) to \(target)") }
+            guard target.allSatisfy({ $0 >= 0 }), OnnxConstant.product(target) == c.count else { throw ctx.fail("cannot reshape \(c.shape) to \(target)") }
             c.shape = target
             return c
         case "Transpose":

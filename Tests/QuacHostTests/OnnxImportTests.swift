@@ -45,6 +45,26 @@ final class OnnxImportTests: XCTestCase {
         print("OnnxImportTests max abs errors vs PyTorch/Captum:\n  " + report.joined(separator: "\n  "))
     }
 
+    /// The ONNX door keeps the engine's DeepLift rules: D-DeepLift on the imported VGG equals the
+    /// rescale rule (with Captum's max-pooling rule) applied to the PyTorch VGG in float64.
+    func testDeepLiftOnTheImportedVGGEqualsTheRescaleRule() throws {
+        let g = try golden()
+        let dir = try TestSupport.tempDir()
+        let out = dir.appendingPathComponent("vgg.safetensors")
+        let r = try TestSupport.quacHost(["import", Self.fixtures.appendingPathComponent("vgg_opset17.onnx").path, "--output", out.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let run = RunContext()
+        run.classifier = try TestSupport.builtin("org.quac.cnn-classifier", ["preset": "file", "weights": .string(out.path)])
+        let dl = try TestSupport.builtin("org.quac.d-deeplift", [:], run: run)
+        let maps = try dl.attribute(BatchInputs(x: g.tensors["x"]!, source: g.tensors["labels"]!, target: g.tensors["target"]!,
+                                                xCF: g.tensors["x_cf"]!, seed: 0))
+        let expected = g.tensors["vgg_deeplift"]!
+        XCTAssertGreaterThan(expected.floatArray().map(abs).max() ?? 0, 0.1)
+        let err = maxAbsDifference(try XCTUnwrap(maps.tensors["attribution"]), expected)
+        XCTAssertLessThanOrEqual(err, 1e-4, "D-DeepLift vs the rescale rule on the PyTorch model")
+        print(String(format: "OnnxImportTests: D-DeepLift on the imported VGG, max abs error vs the PyTorch reference %.2e", err))
+    }
+
     /// The VGG's chains of layers are grouped into sequentials (so convolution, batch norm and ReLU
     /// fuse as in the engine's own VGG), and the model file records what it was made for.
     func testModelFileRecordsItsNetwork() throws {

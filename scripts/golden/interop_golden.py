@@ -32,6 +32,11 @@ Files written:
                           sits next to a ReLU kink, where float32 and float64 take different sides, and
                           both float32 computations (PyTorch's and the engine's) differ from float64
                           there by 2e-3 alike
+    vgg_deeplift          DeepLift's rescale rule (Captum's rule for max pooling) against x_cf for the
+                          labels on the VGG in float64, applied explicitly layer by layer as
+                          scripts/golden/engine_golden.py's deeplift_reference does (Captum 0.7's module
+                          hooks miss summation to delta where pooling follows a ReLU): what
+                          org.quac.d-deeplift computes on the imported network
   and for the TorchScript door, on the float32 module as the plugin runs it:
     ts_logits             f(x) in float32
     ts_grad_logits        a random [N, 3] cotangent
@@ -178,6 +183,8 @@ def main(out_dir):
             out[f"{name}_logits"] = ref(x.double())
         out[f"{name}_dig"] = dig(net, x, cf, y)
 
+    out["vgg_deeplift"] = _deeplift(nets["vgg"], x, cf, y)
+
     # The TorchScript door: the VGG scripted and traced, evaluated in float32 as the plugin runs it.
     vgg = nets["vgg"]
     scripted = torch.jit.script(vgg)
@@ -210,6 +217,22 @@ def _double_copy(net):
     """The same float32 weights evaluated in float64: the exact values the importer should reproduce."""
     import copy
     return copy.deepcopy(net).double().eval()
+
+
+def _deeplift(net, x, cf, y):
+    import copy
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from engine_golden import deeplift_reference
+    net = copy.deepcopy(net).double().eval()
+    for m in net.modules():
+        if isinstance(m, nn.ReLU):
+            m.inplace = False
+    flat = nn.Sequential(*net.features, nn.Flatten(), *net.classifier)
+    a = deeplift_reference(flat, x.double(), cf.double(), y)
+    with torch.no_grad():
+        delta = (flat(x.double()) - flat(cf.double())).gather(1, y[:, None])[:, 0]
+    assert (a.flatten(1).sum(1) - delta).abs().max() < 1e-8, "DeepLift's summation to delta"
+    return a
 
 
 class _ErfNet(nn.Module):
