@@ -78,7 +78,7 @@ clean:
 # FUZZ_CONFIG=release (the default) builds the harnesses optimized: 4-6x the executions per second of
 # FUZZ_CONFIG=debug, with the same overflow, bounds and sanitizer checks.
 FUZZ_RUNS ?= 1000000
-FUZZ_TARGETS ?= safetensors npy json manifest png tiff torch
+FUZZ_TARGETS ?= safetensors npy json manifest png tiff torch onnx
 FUZZ_CONFIG ?= release
 FUZZ_SCRATCH ?= $(CURDIR)/.build-fuzz$(if $(filter release,$(FUZZ_CONFIG)),-release)
 

@@ -23,6 +23,7 @@ let package = Package(
         .library(name: "QuacCore", targets: ["QuacCore"]),
         .library(name: "QuacPluginKit", targets: ["QuacPluginKit"]),
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "OnnxImport", targets: ["OnnxImport"]),
     ] + bundles.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
