@@ -80,6 +80,7 @@ let package = Package(
         // generated from ONNX's schema by scripts/onnx/generate_swift.sh and committed.
         .target(name: "OnnxImport", dependencies: ["QuacCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
                 path: "Sources/OnnxImport"),
+        .testTarget(name: "OnnxImportTests", dependencies: ["OnnxImport", "Engine"], path: "Tests/OnnxImportTests"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests", exclude: ["Golden"]),
         // Timings, not checks: the engine half of bench/engine_bench.sh (skipped unless QUAC_ENGINE_BENCH=1).
         .testTarget(name: "EngineBenchmarks", dependencies: ["Engine"], path: "bench/EngineBenchmarks"),

@@ -507,6 +507,7 @@ struct Converter {
         let node = ctx.node
         guard node.input.count == 2 else { throw ctx.fail("expected two inputs") }
         let a = try value(node.input[0], ctx), b = try value(node.input[1], ctx)
+        if node.opType == "Div", case .tensor = b { throw ctx.fail("only division by a constant is supported") }
         var operands: [(node: String, full: [Int])] = []
         for (i, v) in [a, b].enumerated() {
             switch v {
@@ -523,9 +524,10 @@ struct Converter {
                 operands.append((name, c.shape))
             }
         }
-        let tensorRank = operands.map { $0.full.count }.max()!
-        if case .tensor(_, let s) = a, operands[1].full.count > s.count + 1 {
-            throw ctx.fail("the constant's shape \(operands[1].full) has more dimensions than the values [N, \(s)]")
+        // The batch dimension must line up: network operands of one rank, constants of no higher rank.
+        let tensorRanks = Set([a, b].compactMap { v -> Int? in if case .tensor(_, let s) = v { return s.count + 1 } else { return nil } })
+        guard tensorRanks.count == 1, let tensorRank = tensorRanks.first, operands.allSatisfy({ $0.full.count <= tensorRank }) else {
+            throw ctx.fail("operands of shapes \(operands.map(\.full)) (1 standing for the batch) would not keep the batch dimension first")
         }
         guard let full = OnnxConstant.broadcast(operands[0].full, operands[1].full), full.count == tensorRank, full[0] == 1 else {
             throw ctx.fail("shapes \(operands.map(\.full)) do not broadcast per sample (the batch dimension must stay)")
