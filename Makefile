@@ -29,7 +29,7 @@ toy: setup release
 	@echo "toy report: $(CURDIR)/runs/toy/report.html"
 
 test: setup-test build sdk-check
-	QUAC_TEST_PYTHON=$(CURDIR)/.venv-test/bin/python $(SWIFT) test
+	QUAC_TEST_PYTHON=$(CURDIR)/.venv-test/bin/python QUAC_TEST_TORCH_VENV=$(CURDIR)/.venv-torch $(SWIFT) test
 
 setup:
 	@bash scripts/setup.sh

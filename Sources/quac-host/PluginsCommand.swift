@@ -53,6 +53,7 @@ struct PluginsCommand: ParsableCommand {
                 if !m.description.isEmpty { print(m.description) }
                 print("manifest: \(m.url.path)")
                 print("library:  \(m.resolvedLibraryURL()?.path ?? "\(m.library) (not found)")  ABI \(m.abiVersion)")
+                if let b = m.bridge { print("run by:   \(b.plugin) with \(JSONValue.object(b.params).serialized())") }
                 if !m.requires.isEmpty { print("requires: \(m.requires.map(\.rawValue).joined(separator: ", "))") }
                 if let props = m.parameters["properties"]?.objectValue, !props.isEmpty {
                     print("parameters:")
@@ -71,7 +72,7 @@ struct PluginsCommand: ParsableCommand {
             abstract: "Conformance check: load, negotiate, create/destroy, call every function with good and bad input.",
             discussion: """
             TARGET is a plugin id, a plugin manifest (.json), or a plugin library (.so; all its plugins are checked, \
-            each needing a manifest on the search path or beside the library). Each plugin is checked in a child \
+            each needing a manifest on the search path, beside the library, in its parent folder or, for a library Cargo built, in the crate above target/). Each plugin is checked in a child \
             process, so a plugin that crashes is reported as a failed check. Prints one line per check; exit code 1 \
             if any check fails.
             """)
@@ -145,6 +146,7 @@ func entryJSON(_ e: PluginRegistry.Entry) -> JSONValue {
         o["library"] = .string(m.resolvedLibraryURL()?.path ?? m.library)
         o["requires"] = .array(m.requires.map { .string($0.rawValue) })
         o["parameters"] = m.parameters
+        if let b = m.bridge { o["bridge"] = ["plugin": .string(b.plugin), "params": .object(b.params)] }
     }
     return .object(o)
 }

@@ -127,7 +127,7 @@ final class ManifestSchemaTests: XCTestCase {
         let misspelled = setting(setting(base, "/library", nil), "/libary", "libx.so")
         XCTAssertEqual(schema.validate(misspelled).map(\.description), [
             #"/: missing required property "library""#,
-            #"/: unexpected property "libary" (allowed: $schema, id, name, version, kind, abi_version, library, sha256, description, requires, explains, scores, better, trainable, check, parameters)"#,
+            #"/: unexpected property "libary" (allowed: $schema, id, name, version, kind, abi_version, library, sha256, description, requires, explains, scores, better, trainable, bridge, check, parameters)"#,
         ])
     }
 

@@ -103,6 +103,9 @@ final class ParameterBoundsTests: XCTestCase {
             (["plugin": "org.quac.smoothgrad", "params": ["nt_samples": .int(Int64.max)]], "/attributors/0/params/nt_samples"),
             (["plugin": "org.quac.vanilla-integrated-gradients", "params": ["n_steps": .int(Int64.max)]], "/attributors/0/params/n_steps"),
             (["plugin": "org.quac.d-integrated-gradients", "params": ["n_steps": .int(1 << 53)]], "/attributors/0/params/n_steps"),
+            // Found by scripts/extreme_params.py: Gauss-Legendre nodes for 100,000 steps take minutes to
+            // compute (n^2), inside plugin creation, where no unit timeout applies.
+            (["plugin": "org.quac.layer-integrated-gradients", "params": ["n_steps": 100000]], "/attributors/0/params/n_steps"),
         ]
         for (attributor, pointer) in cases {
             let m = try pipeline(dir, attributor: attributor)
@@ -136,6 +139,16 @@ final class ParameterBoundsTests: XCTestCase {
         assertRefused(try TestSupport.quacHost(["run", huge.path, "-q"]), ["/classifier", "input_shape[0] 65536 x input_shape[1] 65536 x input_shape[2] 65536 x 4 bytes = 1.0 PiB, more than the memory budget"])
         let noisy = try pipeline(dir, attributor: ["plugin": "org.quac.smoothgrad", "params": ["nt_samples": 100000]])
         assertRefused(try TestSupport.quacHost(["run", noisy.path, "-q"], env: small), ["/attributors/0", "nt_samples 100000", "lower nt_samples"])
+        // Found by scripts/extreme_params.py: StarGAN widths and mapping sizes at their bounds trapped
+        // (SIGILL) or were killed for memory while the networks were built.
+        for (params, fragment) in [(["channels": 65536] as JSONValue, "a 3x3 convolution's weights: widest width 65536 x widest width 65536 x kernel 9 x 4 bytes = 144.0 GiB"),
+                                   (["mapping_dim": 65536], "the mapping network's weights: mapping_dim 65536 x mapping_dim 65536 x layers (3 + 3 x num_classes) 9 x 4 bytes = 144.0 GiB")] {
+            var p = (["image_size": 8, "input_channels": 1, "num_classes": 2, "channels": 4, "max_channels": 8] as JSONValue).objectValue!
+            for (k, v) in params.objectValue! { p[k] = v }
+            let wide = try pipeline(dir, extra: ["converter": ["plugin": "org.quac.stargan-converter", "params": .object(p)],
+                                                 "data": ["format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels"]])
+            assertRefused(try TestSupport.quacHost(["run", wide.path, "-q"], env: small), ["/converter", fragment])
+        }
         // Extreme but affordable values run.
         let filtered = try pipeline(dir, attributor: ["plugin": "org.quac.random", "params": ["sigma": 1000]],
                                     scorer: ["plugin": "org.quac.quac-evaluator", "params": ["vmin": -1000000, "vmax": 1000000]])

@@ -63,6 +63,25 @@ final class ProcessIsolationTests: XCTestCase {
         XCTAssertEqual(fixed.status, 0, fixed.stderr)
     }
 
+    /// A plugin that crashes or hangs while it is created does so first in the worker: the run stops
+    /// before any work with exit 1 naming the plugin and what happened, instead of dying of the signal
+    /// or hanging.
+    func testACrashOrHangWhileCreatingStopsTheRunNamingThePlugin() throws {
+        let crash = try TestSupport.tempDir("create-segv")
+        let r = try run(crash, "create-segv")
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("/attributors/0: plugin org.quac.test.misbehaving crashed while being created (signal \(SIGSEGV)"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: crash.appendingPathComponent("out/attributions").path), "nothing ran")
+
+        let hang = try TestSupport.tempDir("create-hang")
+        let started = Date()
+        let h = try run(hang, "create-hang", ["--timeout", "2"])
+        XCTAssertEqual(h.status, 1, h.stderr)
+        XCTAssertTrue(h.stderr.contains("/attributors/0: plugin org.quac.test.misbehaving was not created after 2 s (the worker creating it was killed"), h.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 60)
+    }
+
     /// In-process (--isolation none) the same crash takes the run down: isolation is what saves it.
     func testWithoutIsolationACrashEndsTheRun() throws {
         let dir = try TestSupport.tempDir()

@@ -126,6 +126,26 @@ final class QuacEvaluatorTests: XCTestCase {
         for k in ["score", "curve", "mask", "hybrid"] { XCTAssertTrue(a.tensors[k]!.bitwiseEqual(b.tensors[k]!), k) }
     }
 
+    /// Samples are spread over the host's threads (QUAC_ENGINE_THREADS): one thread and several give
+    /// the same scores, curves, masks, hybrids and JSON, bit for bit, with the same classifier calls.
+    func testThreadCountDoesNotChangeANumber() throws {
+        let saved = ProcessInfo.processInfo.environment["QUAC_ENGINE_THREADS"]
+        defer { if let saved { setenv("QUAC_ENGINE_THREADS", saved, 1) } else { unsetenv("QUAC_ENGINE_THREADS") } }
+        for name in ["rgb32_smooth", "gray16_random"] {
+            var outputs: [PluginOutputs] = [], rows: [Int] = []
+            for threads in ["1", "3"] {
+                setenv("QUAC_ENGINE_THREADS", threads, 1)
+                let s = try setUpCase(name)
+                XCTAssertGreaterThan(s.batch.count, 1, "\(name): several samples to spread")
+                outputs.append(try s.scorer.score(s.batch))
+                rows.append(s.classifier.rows)
+            }
+            XCTAssertEqual(rows[0], rows[1], name)
+            for k in ["score", "curve", "mask", "hybrid"] { XCTAssertTrue(outputs[0].tensors[k]!.bitwiseEqual(outputs[1].tensors[k]!), "\(name) \(k)") }
+            XCTAssertEqual(outputs[0].json.map { JSONValue.object($0).serialized() }, outputs[1].json.map { JSONValue.object($0).serialized() }, name)
+        }
+    }
+
     /// Bad inputs are refused with a message: targets outside the classes, a missing attribution.
     func testRefusesBadInputs() throws {
         let s = try setUpCase("gray16_random")

@@ -108,6 +108,56 @@ enum TestSupport {
         return dir
     }
 
+    nonisolated(unsafe) private static var sharedPythonBridge: URL?
+
+    /// Builds org.quac.python (SDK/python/bridge) once per test process into a temporary folder and
+    /// writes its four manifests there, their paths made absolute. Skips the test, saying why, on a
+    /// machine without Python's or NumPy's headers (scripts/setup.sh installs them).
+    static func pythonBridge() throws -> URL {
+        if let b = sharedPythonBridge { return b }
+        let source = repoRoot.appendingPathComponent("SDK/python/bridge")
+        let available = try run(URL(fileURLWithPath: "/usr/bin/env"), ["make", "-s", "-C", source.path, "available"])
+        if available.status != 0 {
+            throw XCTSkip("the Python bridge cannot be built here: \(available.stdout)\(available.stderr)")
+        }
+        let dir = try tempDir("pythonbridge")
+        let build = dir.appendingPathComponent("build")
+        let r = try run(URL(fileURLWithPath: "/usr/bin/env"), ["make", "-s", "-C", source.path, "BUILD_DIR=\(build.path)"])
+        guard r.status == 0 else { throw QuacError("make python bridge failed: \(r.stdout) \(r.stderr)") }
+        for f in try FileManager.default.contentsOfDirectory(atPath: source.path) where f.hasSuffix(".json") {
+            var text = try String(contentsOf: source.appendingPathComponent(f), encoding: .utf8)
+            text = text.replacingOccurrences(of: "\"build/libquac_python.so\"", with: "\"\(build.path)/libquac_python.so\"")
+                       .replacingOccurrences(of: "\"../../../", with: "\"\(repoRoot.path)/")
+            try text.write(to: dir.appendingPathComponent(f), atomically: true, encoding: .utf8)
+        }
+        sharedPythonBridge = dir
+        return dir
+    }
+
+    /// cargo ($CARGO, else the first on PATH); skips the test, saying so, where there is none
+    /// (scripts/setup.sh --test installs Debian's).
+    static func cargo() throws -> URL {
+        var candidates: [String] = []
+        if let c = ProcessInfo.processInfo.environment["CARGO"] { candidates.append(c) }
+        for dir in (ProcessInfo.processInfo.environment["PATH"] ?? "").split(separator: ":") { candidates.append("\(dir)/cargo") }
+        candidates.append("/usr/bin/cargo")
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            throw XCTSkip("cargo is not installed: the Rust SDK's tests are skipped")
+        }
+        return URL(fileURLWithPath: found)
+    }
+
+    /// Builds a cdylib crate with cargo into `dir`/target and copies its plugin manifest into `dir`
+    /// (the manifest names target/<profile>/lib<name>.so relative to itself). Returns `dir`.
+    static func buildRustPlugin(crate: URL, manifest: String, release: Bool, into dir: URL) throws -> URL {
+        let cargo = try cargo()
+        let r = try run(cargo, ["build", "-q"] + (release ? ["--release"] : []) + ["--manifest-path", crate.appendingPathComponent("Cargo.toml").path],
+                        env: ["CARGO_TARGET_DIR": dir.appendingPathComponent("target").path])
+        guard r.status == 0 else { throw QuacError("cargo build \(crate.lastPathComponent) failed: \(r.stdout) \(r.stderr)") }
+        try FileManager.default.copyItem(at: crate.appendingPathComponent(manifest), to: dir.appendingPathComponent(manifest))
+        return dir
+    }
+
     /// A small image dataset [n, 1, 8, 8] in [-1, 1] with labels, written as safetensors.
     static func writeDataset(_ dir: URL, n: Int = 6, withCounterfactuals: Bool = true, file: String = "data.safetensors") throws -> URL {
         var rng = SeededRandom(seed: 42)

@@ -54,17 +54,30 @@ public struct ConformanceChecker {
         if target.hasSuffix(".so") || target.hasSuffix(".dylib") || target.contains(".so.") {
             if !allowWritable, let problem = PluginRegistry.writableProblem([url]) { throw QuacError("\(target): \(problem)") }
             let lib = try PluginLibrary.load(url)
-            // Manifests usually sit beside the library or one level up (a build/ folder).
+            // Manifests usually sit beside the library, one level up (a build/ folder), or in the crate
+            // that holds a Cargo target/ folder (target/release/, target/<triple>/debug/...).
             let folder = url.deletingLastPathComponent()
-            let besides = PluginRegistry(searchPath: [folder, folder.deletingLastPathComponent()] + registry.searchPath)
+            let besides = PluginRegistry(searchPath: [folder, folder.deletingLastPathComponent()] + Self.cargoCrateFolders(of: url) + registry.searchPath)
             return try lib.descriptors.map { d in
                 guard let m = besides.entries.compactMap(\.manifest).first(where: { $0.id == d.id }) else {
-                    throw QuacError("\(target): plugin \(d.id) has no manifest beside the library, in its parent folder or on the search path")
+                    throw QuacError("\(target): plugin \(d.id) has no manifest beside the library, in its parent folder, in the crate above its Cargo target/ folder or on the search path")
                 }
                 return m
             }
         }
         return [try registry.manifest(id: target)]
+    }
+
+    /// The folder above each `target` folder on a library's path: where Cargo's manifest (and the
+    /// plugin's) sits for a library Cargo built under target/.
+    static func cargoCrateFolders(of library: URL) -> [URL] {
+        var folders: [URL] = []
+        var dir = library.deletingLastPathComponent()
+        for _ in 0..<4 where dir.path != "/" {
+            if dir.lastPathComponent == "target" { folders.append(dir.deletingLastPathComponent()) }
+            dir = dir.deletingLastPathComponent()
+        }
+        return folders
     }
 
     public func run(onResult: (Result) -> Void = { _ in }) -> [Result] {
@@ -96,11 +109,12 @@ public struct ConformanceChecker {
             return "library ABI \(lib.abiMajor).\(lib.abiMinor), host \(QUAC_ABI_VERSION_MAJOR).\(QUAC_ABI_VERSION_MINOR)"
         }) else { return results }
         check("self-description matches manifest") {
-            guard let d = library!.descriptor(id: manifest.id) else { throw QuacError("the library offers no plugin \(manifest.id)") }
+            guard let d = library!.descriptor(id: manifest.descriptorID) else { throw QuacError("the library offers no plugin \(manifest.descriptorID)") }
             var problems: [String] = []
             if d.kind != manifest.kind { problems.append("kind \(d.kind?.rawValue ?? "\(d.rawKind)") vs manifest \(manifest.kind.rawValue)") }
             if "\(library!.abiMajor).\(library!.abiMinor)" != manifest.abiVersion { problems.append("ABI \(library!.abiMajor).\(library!.abiMinor) vs manifest \(manifest.abiVersion)") }
-            if d.version != manifest.version { problems.append("version \(d.version) vs manifest \(manifest.version)") }
+            // A bridged method has its own version; the bridge's is the descriptor's.
+            if manifest.bridge == nil && d.version != manifest.version { problems.append("version \(d.version) vs manifest \(manifest.version)") }
             if d.name.isEmpty { problems.append("empty name") }
             guard problems.isEmpty else { throw QuacError(problems.joined(separator: "; ")) }
             return "\(d.id) \(d.version) \(d.kind!.rawValue)"

@@ -40,23 +40,13 @@ public enum IsolatedCheck {
         }
         var last: String { results.last.map { "after check \"\($0.name)\"" } ?? "before the first check" }
 
-        var buffer: [UInt8] = []
+        var reader = JSONLineReader(out.fileHandleForReading)
         var done = false, timedOut = false
-        let fd = out.fileHandleForReading.fileDescriptor
-        var chunk = [UInt8](repeating: 0, count: 65536)
         reading: while true {
-            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, Int32(min(timeout * 1000, Double(Int32.max))))
-            if ready < 0 && errno == EINTR { continue }
-            if ready == 0 { timedOut = true; break }
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            buffer += chunk[0..<n]
-            while let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                guard let v = try? JSONParser.parse(line) else { continue }
+            switch reader.next(wait: timeout) {
+            case .idle: timedOut = true; break reading
+            case .end: break reading
+            case .line(let v):
                 if v["done"]?.boolValue == true { done = true; break reading }
                 guard let name = v["name"]?.stringValue else { continue }
                 let r = ConformanceChecker.Result(name: name, passed: v["passed"]?.boolValue ?? false, detail: v["detail"]?.stringValue ?? "")
@@ -67,7 +57,7 @@ public enum IsolatedCheck {
         if timedOut {
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
-            fail("no hang", "no result for \(Self.seconds(timeout)) \(last): the child was killed (raise --timeout for slow plugins)")
+            fail("no hang", "no result for \(JSONLineReader.seconds(timeout)) \(last): the child was killed (raise --timeout for slow plugins)")
             return results
         }
         try? lifeline.fileHandleForWriting.close()
@@ -83,10 +73,6 @@ public enum IsolatedCheck {
         return results
     }
 
-    static func seconds(_ t: Double) -> String {
-        t == t.rounded() ? "\(Int(t)) s" : String(format: "%.1f s", t)
-    }
-
     /// In a child started by `run`: exits as soon as stdin, the checker's end of a pipe, closes (the
     /// checker ended or was killed), even while a plugin call is still running.
     public static func watchParent() {
@@ -100,30 +86,5 @@ public enum IsolatedCheck {
             }
         }
         thread.start()
-    }
-}
-
-/// Reads a pipe to its end on a thread of its own and keeps what it read.
-final class StderrCollector: @unchecked Sendable {
-    private var data = Data()
-    private let finished = DispatchSemaphore(value: 0)
-
-    init(_ handle: FileHandle) {
-        let thread = Thread { [self] in
-            // Keep at most 64 KiB: enough for the message, bounded whatever the plugin prints.
-            while true {
-                let chunk = handle.availableData
-                if chunk.isEmpty { break }
-                if data.count < 65536 { data.append(chunk.prefix(65536 - data.count)) }
-            }
-            finished.signal()
-        }
-        thread.start()
-    }
-
-    /// Waits for the end of the pipe; returns the text.
-    func finish() -> String {
-        finished.wait()
-        return String(decoding: data, as: UTF8.self)
     }
 }

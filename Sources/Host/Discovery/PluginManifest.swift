@@ -34,6 +34,20 @@ public struct PluginManifest: Sendable {
     /// (arrays with 4 entries are per sample of the checker's 4-sample batch).
     public let checkMethodJSON: JSONObject?
 
+    /// A method another plugin of the library runs (a Python method through org.quac.python): the
+    /// library's plugin `plugin` is created in place of `id`, with `params` (paths made absolute
+    /// against the manifest's folder) added to the use's parameters.
+    public struct Bridge: Sendable {
+        public let plugin: String
+        public let params: JSONObject
+        /// The regular files `params` names through its "paths" keys (a Python method's module).
+        public let files: [String]
+    }
+    public let bridge: Bridge?
+
+    /// The library's plugin this manifest creates: its own id, or the bridged plugin's.
+    public var descriptorID: String { bridge?.plugin ?? id }
+
     public var abiVersion: String { "\(abiMajor).\(abiMinor)" }
 
     /// Reads and validates a manifest. Errors name the file and the JSON pointer.
@@ -89,12 +103,35 @@ public struct PluginManifest: Sendable {
         checkParameters = o["check"]?["params"]
         checkMethodJSON = o["check"]?["method_json"]?.objectValue
         checkClassifier = o["check"]?["classifier"]?["plugin"]?.stringValue.map { ($0, o["check"]?["classifier"]?["params"] ?? .object(JSONObject())) }
+        bridge = try Self.bridge(o["bridge"], folder: url.deletingLastPathComponent(), file: file)
         parameters = o["parameters"] ?? ["type": "object"]
         do {
             _ = try JSONSchema(parameters, source: "\(file)#/parameters")
         } catch {
             throw QuacError.at(file, "/parameters", "not a usable JSON Schema: \(error)")
         }
+    }
+
+    /// The "bridge" block (already checked against the manifest schema), its "paths" made absolute.
+    static func bridge(_ value: JSONValue?, folder: URL, file: String) throws -> Bridge? {
+        guard let b = value?.objectValue, let plugin = b["plugin"]?.stringValue else { return nil }
+        var params = b["params"]?.objectValue ?? JSONObject()
+        var files: [String] = []
+        func absolute(_ s: String) -> String {
+            let path = s.hasPrefix("/") ? s : folder.appendingPathComponent(s).standardizedFileURL.path
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: path, isDirectory: &isDir), !isDir.boolValue { files.append(path) }
+            return path
+        }
+        for case .string(let key) in b["paths"]?.arrayValue ?? [] {
+            switch params[key] {
+            case .string(let s)?: params[key] = .string(absolute(s))
+            case .array(let items)?: params[key] = .array(items.map { $0.stringValue.map { .string(absolute($0)) } ?? $0 })
+            case nil: throw QuacError.at(file, "/bridge/paths", "\"\(key)\" is not a key of /bridge/params")
+            default: throw QuacError.at(file, "/bridge/params/\(key)", "a path: expected a string or an array of strings")
+            }
+        }
+        return Bridge(plugin: plugin, params: params, files: files.sorted())
     }
 
     /// Where the library is: relative to the manifest's folder, or, for a bare file name not found

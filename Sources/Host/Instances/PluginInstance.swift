@@ -48,14 +48,21 @@ public final class PluginInstance: @unchecked Sendable {
         guard "\(library.abiMajor).\(library.abiMinor)" == manifest.abiVersion else {
             throw QuacError("\(manifest.url.path): /abi_version: manifest says \(manifest.abiVersion), the library was built for \(library.abiMajor).\(library.abiMinor)")
         }
-        guard let d = library.descriptor(id: manifest.id) else {
+        let pointer = manifest.bridge == nil ? "/id" : "/bridge/plugin"
+        guard let d = library.descriptor(id: manifest.descriptorID) else {
             let ids = library.descriptors.map(\.id).joined(separator: ", ")
-            throw QuacError("\(manifest.url.path): /id: library \(libURL.lastPathComponent) has no plugin \"\(manifest.id)\" (it offers: \(ids.isEmpty ? "none" : ids))")
+            throw QuacError("\(manifest.url.path): \(pointer): library \(libURL.lastPathComponent) has no plugin \"\(manifest.descriptorID)\" (it offers: \(ids.isEmpty ? "none" : ids))")
         }
         guard d.kind == manifest.kind else {
-            throw QuacError("\(manifest.url.path): /kind: manifest says \(manifest.kind.rawValue), the library describes \(manifest.id) as \(d.kind?.rawValue ?? "unknown kind \(d.rawKind)")")
+            throw QuacError("\(manifest.url.path): /kind: manifest says \(manifest.kind.rawValue), the library describes \(manifest.descriptorID) as \(d.kind?.rawValue ?? "unknown kind \(d.rawKind)")")
         }
         let filled = resolved.parameters
+        // A bridged method: the bridge's own parameters (fixed by the manifest) join the method's.
+        var created = filled
+        if let bridge = manifest.bridge, var o = filled.objectValue {
+            for (k, v) in bridge.params { o[k] = v }
+            created = .object(o)
+        }
         self.manifest = manifest
         self.library = library
         self.descriptor = d
@@ -65,8 +72,8 @@ public final class PluginInstance: @unchecked Sendable {
         self.context = context
         var out: UnsafePointer<quac_plugin>?
         context.beginCall()
-        let status = filled.serialized().withCString { json in
-            manifest.id.withCString { pid in
+        let status = created.serialized().withCString { json in
+            manifest.descriptorID.withCString { pid in
                 library.factory.pointee.create!(library.factory, UnsafePointer(context.host), pid, json, &out)
             }
         }

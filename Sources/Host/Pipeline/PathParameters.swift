@@ -20,4 +20,25 @@ enum PathParameters {
             return params
         }
     }
+
+    /// The regular files that `"format": "path"` parameters name (absolute paths, sorted): what a
+    /// plugin reads besides its library (a model's weights, a Python method's module).
+    static func files(_ params: JSONValue, schema: JSONValue) -> [String] {
+        var found = Set<String>()
+        func walk(_ v: JSONValue, _ schema: JSONValue) {
+            switch v {
+            case .string(let s) where schema["format"]?.stringValue == "path":
+                var isDir: ObjCBool = false
+                if s.hasPrefix("/"), FileManager.default.fileExists(atPath: s, isDirectory: &isDir), !isDir.boolValue { found.insert(s) }
+            case .object(let o):
+                for (k, sub) in o { if let s = schema["properties"]?[k] { walk(sub, s) } }
+            case .array(let items):
+                if let s = schema["items"] { items.forEach { walk($0, s) } }
+            default:
+                break
+            }
+        }
+        walk(params, schema)
+        return found.sorted()
+    }
 }

@@ -258,7 +258,8 @@ public final class PipelineRunner {
             if case .plugin(let u) = classifierUse, u.train != nil {} else { try stageWorker()?.warmUp() }
         }
 
-        // Classifier.
+        // Classifier (created by the worker first, when it is already started: see awaitWorker).
+        try awaitWorker(manifest.classifierPointer, started: false)
         let classifier = try makeClassifier(classifierUse, state)
         context.classifier = classifier
         state.classifier = classifier
@@ -287,10 +288,12 @@ public final class PipelineRunner {
         }
 
         // Every other plugin, created (and checked against the run) before any work starts.
+        try awaitWorker(nil, started: true)
         for (use, _) in manifest.pluginUses where use.pointer != "/classifier" {
             try checkRequirements(resolved[use.pointer]!.manifest, use: use, classifierInfo: info)
             state.instances[use.pointer] = try create(use)
         }
+        if isWorker { StageWorker.announce("prepared", true) }
         context.converter = manifest.converter.flatMap { state.instances[$0.pointer] }
         if let use = manifest.conceptModel {
             // The concepts' names are known before any stage runs (a trained explainer's data needs them).
@@ -313,7 +316,9 @@ public final class PipelineRunner {
             state.classifierRecord = try state.record(instance)
             return instance
         case .foreign(let spec):
+            if isWorker { StageWorker.announce("creating", .string(manifest.classifierPointer)) }
             let c = try ForeignClassifier(spec: spec, manifestFile: manifest.file)
+            if isWorker { StageWorker.announce("created", .string(manifest.classifierPointer)) }
             state.classifierRecord = c.record
             return c
         }
@@ -322,11 +327,13 @@ public final class PipelineRunner {
     private func create(_ use: PipelineManifest.PluginUse) throws -> PluginInstance {
         let r = resolved[use.pointer]!
         let instance: PluginInstance
+        if isWorker { StageWorker.announce("creating", .string(use.pointer)) }
         do { instance = try PluginInstance(r, run: context) } catch let e as QuacError where e.message.hasPrefix(manifest.file) {
             throw e
         } catch {
             throw QuacError.wrap(error, context: "\(manifest.file): \(use.pointer)")
         }
+        if isWorker { StageWorker.announce("created", .string(use.pointer)) }
         if use.train != nil && !instance.isTrainable {
             throw QuacError.at(manifest.file, use.pointer + "/train", "\(use.plugin) is not trainable (its library offers no \(QUAC_EXT_TRAINER))")
         }
@@ -415,6 +422,23 @@ public final class PipelineRunner {
         if !others.isEmpty { message += "; also failed: " + others.joined(separator: "; ") }
         if !skipped.isEmpty { message += "; not run because they need a failed unit's results: " + skipped.joined(separator: ", ") }
         throw QuacError(message, category: firstError.category)
+    }
+
+    /// With process isolation, waits until the worker has created the plugin use at `pointer` (nil:
+    /// all of them) before this process creates it: a plugin that crashes, exits or hangs while being
+    /// created then stops the run with its name and what happened, instead of killing it. Only a
+    /// worker already started (`started: false`) is waited for; the classifier trained first is
+    /// created and trained in this process, before any worker.
+    private func awaitWorker(_ pointer: String?, started: Bool) throws {
+        guard case .process(_, _, let timeout) = isolation, !isWorker, let worker = stageWorker(),
+              started || worker.isStarted else { return }
+        let uses = manifest.pluginUses.map(\.0)
+        func use(_ p: String?) -> PipelineManifest.PluginUse? { uses.first { $0.pointer == p } }
+        let failure = try worker.awaitCreated(pointer, timeout: { use($0)?.timeout ?? timeout }) { [context] in context.isCancelled }
+        if let f = failure {
+            let plugin = use(f.pointer)?.plugin ?? (f.pointer == "/classifier/foreign" ? "the foreign classifier" : "a plugin")
+            throw QuacError.at(manifest.file, f.pointer, "plugin \(plugin) \(f.reason): nothing ran")
+        }
     }
 
     /// Where the run keeps the SHA-256 of its data files and plugin libraries (FileHashes).

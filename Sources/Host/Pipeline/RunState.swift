@@ -92,17 +92,27 @@ public final class RunState {
         return v
     }
 
-    /// A plugin's provenance: id, version, library and its hash, parameters, and its trained model.
+    /// A plugin's provenance: id, version, library and its hash, parameters, the hashes of the files its
+    /// path parameters name (when there are any: editing a Python method's module or replacing a
+    /// weights file changes the fingerprint of what depends on the plugin), and its trained model.
     func record(_ p: PluginInstance) throws -> JSONValue {
         let pointer = instances.first { $0.value === p }?.key
         let trained = pointer.flatMap { fingerprints[.trainedModel($0)] }
-        return [
-            "name": .string(p.name), "plugin": .string(p.id), "kind": .string(p.kind.rawValue),
-            "version": .string(p.descriptor.version), "library": .string(p.library.url.path),
-            "library_sha256": .string(try libraryHash(p)),
-            "abi_version": .string("\(p.library.abiMajor).\(p.library.abiMinor)"), "params": p.parameters,
-            "trained_model": trained.map { .string($0) } ?? .null,
-        ]
+        var r: JSONObject = JSONObject([
+            ("name", .string(p.name)), ("plugin", .string(p.id)), ("kind", .string(p.kind.rawValue)),
+            ("version", .string(p.manifest.bridge == nil ? p.descriptor.version : p.manifest.version)), ("library", .string(p.library.url.path)),
+            ("library_sha256", .string(try libraryHash(p))),
+            ("abi_version", .string("\(p.library.abiMajor).\(p.library.abiMinor)")), ("params", p.parameters),
+            ("trained_model", trained.map { .string($0) } ?? .null),
+        ])
+        let files = PathParameters.files(p.parameters, schema: p.manifest.parameters) + (p.manifest.bridge?.files ?? [])
+        if let bridge = p.manifest.bridge {
+            r["bridge"] = .object(JSONObject([("plugin", .string(bridge.plugin)), ("version", .string(p.descriptor.version)), ("params", .object(bridge.params))]))
+        }
+        if !files.isEmpty {
+            r["param_files_sha256"] = .object(JSONObject(try files.map { ($0, .string(try FileHashes.sha256(URL(fileURLWithPath: $0)))) }))
+        }
+        return .object(r)
     }
 
     /// The seed of one call: derived from the run's seed, the stage and the batch, so every call is

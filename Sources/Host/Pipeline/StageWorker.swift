@@ -29,11 +29,15 @@ public final class StageWorker {
     let hashes: URL
     private var process: Process?
     private var input: FileHandle?
-    private var output: Int32 = -1
+    private var output: JSONLineReader?
     private var errors: StderrCollector?
-    private var buffer: [UInt8] = []
     /// Whether the worker was given a unit (one that never was is killed at the end, not waited for).
     private var used = false
+    /// The plugin uses (JSON pointers) the current worker has created, and whether it has prepared.
+    private var created: Set<String> = []
+    private var prepared = false
+    /// The use it was creating when it last said so (cleared once created).
+    private var creating: String?
 
     init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL) {
         self.manifestFile = manifestFile
@@ -60,11 +64,15 @@ public final class StageWorker {
         do { try p.run() } catch { throw QuacError("cannot start a worker (\(executable.path)): \(error.localizedDescription)", category: .internal) }
         process = p
         used = false
+        created = []
+        prepared = false
+        creating = nil
         input = commands.fileHandleForWriting
-        output = out.fileHandleForReading.fileDescriptor
+        output = JSONLineReader(out.fileHandleForReading)
         errors = StderrCollector(err.fileHandleForReading)
-        buffer = []
     }
+
+    var isStarted: Bool { process != nil }
 
     /// Starts the worker now, so it prepares while the run does.
     func warmUp() throws {
@@ -92,13 +100,14 @@ public final class StageWorker {
             // The worker is gone already: what it left on stderr says why.
             try fail(label, p)
         }
-        var chunk = [UInt8](repeating: 0, count: 65536)
         var lastNews = Date(), interrupted = false
         while true {
-            while let nl = buffer.firstIndex(of: 0x0A) {
-                let line = Array(buffer[..<nl])
-                buffer.removeSubrange(...nl)
-                guard let v = try? JSONParser.parse(line) else { continue }
+            if !interrupted && cancelled() {
+                kill(p.processIdentifier, SIGINT)
+                interrupted = true
+            }
+            switch output?.next(wait: 0.25) ?? .end {
+            case .line(let v):
                 lastNews = Date()
                 if let done = v["done"]?.intValue, let total = v["total"]?.intValue {
                     progress.stageAdvanced(label, done: Int(done), total: Int(total))
@@ -112,27 +121,79 @@ public final class StageWorker {
                     default: throw QuacError(message)
                     }
                 }
+            case .end:
+                try fail(label, p)
+            case .idle:
+                if Date().timeIntervalSince(lastNews) >= timeout {
+                    kill(p.processIdentifier, SIGKILL)
+                    p.waitUntilExit()
+                    _ = errors?.finish()
+                    process = nil
+                    throw QuacError("\(label): no batch finished for \(JSONLineReader.seconds(timeout)): the worker was killed (a plugin hangs, or needs a longer --timeout)")
+                }
             }
-            if !interrupted && cancelled() {
-                kill(p.processIdentifier, SIGINT)
-                interrupted = true
-            }
-            var pfd = pollfd(fd: output, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&pfd, 1, 250)
-            if ready < 0 && errno == EINTR { continue }
-            if ready == 0 && Date().timeIntervalSince(lastNews) < timeout { continue }
-            if ready == 0 {
+        }
+    }
+
+    /// A plugin that crashed, ended the process or hung while the worker created it.
+    struct CreationFailure {
+        let pointer: String
+        let reason: String
+    }
+
+    /// Waits until the worker has created the plugin use at `pointer` (nil: every plugin of the run),
+    /// so that a plugin that crashes, aborts, exits or hangs when it is created does so in the worker
+    /// and is named, instead of taking this process down when it creates the same plugin. Returns that
+    /// failure; nil when the worker got there, or when it stopped on an ordinary error (this process
+    /// meets the same error and reports it itself; a later unit starts a fresh worker).
+    func awaitCreated(_ pointer: String?, timeout: (String?) -> Double, cancelled: () -> Bool) throws -> CreationFailure? {
+        if process == nil { try start() }
+        guard let p = process else { throw QuacError("no worker", category: .internal) }
+        func there() -> Bool { prepared || pointer.map(created.contains) ?? false }
+        var lastNews = Date()
+        while !there() {
+            if cancelled() {
                 kill(p.processIdentifier, SIGKILL)
                 p.waitUntilExit()
                 _ = errors?.finish()
                 process = nil
-                throw QuacError("\(label): no batch finished for \(IsolatedCheck.seconds(timeout)): the worker was killed (a plugin hangs, or needs a longer --timeout)")
+                throw QuacError.cancelled
             }
-            let n = read(output, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { try fail(label, p) }
-            buffer += chunk[0..<n]
+            switch output?.next(wait: 0.25) ?? .end {
+            case .line(let v):
+                lastNews = Date()
+                if let c = v["creating"]?.stringValue { creating = c }
+                if let c = v["created"]?.stringValue { created.insert(c); creating = nil }
+                if v["prepared"]?.boolValue == true { prepared = true }
+            case .end:
+                try? input?.close()
+                p.waitUntilExit()
+                let text = errors?.finish() ?? ""
+                process = nil
+                guard let use = creating else { return nil }
+                switch (p.terminationReason, p.terminationStatus) {
+                case (.uncaughtSignal, let signal):
+                    return CreationFailure(pointer: use, reason: "crashed while being created (signal \(signal), \(String(cString: strsignal(signal))); in a worker)")
+                case (.exit, 130):
+                    throw QuacError.cancelled
+                case (.exit, let status):
+                    if text.split(separator: "\n").contains(where: { $0.hasPrefix("error: ") }) { return nil }
+                    return CreationFailure(pointer: use, reason: "ended the process (exit status \(status)) while being created")
+                @unknown default:
+                    return CreationFailure(pointer: use, reason: "ended the process while being created")
+                }
+            case .idle:
+                let limit = timeout(creating)
+                if Date().timeIntervalSince(lastNews) >= limit {
+                    kill(p.processIdentifier, SIGKILL)
+                    p.waitUntilExit()
+                    _ = errors?.finish()
+                    process = nil
+                    return CreationFailure(pointer: creating ?? pointer ?? "", reason: "was not created after \(JSONLineReader.seconds(limit)) (the worker creating it was killed; a plugin hangs, or needs a longer timeout)")
+                }
+            }
         }
+        return nil
     }
 
     /// The worker ended while computing `label`: the unit's error, from how it ended.
@@ -172,6 +233,14 @@ public final class StageWorker {
             }
         }
         thread.start()
+    }
+
+    /// In a worker: tells the parent which plugin use it creates, has created, and that it is ready.
+    static func announce(_ key: String, _ value: JSONValue) {
+        var line = JSONObject()
+        line[key] = value
+        print(JSONValue.object(line).serialized())
+        fflush(stdout)
     }
 
     /// In a worker: reads stage labels from stdin until it ends, computes each with `compute` and

@@ -30,6 +30,24 @@ struct StarGANConfig: Equatable {
         guard inputChannels >= 1, numDomains >= 2, channels >= 1, maxChannels >= 1, styleDim >= 1, latentDim >= 1, mappingDim >= 1 else {
             throw PluginError.invalid("input_channels, channels, max_channels, style_dim, latent_dim and mapping_dim must be >= 1 and num_classes >= 2")
         }
+        if let problem = memoryProblem() { throw PluginError.invalid(problem) }
+    }
+
+    /// The largest arrays the four networks allocate, held to the memory budget before any is: a
+    /// width or a mapping size at its schema bound would otherwise end the process.
+    func memoryProblem() -> String? {
+        let widest = max(channels, min(maxChannels, channels << min(encoderLevels, 24)))
+        let arrays: [(String, [(String, Int)])] = [
+            ("a 3x3 convolution's weights", [("widest width", widest), ("widest width", widest), ("kernel", 9)]),
+            ("the mapping network's weights", [("mapping_dim", mappingDim), ("mapping_dim", mappingDim), ("layers (3 + 3 x num_classes)", 3 + 3 * numDomains)]),
+            ("the style heads' weights", [("widest width", widest), ("num_classes", numDomains), ("style_dim", styleDim)]),
+            ("the style modulation's weights", [("style_dim", styleDim), ("widest width", widest), ("scale and shift", 2)]),
+            ("one image's activations", [("widest width", widest), ("image_size", imageSize), ("image_size", imageSize)]),
+        ]
+        for (what, factors) in arrays {
+            if let problem = MemoryBudget.problem(factors) { return "\(what): \(problem)" }
+        }
+        return nil
     }
 
     /// The configuration a QuAC checkpoint's shapes imply ("<network>/<state_dict name>" tensors), or

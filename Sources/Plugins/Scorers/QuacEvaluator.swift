@@ -23,9 +23,8 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     let blurSize: Int
     let channelWise: Bool
     let maxBatch: Int
-    /// Scratch objects for the last image size seen.
-    private var closing: BinaryClosing?
-    private var blur: MaskBlur?
+    /// One worker's scratch objects (closing and blur buffers) for the last image size seen.
+    private var scratch: [(closing: BinaryClosing, blur: MaskBlur)] = []
 
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host
@@ -61,27 +60,49 @@ final class QuacEvaluatorScorer: ScorerPlugin {
         for (s, t) in targets.enumerated() where t < 0 || t >= classes {
             throw PluginError.invalid("target \(t) of sample \(s) is outside [0, \(classes))")
         }
-        if closing?.width != w || closing?.height != h {
-            closing = BinaryClosing(width: w, height: h, element: element)
-            blur = MaskBlur(width: w, height: h, kernelSize: blurSize)
+        // Samples are spread over the host's threads, each worker with its own scratch objects; every
+        // sample's numbers are computed exactly as alone (classifier calls are serialised), so scores
+        // are the same bit for bit for any thread count.
+        let workers = max(1, min(PluginThreads.count, n))
+        if scratch.first.map({ $0.closing.width != w || $0.closing.height != h }) ?? false { scratch = [] }
+        while scratch.count < workers {
+            scratch.append((BinaryClosing(width: w, height: h, element: element), MaskBlur(width: w, height: h, kernelSize: blurSize)))
         }
         let grid = QuacCurve.grid
         let sampleSize = c * h * w
         let scores = Tensor(zeros: [n])
         let curves = Tensor(zeros: [n, grid.count])
         let masks = Tensor(zeros: x.shape), hybrids = Tensor(zeros: x.shape)
+        let sampleShape = Array(x.shape.dropFirst())
+        let results = UnsafeMutableBufferPointer<Result<SampleResult, Error>?>.allocate(capacity: n)
+        results.initialize(repeating: nil)
+        defer { results.deinitialize(); results.deallocate() }
+        let lock = NSLock(), forwardLock = NSLock()
+        var next = 0, done = 0
+        let scratch = self.scratch
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            while true {
+                let s: Int = lock.withLock { defer { next += 1 }; return next }
+                guard s < n else { return }
+                results[s] = Result {
+                    try host.checkCancelled()
+                    return try evaluate(x: x.floats.baseAddress! + s * sampleSize, cf: cf.floats.baseAddress! + s * sampleSize,
+                                        map: map.floats.baseAddress! + s * sampleSize, target: Int(targets[s]),
+                                        shape: (c, h, w), sampleShape: sampleShape, classes: classes,
+                                        scratch: scratch[worker], forwardLock: forwardLock,
+                                        mask: masks.floats.baseAddress! + s * sampleSize,
+                                        hybrid: hybrids.floats.baseAddress! + s * sampleSize)
+                }
+                let finished: Int = lock.withLock { done += 1; return done }
+                host.progress(finished, of: n, "QuAC evaluation")
+            }
+        }
         var json = SampleJSON()
         for s in 0..<n {
-            try host.checkCancelled()
-            let r = try evaluate(x: x.floats.baseAddress! + s * sampleSize, cf: cf.floats.baseAddress! + s * sampleSize,
-                                 map: map.floats.baseAddress! + s * sampleSize, target: Int(targets[s]),
-                                 shape: (c, h, w), sampleShape: Array(x.shape.dropFirst()), classes: classes,
-                                 mask: masks.floats.baseAddress! + s * sampleSize,
-                                 hybrid: hybrids.floats.baseAddress! + s * sampleSize)
+            let r = try results[s]!.get()
             scores.floats[s] = Float(r.score)
             for (k, v) in r.curve.enumerated() { curves.floats[s * grid.count + k] = Float(v) }
             json.add(r, thresholds: thresholds.values, target: Int(targets[s]), source: batch.source.map { Int($0.int64s[s]) })
-            host.progress(s + 1, of: n, "QuAC evaluation")
         }
         var doc = json.object
         doc["thresholds"] = .array(thresholds.values.map { .double($0) })
@@ -105,11 +126,12 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     /// the hybrid at the optimal threshold to `mask` and `hybrid`.
     private func evaluate(x: UnsafePointer<Float>, cf: UnsafePointer<Float>, map: UnsafePointer<Float>, target: Int,
                           shape: (c: Int, h: Int, w: Int), sampleShape: [Int], classes: Int,
+                          scratch: (closing: BinaryClosing, blur: MaskBlur), forwardLock: NSLock,
                           mask: UnsafeMutablePointer<Float>, hybrid: UnsafeMutablePointer<Float>) throws -> SampleResult {
         let (c, h, w) = shape
         let sampleSize = c * h * w
         let masks = QuacMaskSet(map: map, channels: c, height: h, width: w, channelWise: channelWise,
-                                thresholds: thresholds, closing: closing!)
+                                thresholds: thresholds, closing: scratch.closing)
         // Rows: the query, the generated image, then one hybrid per distinct mask.
         let rows = 2 + masks.count
         var probabilities = [Float](repeating: 0, count: rows * classes)
@@ -126,11 +148,11 @@ final class QuacEvaluatorScorer: ScorerPlugin {
                 case 0: dst.update(from: x, count: sampleSize)
                 case 1: dst.update(from: cf, count: sampleSize)
                 default:
-                    softMaskOf(masks, row - 2, shape: shape, into: softMask)
+                    softMaskOf(masks, row - 2, shape: shape, blur: scratch.blur, into: softMask)
                     Self.hybrid(x: x, cf: cf, mask: softMask, count: sampleSize, into: dst)
                 }
             }
-            let logits = try host.classifierForward(input)
+            let logits = try forwardLock.withLock { try host.classifierForward(input) }
             guard logits.dtype == .float32, logits.shape == [count, classes] else {
                 throw PluginError.invalid("classifier returned logits of shape \(logits.shape), expected [\(count), \(classes)]")
             }
@@ -157,7 +179,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
         let curve = QuacCurve.interpolated(sizes: sizes, changes: wideChanges)
         let score = QuacCurve.trapezoid(curve)
         let u = masks.maskIndex[optimal]
-        softMaskOf(masks, u, shape: shape, into: mask)
+        softMaskOf(masks, u, shape: shape, blur: scratch.blur, into: mask)
         Self.hybrid(x: x, cf: cf, mask: mask, count: sampleSize, into: hybrid)
         let counterfactual = Array(probabilities[((2 + u) * classes)..<((3 + u) * classes)])
         return SampleResult(sizes: sizes, changes: changes, optimalIndex: optimal, curve: curve, score: score,
@@ -165,14 +187,15 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     }
 
     /// Blurred distinct mask `index`, all channels, into `out` (C * H * W floats).
-    private func softMaskOf(_ masks: QuacMaskSet, _ index: Int, shape: (c: Int, h: Int, w: Int), into out: UnsafeMutablePointer<Float>) {
+    private func softMaskOf(_ masks: QuacMaskSet, _ index: Int, shape: (c: Int, h: Int, w: Int), blur: MaskBlur,
+                            into out: UnsafeMutablePointer<Float>) {
         let plane = shape.h * shape.w
         let wpr = BitRows.wordsPerRow(shape.w)
         for ch in 0..<shape.c {
             if masks.planes == 1 && ch > 0 {
                 (out + ch * plane).update(from: out, count: plane)
             } else {
-                masks.withPlane(index, masks.planes == 1 ? 0 : ch) { blur!.blur($0, wordsPerRow: wpr, into: out + ch * plane, slot: ch) }
+                masks.withPlane(index, masks.planes == 1 ? 0 : ch) { blur.blur($0, wordsPerRow: wpr, into: out + ch * plane, slot: ch) }
             }
         }
     }

@@ -2,7 +2,7 @@
  * descriptor claims), FIXTURE_NAME, FIXTURE_SUMMARY and
  *     static quac_status attribute(const quac_plugin *, const quac_batch *, const quac_output_sink *);
  * then includes this file, which adds the descriptor, the instance (plugin_data keeps the host), the
- * factory and the exported entry. FIXTURE_ENTRY_ABI_MAJOR makes the entry claim another ABI major
+ * factory and the exported entry. FIXTURE_ON_CREATE names a function create() calls first. FIXTURE_ENTRY_ABI_MAJOR makes the entry claim another ABI major
  * version (and answer whatever the host asks); FIXTURE_FLAGS sets the descriptor's flags (default 0).
  * Only the ABI header is used: no SDK, no json-c. */
 #ifndef FIXTURE_ATTRIBUTOR_H
@@ -56,6 +56,9 @@ static quac_status create(const quac_plugin_factory *factory, const quac_host *h
     (void)factory;
     (void)params_json;
     *out = NULL;
+#ifdef FIXTURE_ON_CREATE
+    FIXTURE_ON_CREATE();
+#endif
     if (plugin_id == NULL || strcmp(plugin_id, descriptor.id) != 0) {
         host->set_error(host, "unknown plugin id");
         return QUAC_ERR_INVALID_ARGUMENT;

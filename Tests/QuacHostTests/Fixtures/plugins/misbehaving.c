@@ -1,16 +1,28 @@
 /* Test fixture: attributor org.quac.test.misbehaving, which misbehaves in attribute() as the
  * environment variable QUAC_TEST_MISBEHAVE says: "hang" (never returns), "exit0" (ends the process
  * with status 0), "abort", "segv", or "stderr" (writes 700 KB to stderr, then returns zeros like a
- * well-behaved attributor). Unset: well-behaved. The host must survive each (or, for "stderr", not
- * deadlock on the output). */
+ * well-behaved attributor); "create-segv" and "create-hang" do it in create() instead. Unset:
+ * well-behaved. The host must survive each (or, for "stderr", not deadlock on the output). */
 #define FIXTURE_ID "org.quac.test.misbehaving"
 #define FIXTURE_NAME "Misbehaving attributor (test fixture)"
 #define FIXTURE_SUMMARY "Hangs, exits, aborts, crashes or floods stderr inside attribute(), as QUAC_TEST_MISBEHAVE says"
+static void misbehave_on_create(void);
+#define FIXTURE_ON_CREATE misbehave_on_create
 #include "fixture_attributor.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
+
+static void misbehave_on_create(void) {
+    const char *mode = getenv("QUAC_TEST_MISBEHAVE");
+    if (mode != NULL && strcmp(mode, "create-hang") == 0) {
+        for (;;) pause();
+    } else if (mode != NULL && strcmp(mode, "create-segv") == 0) {
+        /* A real fault (raise() would let a handler that returns resume the call). */
+        *(volatile int *)NULL = 1;
+    }
+}
 
 #define attribute zeros_attribute
 #include "zeros_attribute.h"
