@@ -2,7 +2,8 @@
 #   make demo   builds in release and runs the demo: synthetic cells, a trained CNN, counterfactuals,
 #               every attribution method, every scorer (QuAC, insertion, deletion, infidelity,
 #               max-sensitivity, faithfulness, ROAD, the sanity check), the HTML report
-#   make test   runs the whole test suite (Swift tests, Python round trips, the C SDK's build)
+#   make test   runs the whole test suite (Swift tests, Python round trips, the C SDK's build, the
+#               TorchScript plugin when libtorch is installed)
 # Both install what they need on a fresh Debian machine (scripts/setup.sh).
 #   make fuzz   builds the libFuzzer harnesses (fuzz/) with AddressSanitizer and runs each reader of
 #               untrusted bytes for FUZZ_RUNS executions (fuzz/README.md)
@@ -36,11 +37,17 @@ setup:
 setup-test:
 	@bash scripts/setup.sh --test
 
+# The C++ TorchScript classifier plugin (libtorch) goes next to quac-host, like the Swift bundles;
+# without libtorch it is skipped with a message and everything else still builds.
+TORCHSCRIPT_PLUGIN = $(MAKE) -s -C Sources/Plugins/TorchScript OUT=$(CURDIR)/.build/$(1)
+
 build:
 	$(SWIFT) build
+	$(call TORCHSCRIPT_PLUGIN,debug)
 
 release:
 	$(SWIFT) build -c release
+	$(call TORCHSCRIPT_PLUGIN,release)
 
 sdk-check:
 	$(MAKE) -s -C SDK check BUILD_DIR=$(CURDIR)/.build-sdk-check
@@ -58,7 +65,8 @@ install-files:
 	    $(DESTDIR)$(PREFIX)/share/quac-host/plugins $(DESTDIR)$(PREFIX)/share/quac-host/schemas
 	install -m 755 $(PRODUCTS)/quac-host $(DESTDIR)$(PREFIX)/bin/quac-host
 	install -m 755 $(PRODUCTS)/libQuac*.so $(DESTDIR)$(PREFIX)/lib/quac-host/
-	install -m 644 Sources/Host/Resources/plugins/*.json $(DESTDIR)$(PREFIX)/share/quac-host/plugins/
+	install -m 644 Sources/Host/Resources/plugins/*.json Sources/Host/Resources/plugins/*.pt \
+	    $(DESTDIR)$(PREFIX)/share/quac-host/plugins/
 	install -m 644 Sources/Host/Resources/schemas/*.json $(DESTDIR)$(PREFIX)/share/quac-host/schemas/
 	$(MAKE) -s -C SDK install PREFIX=$(PREFIX) BUILD_DIR=$(CURDIR)/.build-sdk-install
 
@@ -70,7 +78,7 @@ clean:
 # FUZZ_CONFIG=release (the default) builds the harnesses optimized: 4-6x the executions per second of
 # FUZZ_CONFIG=debug, with the same overflow, bounds and sanitizer checks.
 FUZZ_RUNS ?= 1000000
-FUZZ_TARGETS ?= safetensors npy json manifest png tiff torch
+FUZZ_TARGETS ?= safetensors npy json manifest png tiff torch onnx
 FUZZ_CONFIG ?= release
 FUZZ_SCRATCH ?= $(CURDIR)/.build-fuzz$(if $(filter release,$(FUZZ_CONFIG)),-release)
 

@@ -12,7 +12,7 @@ let bundles = [
     pluginBundle("BasicModels", dependencies: ["COpenBLAS"]),
     pluginBundle("Attributions"),
     pluginBundle("Scorers"),
-    pluginBundle("EngineModels", dependencies: ["Engine", "MetaLearning", "LogicNetworks"]),
+    pluginBundle("EngineModels", dependencies: ["Engine", "MetaLearning", "LogicNetworks", "OnnxImport"]),
 ]
 
 let package = Package(
@@ -23,10 +23,12 @@ let package = Package(
         .library(name: "QuacCore", targets: ["QuacCore"]),
         .library(name: "QuacPluginKit", targets: ["QuacPluginKit"]),
         .library(name: "Engine", targets: ["Engine"]),
+        .library(name: "OnnxImport", targets: ["OnnxImport"]),
     ] + bundles.map(\.0),
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // The ABI: the one header host and plugins share.
@@ -74,6 +76,11 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-O2"], .when(configuration: .debug))]),
         .target(name: "Engine", dependencies: ["COpenBLAS", "EngineKernels", "QuacCore", "QuacPluginAPI"],
                 path: "Sources/Engine"),
+        // ONNX graphs into the engine's network description (quac-host import MODEL.onnx). onnx.pb.swift is
+        // generated from ONNX's schema by scripts/onnx/generate_swift.sh and committed.
+        .target(name: "OnnxImport", dependencies: ["QuacCore", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                path: "Sources/OnnxImport"),
+        .testTarget(name: "OnnxImportTests", dependencies: ["OnnxImport", "Engine"], path: "Tests/OnnxImportTests"),
         .testTarget(name: "EngineTests", dependencies: ["Engine"], path: "Tests/EngineTests", exclude: ["Golden"]),
         // Timings, not checks: the engine half of bench/engine_bench.sh (skipped unless QUAC_ENGINE_BENCH=1).
         .testTarget(name: "EngineBenchmarks", dependencies: ["Engine"], path: "bench/EngineBenchmarks"),

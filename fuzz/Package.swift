@@ -25,6 +25,7 @@ let package = Package(
         harness("tiff", core),
         harness("torch", core),
         harness("manifest", [.product(name: "QuacHost", package: "quac-host")]),
+        harness("onnx", core + [.product(name: "OnnxImport", package: "quac-host")]),
     ],
     swiftLanguageModes: [.v5]
 )

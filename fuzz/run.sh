@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs one libFuzzer target: fuzz/run.sh <target> [runs] [extra libFuzzer flags...]
-#   target: safetensors npy json manifest png tiff torch
+#   target: safetensors npy json manifest png tiff torch onnx
 # Builds nothing (make fuzz-build does). The working corpus starts from the committed seeds in
 # fuzz/corpus/<target> and grows in fuzz/work/<target>/corpus (git-ignored); crashes, leaks, timeouts
 # and out-of-memory inputs go to fuzz/work/<target>/artifacts; the log is fuzz/work/<target>/log.
@@ -17,6 +17,7 @@ case $target in
     safetensors|npy) max_len=4096 ;;
     json|manifest|png|tiff) max_len=8192 ;;
     torch) max_len=32768 ;;   # the zip seeds (cnn.pt is 21,885 bytes) must fit
+    onnx) max_len=24576 ;;    # the seeds (resnet_opset11.onnx is 22,317 bytes) must fit
     *) echo "unknown target $target" >&2; exit 2 ;;
 esac
 [ -x "$bin" ] || { echo "$bin missing: run make fuzz-build" >&2; exit 2; }

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building, testing and the demo need on a fresh Debian machine: the C libraries the
-# package links (OpenBLAS, libffi, json-c, libpng, libtiff) and, with --test, a Python virtual
+# package links (OpenBLAS, libffi, json-c, libpng, libtiff), libtorch for the TorchScript classifier plugin, and, with --test, a Python virtual
 # environment with numpy, safetensors and pandas for the round-trip and output tests (.venv-test),
 # chromium for the report's rendering test, strace for the durability test, cargo for the Rust
 # SDK's tests, .venv-torch (Debian's PyTorch, Captum) for the Captum-through-the-bridge tests and
@@ -10,8 +10,9 @@ cd "$(dirname "$0")/.."
 
 need=()
 # libpython3-dev and python3-numpy: the Python bridge plugin (SDK/python/bridge) embeds Debian's Python.
-for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc python3-venv \
-           libpython3-dev python3-numpy; do
+# libtorch-dev (and g++) build the TorchScript classifier plugin (org.quac.torchscript-classifier).
+for pkg in libopenblas-dev libffi-dev libjson-c-dev libpng-dev libtiff-dev pkg-config make gcc g++ python3-venv \
+           libpython3-dev python3-numpy libtorch-dev; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

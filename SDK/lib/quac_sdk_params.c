@@ -216,3 +216,39 @@ quac_status quac_sdk_param_string_copy(const quac_sdk_params *params, const char
     memcpy(buf, s, len + 1);
     return QUAC_OK;
 }
+
+quac_status quac_sdk_param_int64_list(const quac_sdk_params *params, const char *name, int64_t *out,
+                                      size_t capacity, size_t *count) {
+    json_object *value;
+    quac_status status = lookup(params, name, out, &value);
+    if (status != QUAC_OK) return status;
+    if (count == NULL) {
+        return quac_sdk_fail(params->host, QUAC_ERR_INTERNAL, "quac_sdk_param_int64_list: count must not be NULL");
+    }
+    *count = 0;
+    if (value == NULL) return QUAC_OK;
+    if (!json_object_is_type(value, json_type_array)) return type_error(params, name, "a list of integers", value);
+    size_t n = json_object_array_length(value);
+    if (n > capacity) {
+        return quac_sdk_fail(params->host, QUAC_ERR_INVALID_ARGUMENT,
+                             "parameter \"%s\": at most %zu integers, got %zu", name, capacity, n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_object *item = json_object_array_get_idx(value, i);
+        bool integral = json_object_is_type(item, json_type_int);
+        if (json_object_is_type(item, json_type_double)) {
+            double d = json_object_get_double(item);
+            integral = isfinite(d) && d == floor(d) && fabs(d) < 9007199254740992.0;
+        }
+        if (!integral) {
+            char got[80];
+            return quac_sdk_fail(params->host, QUAC_ERR_INVALID_ARGUMENT,
+                                 "parameter \"%s\": item %zu: expected an integer, got %s", name, i,
+                                 describe(item, got, sizeof got));
+        }
+        out[i] = json_object_is_type(item, json_type_int) ? json_object_get_int64(item)
+                                                           : (int64_t)json_object_get_double(item);
+    }
+    *count = n;
+    return QUAC_OK;
+}

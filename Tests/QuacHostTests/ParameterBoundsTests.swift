@@ -55,8 +55,13 @@ final class ParameterBoundsTests: XCTestCase {
                 for v in outside {
                     let value: JSONValue = type == "integer" && abs(v) < 9e15 ? .int(Int64(v)) : .double(v)
                     let count = max(s["minItems"]?.intValue ?? 1, 1)
-                    let params: JSONValue = [name: isList ? .array(Array(repeating: value, count: Int(count))) : value]
-                    XCTAssertThrowsError(try ResolvedPlugin.resolve(m, params: params, base: URL(fileURLWithPath: "/")), "\(m.id) \(name) = \(v)") { error in
+                    var params = JSONObject([(name, isList ? .array(Array(repeating: value, count: Int(count))) : value)])
+                    // Required parameters get valid values, so the one past its bound is what is refused.
+                    for key in m.parameters["required"]?.arrayValue?.compactMap(\.stringValue) ?? [] where key != name {
+                        let type = m.parameters["properties"]?[key]?["type"]?.stringValue
+                        params[key] = type == "array" ? [1] : type == "string" ? "required.file" : nil
+                    }
+                    XCTAssertThrowsError(try ResolvedPlugin.resolve(m, params: .object(params), base: URL(fileURLWithPath: "/")), "\(m.id) \(name) = \(v)") { error in
                         let message = "\(error)"
                         XCTAssertTrue(message.contains("/\(name)"), "\(m.id) \(name) = \(v): \(message)")
                     }

@@ -20,13 +20,18 @@ final class ParameterDefaultsTests: XCTestCase {
         let dir = try TestSupport.tempDir()
         let file = dir.appendingPathComponent("precomputed.safetensors")
         try Safetensors.write([("images", Inputs.uniform([2, 1, 8, 8], seed: 1)), ("counterfactuals", Inputs.uniform([2, 1, 8, 8], seed: 2))], to: file)
-        let required: [String: JSONValue] = ["org.quac.precomputed-converter": ["path": .string(file.path)]]
+        let torchscriptModel = TestSupport.builtinPlugins.appendingPathComponent("org.quac.torchscript-classifier.check.pt")
+        let required: [String: JSONValue] = ["org.quac.precomputed-converter": ["path": .string(file.path)],
+                                             "org.quac.torchscript-classifier": ["model": .string(torchscriptModel.path), "input_shape": [1, 8, 8]]]
+        // Built only where libtorch is installed (TorchScriptClassifierTests says so when it is absent).
+        let torchscriptBuilt = FileManager.default.fileExists(atPath: TestSupport.productsDir.appendingPathComponent("libQuacTorchScript.so").path)
         let context = RunContext()
         let helper = try PluginInstance(manifest: try registry.manifest(id: "org.quac.mlp-classifier"), run: context)
         context.classifier = helper
         var checked = 0
         for entry in registry.entries {
             let m = try XCTUnwrap(entry.manifest)
+            if m.id == "org.quac.torchscript-classifier", !torchscriptBuilt { continue }
             var given = Self.sizes[m.id]?.objectValue ?? JSONObject()
             for (k, v) in required[m.id]?.objectValue ?? JSONObject() { given[k] = v }
             let resolved = try ResolvedPlugin.resolve(m, params: .object(given), base: dir)

@@ -140,6 +140,14 @@ quac_status quac_sdk_param_string(const quac_sdk_params *params, const char *nam
 quac_status quac_sdk_param_string_copy(const quac_sdk_params *params, const char *name,
                                        const char *def, char *buf, size_t size);
 
+/* A JSON list of integers (each within int64, or a number with an integral value below 2^53), e.g.
+ * an input shape. Writes at most `capacity` values into out[] and their number into *count; absent or
+ * null gives *count = 0 and QUAC_OK. A value that is not a list, an item that is not an integer, or more
+ * than `capacity` items is QUAC_ERR_INVALID_ARGUMENT naming the parameter (and the item). count must
+ * not be NULL. */
+quac_status quac_sdk_param_int64_list(const quac_sdk_params *params, const char *name, int64_t *out,
+                                      size_t capacity, size_t *count);
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Tensors                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */

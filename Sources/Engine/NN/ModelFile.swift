@@ -12,7 +12,13 @@ import Foundation
 /// Parameter names follow PyTorch's nn.Sequential ("0.weight", "1.running_mean"). A "graph" wires
 /// named nodes: {"type": "graph", "output": "sum", "nodes": [
 ///     {"name": "a", "layer": {...}, "input": "input"}, {"name": "b", "layer": {...}},
-///     {"name": "sum", "op": "add", "inputs": ["a", "b"]}]}   (ops: add, mul, concat with "axis")
+///     {"name": "sum", "op": "add", "inputs": ["a", "b"]}]}   (ops: add, sub, mul, concat with "axis";
+/// add, sub and mul broadcast NumPy-style). A graph's "input_shape" and "num_classes", when present,
+/// describe what it was made for (`quac-host import` of an ONNX file records them); building ignores them.
+/// Layers without weights that reshape per sample (the batch dimension is kept): "reshape" with
+/// "shape" (per-sample sizes, one may be -1), "pad" with "pads" ([before, after] per sample
+/// dimension) and "value", "softmax" with "axis"; "constant" (a node whose value, the buffer
+/// "<node>.value" of shape "shape", does not depend on the input).
 /// An optional top-level "init": "kaiming_normal" draws conv and linear weights He-normal (fan-in)
 /// with zero biases, as StarGAN v2 does; otherwise PyTorch's default initialization is used.
 public enum ModelBuilder {
@@ -96,6 +102,7 @@ public enum ModelBuilder {
                     guard !inputs.isEmpty, inputs.allSatisfy(known.contains) else {
                         throw EngineError.badArchitecture("\(p): \"inputs\" must name earlier nodes")
                     }
+                    guard op == .concat || inputs.count >= 2 else { throw EngineError.badArchitecture("\(p): \(merge) needs two or more \"inputs\"") }
                     nodes.append((name, .merge(op, inputs: inputs, axis: Int(item["axis"]?.intValue ?? 1))))
                 } else {
                     guard let l = item["layer"] else { throw EngineError.badArchitecture("\(p): a node needs a \"layer\" or an \"op\"") }
@@ -165,6 +172,28 @@ public enum ModelBuilder {
             return Dropout(float("p", 0.5), seed: UInt64(try int("seed", 0)))
         case "identity":
             return Lambda(type) { $0 }
+        case "reshape":
+            guard let shape = spec["shape"]?.arrayValue?.compactMap(\.intValue).map(Int.init),
+                  shape.allSatisfy({ $0 >= 1 || $0 == -1 }), shape.filter({ $0 == -1 }).count <= 1 else {
+                throw EngineError.badArchitecture("\(path): reshape needs \"shape\", per-sample sizes (at most one -1)")
+            }
+            return Lambda(type) { $0.reshape([$0.shape[0]] + shape) }
+        case "pad":
+            let pads = spec["pads"]?.arrayValue?.map { $0.arrayValue?.compactMap(\.intValue).map(Int.init) ?? [] } ?? []
+            guard !pads.isEmpty, pads.allSatisfy({ $0.count == 2 && $0[0] >= 0 && $0[1] >= 0 }) else {
+                throw EngineError.badArchitecture("\(path): pad needs \"pads\", a non-negative [before, after] per sample dimension")
+            }
+            let value = float("value", 0)
+            return Lambda(type) { $0.pad([(0, 0)] + pads.map { ($0[0], $0[1]) }, value: value) }
+        case "softmax":
+            let axis = try int("axis", -1)
+            return Lambda(type) { $0.softmax(axis: axis) }
+        case "constant":
+            guard let shape = spec["shape"]?.arrayValue?.compactMap(\.intValue).map(Int.init) else {
+                throw EngineError.badArchitecture("\(path): constant needs a \"shape\"")
+            }
+            try fits(path, shape.enumerated().map { ("shape[\($0.offset)]", $0.element) })
+            return Constant(NDArray.zeros(shape))
         default:
             if let make = factory(type) { return try make(spec, &rng, mode == .kaimingNormal) }
             throw EngineError.badArchitecture("\(path): unknown layer type \"\(type)\"")

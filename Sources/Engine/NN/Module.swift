@@ -283,6 +283,15 @@ public final class Lambda: Module, @unchecked Sendable {
     public override func forward(_ x: Var) -> Var { body(x) }
 }
 
+/// A value that does not depend on the input (an ONNX initializer used as an operand): the buffer
+/// "value", saved and loaded with the weights, no gradient.
+public final class Constant: Module, @unchecked Sendable {
+    public let value: NDArray
+    public init(_ value: NDArray) { self.value = value }
+    public override func forward(_ x: Var) -> Var { Var(value) }
+    public override var localBuffers: [(String, NDArray)] { [("value", value)] }
+}
+
 /// Dropout whose masks come from (seed, call number), so a checkpoint's call count is all it takes to
 /// resume the same sequence of masks.
 public final class Dropout: Module, @unchecked Sendable {
@@ -345,7 +354,7 @@ public final class Residual: Module, @unchecked Sendable {
 /// chain (skip connections, concatenations). Nodes run in the order given; each reads earlier nodes
 /// (or the input, named "input") by name; the parameters of a node's layer are named "<node>.<param>".
 public final class Graph: Module, @unchecked Sendable {
-    public enum Merge: String, Sendable { case add, mul, concat }
+    public enum Merge: String, Sendable { case add, sub, mul, concat }
     public enum Step {
         case layer(Module, input: String)
         case merge(Merge, inputs: [String], axis: Int)
@@ -367,6 +376,7 @@ public final class Graph: Module, @unchecked Sendable {
                 let vs = inputs.map { values[$0]! }
                 switch op {
                 case .add: values[name] = vs.dropFirst().reduce(vs[0], +)
+                case .sub: values[name] = vs.dropFirst().reduce(vs[0], -)
                 case .mul: values[name] = vs.dropFirst().reduce(vs[0], *)
                 case .concat: values[name] = Var.concat(vs, axis: axis)
                 }

@@ -1,5 +1,6 @@
 import Engine
 import Foundation
+import OnnxImport
 import QuacPluginKit
 
 /// A convolutional classifier on the engine: QuAC's VGG-style network by default (or any ModelFile
@@ -29,7 +30,18 @@ final class CNNClassifier: ClassifierPlugin {
         self.parameters = parameters
         let shape: [Int], classes: Int
         _ = try Settings(parameters)   // training settings are checked when the instance is made
-        if let custom = parameters.optional("architecture") {
+        let weightsPath = try parameters.optionalString("weights"), stateDictPath = try parameters.optionalString("state_dict")
+        let onnxPath = try parameters.optionalString("onnx")
+        var onnxWeights: [(String, Tensor)]?
+        if let onnxPath {
+            guard parameters.optional("architecture") == nil, weightsPath == nil, stateDictPath == nil else {
+                throw PluginError.invalid("onnx gives the network and its weights: leave out architecture, weights and state_dict")
+            }
+            let conversion = try Self.convertONNX(onnxPath)
+            architecture = conversion.architecture
+            (shape, classes) = (conversion.inputShape, conversion.numClasses)
+            onnxWeights = conversion.weights
+        } else if let custom = parameters.optional("architecture") {
             guard custom.objectValue != nil else { throw PluginError.invalid("architecture must be a JSON object (a ModelFile network description)") }
             architecture = custom
             shape = try parameters.ints("input_shape")
@@ -39,24 +51,37 @@ final class CNNClassifier: ClassifierPlugin {
             classes = try parameters.int("num_classes")
         } else {
             let name = try parameters.string("preset")
-            guard name == "vgg" else { throw PluginError.invalid("unknown preset \"\(name)\" (known: vgg)") }
-            let preset = try CNNArchitecture.preset(parameters)
-            architecture = CNNArchitecture.vgg(preset)
-            (shape, classes) = (preset.inputShape, preset.numClasses)
+            switch name {
+            case "vgg":
+                let preset = try CNNArchitecture.preset(parameters)
+                architecture = CNNArchitecture.vgg(preset)
+                (shape, classes) = (preset.inputShape, preset.numClasses)
+            case "file":
+                guard let weightsPath else { throw PluginError.invalid("preset \"file\" takes the network from the model file: give weights") }
+                (architecture, shape, classes) = try Self.describedNetwork(weightsPath)
+            default:
+                throw PluginError.invalid("unknown preset \"\(name)\" (known: vgg, file)")
+            }
         }
         spec = ClassifierSpec(numClasses: classes, sampleShape: shape)
         do {
             // Weights from a file replace every parameter (loadStateDict is strict): no need to draw them first.
             model = try ModelBuilder.build(architecture, seed: UInt64(try parameters.int("seed")),
-                                           initialize: parameters.optional("weights") == nil && parameters.optional("state_dict") == nil)
+                                           initialize: weightsPath == nil && stateDictPath == nil && onnxPath == nil)
         } catch { throw PluginError.invalid("architecture: \(error)") }
         model.eval()
-        if try parameters.optionalString("weights") != nil, try parameters.optionalString("state_dict") != nil {
+        if weightsPath != nil, stateDictPath != nil {
             throw PluginError.invalid("give weights (a model file of this plugin) or state_dict (a PyTorch state dict), not both")
         }
-        if let path = try parameters.optionalString("weights") {
+        if let onnxWeights, let onnxPath {
+            var arrays: [String: NDArray] = [:]
+            for (name, t) in onnxWeights { arrays[name] = NDArray(t) }
+            do { try model.loadStateDict(arrays) } catch { throw PluginError.invalid("onnx \(onnxPath): \(error)") }
+            model.eval()
+            try probe()
+        } else if let path = weightsPath {
             try loadWeights(URL(fileURLWithPath: path))
-        } else if let path = try parameters.optionalString("state_dict") {
+        } else if let path = stateDictPath {
             try loadStateDict(URL(fileURLWithPath: path))
             try probe()
         } else {
@@ -77,6 +102,34 @@ final class CNNClassifier: ClassifierPlugin {
     }
 
     var supportsModifiedBackward: Bool { true }
+
+    /// An ONNX file as the engine's network (OnnxImport): its architecture, weights, input shape and
+    /// class count. Any operator or attribute the engine lacks stops it, naming the node.
+    private static func convertONNX(_ path: String) throws -> OnnxConversion {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe) } catch {
+            throw PluginError.io("onnx \(path): cannot read the file (\(error.localizedDescription))")
+        }
+        do { return try OnnxConverter.convert(data) } catch {
+            throw PluginError.invalid("onnx \(path): \(error)")
+        }
+    }
+
+    /// The network a model file describes (its architecture, input_shape and num_classes metadata), for
+    /// preset "file": an imported ONNX network runs from its model file without repeating its architecture.
+    private static func describedNetwork(_ path: String) throws -> (JSONValue, [Int], Int) {
+        let file: SafetensorsFile
+        do { file = try Safetensors.read(URL(fileURLWithPath: path)) } catch { throw PluginError.io("weights \(path): \(error)") }
+        guard let text = file.metadata[ModelFile.architectureKey], let arch = try? JSONParser.parse(text), arch.objectValue != nil else {
+            throw PluginError.io("weights \(path): no architecture in the file's metadata (not a model file of this plugin)")
+        }
+        guard let shapeText = file.metadata["input_shape"], let shape = try? JSONParser.parse(shapeText).arrayValue?.compactMap(\.intValue).map(Int.init),
+              !shape.isEmpty, shape.allSatisfy({ $0 >= 1 }),
+              let classes = file.metadata["num_classes"].flatMap(Int.init), classes >= 1 else {
+            throw PluginError.io("weights \(path): no input_shape and num_classes in the file's metadata")
+        }
+        return (arch, shape, classes)
+    }
 
     /// One zero sample through the network: the architecture must accept input_shape and give
     /// num_classes logits (a custom architecture is only known to fit once it ran).
