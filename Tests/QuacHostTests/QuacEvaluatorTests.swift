@@ -18,7 +18,12 @@ final class QuacEvaluatorTests: XCTestCase {
         init(_ inner: PluginInstance) { self.inner = inner }
         var label: String { inner.label }
         func info() throws -> ClassifierInfo { try inner.info() }
-        func rawForward(_ x: Tensor) throws -> Tensor { rows += x.shape[0]; calls += 1; return try inner.rawForward(x) }
+        /// The evaluator calls the classifier from several threads; the counts must not lose any.
+        let lock = NSLock()
+        func rawForward(_ x: Tensor) throws -> Tensor {
+            lock.withLock { rows += x.shape[0]; calls += 1 }
+            return try inner.rawForward(x)
+        }
         func rawVJP(_ x: Tensor, gradLogits: Tensor, wantLogits: Bool) throws -> (logits: Tensor?, gradX: Tensor) {
             try inner.rawVJP(x, gradLogits: gradLogits, wantLogits: wantLogits)
         }

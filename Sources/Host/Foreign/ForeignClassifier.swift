@@ -77,7 +77,12 @@ public final class ForeignClassifier: Classifier, @unchecked Sendable {
         ClassifierInfo(numClasses: spec.numClasses, sampleShape: spec.inputShape, hasVJP: false, hasModifiedBackward: false)
     }
 
+    /// A C function makes no promise about concurrent calls: the host serialises them (the ABI's
+    /// promise for classifier services), as it does for a plugin that is not reentrant.
+    private let callLock = NSLock()
+
     public func rawForward(_ x: Tensor) throws -> Tensor {
+        callLock.lock(); defer { callLock.unlock() }
         let n = x.shape[0]
         let logits = Tensor(zeros: [n, spec.numClasses])
         guard n > 0 else { return logits }

@@ -61,8 +61,9 @@ final class QuacEvaluatorScorer: ScorerPlugin {
             throw PluginError.invalid("target \(t) of sample \(s) is outside [0, \(classes))")
         }
         // Samples are spread over the host's threads, each worker with its own scratch objects; every
-        // sample's numbers are computed exactly as alone (classifier calls are serialised), so scores
-        // are the same bit for bit for any thread count.
+        // sample's numbers are computed exactly as alone, so scores are the same bit for bit for any
+        // thread count. Classifier calls may overlap: the host serialises them for a classifier that
+        // is not reentrant.
         let workers = max(1, min(PluginThreads.count, n))
         if scratch.first.map({ $0.closing.width != w || $0.closing.height != h }) ?? false { scratch = [] }
         while scratch.count < workers {
@@ -77,7 +78,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
         let results = UnsafeMutableBufferPointer<Result<SampleResult, Error>?>.allocate(capacity: n)
         results.initialize(repeating: nil)
         defer { results.deinitialize(); results.deallocate() }
-        let lock = NSLock(), forwardLock = NSLock()
+        let lock = NSLock()
         var next = 0, done = 0
         let scratch = self.scratch
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -89,7 +90,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
                     return try evaluate(x: x.floats.baseAddress! + s * sampleSize, cf: cf.floats.baseAddress! + s * sampleSize,
                                         map: map.floats.baseAddress! + s * sampleSize, target: Int(targets[s]),
                                         shape: (c, h, w), sampleShape: sampleShape, classes: classes,
-                                        scratch: scratch[worker], forwardLock: forwardLock,
+                                        scratch: scratch[worker],
                                         mask: masks.floats.baseAddress! + s * sampleSize,
                                         hybrid: hybrids.floats.baseAddress! + s * sampleSize)
                 }
@@ -126,7 +127,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     /// the hybrid at the optimal threshold to `mask` and `hybrid`.
     private func evaluate(x: UnsafePointer<Float>, cf: UnsafePointer<Float>, map: UnsafePointer<Float>, target: Int,
                           shape: (c: Int, h: Int, w: Int), sampleShape: [Int], classes: Int,
-                          scratch: (closing: BinaryClosing, blur: MaskBlur), forwardLock: NSLock,
+                          scratch: (closing: BinaryClosing, blur: MaskBlur),
                           mask: UnsafeMutablePointer<Float>, hybrid: UnsafeMutablePointer<Float>) throws -> SampleResult {
         let (c, h, w) = shape
         let sampleSize = c * h * w
@@ -152,7 +153,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
                     Self.hybrid(x: x, cf: cf, mask: softMask, count: sampleSize, into: dst)
                 }
             }
-            let logits = try forwardLock.withLock { try host.classifierForward(input) }
+            let logits = try host.classifierForward(input)
             guard logits.dtype == .float32, logits.shape == [count, classes] else {
                 throw PluginError.invalid("classifier returned logits of shape \(logits.shape), expected [\(count), \(classes)]")
             }
