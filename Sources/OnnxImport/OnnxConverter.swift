@@ -399,31 +399,38 @@ struct Converter {
         try ctx.only(["kernel_shape", "strides", "pads", "dilations", "group", "auto_pad"])
         let node = ctx.node
         var x = try tensor(node.input[0], ctx)
-        let (c, h, w) = try spatial(ctx, x.shape)
-        let weight = try constant(node.input[1], ctx, "the weight")
-        guard ctx.int("group", 1) == 1 else { throw ctx.fail("attribute group = \(ctx.int("group", 1)) is not supported (1 is)") }
-        guard weight.shape.count == 4, weight.shape[1] == c, weight.shape[2] == weight.shape[3] else {
-            throw ctx.fail("weight of shape \(weight.shape) is not supported for \(c) input channels (square kernels are)")
-        }
-        let k = weight.shape[2], out = weight.shape[0]
-        if let ks = ctx.ints("kernel_shape"), ks != [k, k] { throw ctx.fail("kernel_shape \(ks) disagrees with the weight \(weight.shape)") }
+        let (c, _, _) = try spatial(ctx, x.shape)
+        let (k, out, weights) = try convWeights(ctx, channels: c, channelAxis: 1)
         let s = try square(ctx, "strides", 1), d = try square(ctx, "dilations", 1)
         var ((t, b), (l, r)) = try pads2d(ctx)
         if !(t == b && l == r && t == l) {
             x = padFirst(ctx, x, ((t, b), (l, r)))
             (t, b, l, r) = (0, 0, 0, 0)
         }
-        let (hp, wp) = x.shape.count == 3 ? (x.shape[1], x.shape[2]) : (h, w)
-        let oh = (hp + 2 * t - d * (k - 1) - 1) / s + 1, ow = (wp + 2 * t - d * (k - 1) - 1) / s + 1
+        let (hp, wp) = (x.shape[1], x.shape[2])
+        let oh = (hp + 2 * t - d * (k - 1) - 1) / s + 1, ow = (wp + 2 * l - d * (k - 1) - 1) / s + 1
         guard oh >= 1, ow >= 1 else { throw ctx.fail("the input \(x.shape) is smaller than the kernel") }
+        layer(ctx, ["type": "conv2d", "in": .int(Int64(c)), "out": .int(Int64(out)), "kernel": .int(Int64(k)),
+                    "stride": .int(Int64(s)), "padding": .int(Int64(t)), "dilation": .int(Int64(d)), "bias": .bool(weights.count == 2)],
+              input: x.node, shape: [out, oh, ow], weights: weights)
+    }
+
+    /// A (transposed) convolution's weight and bias, checked: one group, square kernels, input channels
+    /// on `channelAxis` of the weight (1 for Conv, 0 for ConvTranspose), kernel_shape agreeing.
+    func convWeights(_ ctx: NodeContext, channels c: Int, channelAxis: Int) throws -> (k: Int, out: Int, weights: [(String, OnnxConstant)]) {
+        let weight = try constant(ctx.node.input[1], ctx, "the weight")
+        guard ctx.int("group", 1) == 1 else { throw ctx.fail("attribute group = \(ctx.int("group", 1)) is not supported (1 is)") }
+        guard weight.shape.count == 4, weight.shape[channelAxis] == c, weight.shape[2] == weight.shape[3] else {
+            throw ctx.fail("weight of shape \(weight.shape) is not supported for \(c) input channels (square kernels are)")
+        }
+        let k = weight.shape[2], out = weight.shape[1 - channelAxis]
+        if let ks = ctx.ints("kernel_shape"), ks != [k, k] { throw ctx.fail("kernel_shape \(ks) disagrees with the weight \(weight.shape)") }
         var weights = [("weight", weight)]
         if let bias = try optionalConstant(ctx, 2, "the bias") {
             guard bias.count == out else { throw ctx.fail("bias of \(bias.count) values for \(out) channels") }
             weights.append(("bias", OnnxConstant(shape: [out], values: bias.values, isInteger: false)))
         }
-        layer(ctx, ["type": "conv2d", "in": .int(Int64(c)), "out": .int(Int64(out)), "kernel": .int(Int64(k)),
-                    "stride": .int(Int64(s)), "padding": .int(Int64(t)), "dilation": .int(Int64(d)), "bias": .bool(weights.count == 2)],
-              input: x.node, shape: [out, oh, ow], weights: weights)
+        return (k, out, weights)
     }
 
     mutating func convTranspose(_ ctx: NodeContext) throws {
@@ -431,23 +438,15 @@ struct Converter {
         let node = ctx.node
         let x = try tensor(node.input[0], ctx)
         let (c, h, w) = try spatial(ctx, x.shape)
-        let weight = try constant(node.input[1], ctx, "the weight")
-        guard ctx.int("group", 1) == 1 else { throw ctx.fail("attribute group = \(ctx.int("group", 1)) is not supported (1 is)") }
-        guard weight.shape.count == 4, weight.shape[0] == c, weight.shape[2] == weight.shape[3] else {
-            throw ctx.fail("weight of shape \(weight.shape) is not supported for \(c) input channels (square kernels are)")
-        }
-        let k = weight.shape[2], out = weight.shape[1]
+        let (k, out, weights) = try convWeights(ctx, channels: c, channelAxis: 0)
         let s = try square(ctx, "strides", 1)
         guard try square(ctx, "dilations", 1) == 1 else { throw ctx.fail("dilations other than 1 are not supported") }
         let op = try square(ctx, "output_padding", 0, minimum: 0)
         let ((t, b), (l, r)) = try pads2d(ctx)
         guard t == b, l == r, t == l else { throw ctx.fail("pads \(ctx.ints("pads") ?? []) are not supported (the same on every side is)") }
         let oh = (h - 1) * s - 2 * t + k + op, ow = (w - 1) * s - 2 * t + k + op
-        guard oh >= 1, ow >= 1 else { throw ctx.fail("empty output") }
-        var weights = [("weight", weight)]
-        if let bias = try optionalConstant(ctx, 2, "the bias") {
-            guard bias.count == out else { throw ctx.fail("bias of \(bias.count) values for \(out) channels") }
-            weights.append(("bias", OnnxConstant(shape: [out], values: bias.values, isInteger: false)))
+        guard oh >= 1, ow >= 1 else {
+            throw ctx.fail("the input \(x.shape) gives an empty output (\(oh)x\(ow)) with kernel \(k), stride \(s), pads \(t)")
         }
         layer(ctx, ["type": "conv_transpose2d", "in": .int(Int64(c)), "out": .int(Int64(out)), "kernel": .int(Int64(k)),
                     "stride": .int(Int64(s)), "padding": .int(Int64(t)), "output_padding": .int(Int64(op)),

@@ -68,13 +68,20 @@ static int arg(PyObject *obj, const char *what, arg_tensor *a, int float_only) {
     return bridge_describe(obj, float_only, what, &a->t, a->shape, &a->keep) == 0 ? 0 : -1;
 }
 
+/* A required array: None is a TypeError naming the argument (arg() calls it absent). */
+static int required(PyObject *obj, const char *what, arg_tensor *a) {
+    int r = arg(obj, what, a, 1);
+    if (r == 1) PyErr_Format(PyExc_TypeError, "%s: an array is required, not None", what);
+    return r == 0 ? 0 : -1;
+}
+
 static PyObject *host_forward(HostObject *self, PyObject *args, PyObject *kw) {
     if (gone(self)) return NULL;
     static char *names[] = {"x", NULL};
     PyObject *x_obj;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O:forward", names, &x_obj)) return NULL;
     arg_tensor x;
-    if (arg(x_obj, "x", &x, 1) != 0) return NULL;
+    if (required(x_obj, "x", &x) != 0) return NULL;
     quac_managed_tensor *logits = NULL;
     quac_status status;
     Py_BEGIN_ALLOW_THREADS
@@ -92,8 +99,8 @@ static PyObject *host_vjp(HostObject *self, PyObject *args, PyObject *kw) {
     int want_logits = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|p:vjp", names, &x_obj, &g_obj, &want_logits)) return NULL;
     arg_tensor x, g;
-    if (arg(x_obj, "x", &x, 1) != 0) return NULL;
-    if (arg(g_obj, "grad_logits", &g, 1) != 0) { Py_DECREF(x.keep); return NULL; }
+    if (required(x_obj, "x", &x) != 0) return NULL;
+    if (required(g_obj, "grad_logits", &g) != 0) { Py_DECREF(x.keep); return NULL; }
     quac_managed_tensor *logits = NULL, *grad = NULL;
     quac_status status;
     Py_BEGIN_ALLOW_THREADS
@@ -120,8 +127,8 @@ static PyObject *host_vjp_rule(HostObject *self, PyObject *args, PyObject *kw) {
     else if (strcmp(rule_name, "guided_backprop") == 0) rule = QUAC_RULE_GUIDED_BACKPROP;
     else return PyErr_Format(PyExc_ValueError, "vjp_rule: unknown rule \"%s\" (deeplift, guided_backprop)", rule_name);
     arg_tensor x, g, b;
-    if (arg(x_obj, "x", &x, 1) != 0) return NULL;
-    if (arg(g_obj, "grad_logits", &g, 1) != 0) { Py_DECREF(x.keep); return NULL; }
+    if (required(x_obj, "x", &x) != 0) return NULL;
+    if (required(g_obj, "grad_logits", &g) != 0) { Py_DECREF(x.keep); return NULL; }
     int has_b = arg(b_obj, "baseline", &b, 1);
     if (has_b < 0) { Py_DECREF(x.keep); Py_DECREF(g.keep); return NULL; }
     quac_managed_tensor *grad = NULL;
@@ -143,7 +150,7 @@ static PyObject *host_convert(HostObject *self, PyObject *args, PyObject *kw) {
     unsigned long long seed = 0;
     if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|OK:convert", names, &x_obj, &t_obj, &r_obj, &seed)) return NULL;
     arg_tensor x, t, r;
-    if (arg(x_obj, "x", &x, 1) != 0) return NULL;
+    if (required(x_obj, "x", &x) != 0) return NULL;
     PyObject *t64 = PyArray_FROMANY(t_obj, NPY_INT64, 1, 1, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED);
     if (t64 == NULL || arg(t64, "target", &t, 0) != 0) { Py_XDECREF(t64); Py_DECREF(x.keep); return NULL; }
     Py_DECREF(t64);

@@ -282,7 +282,7 @@ public final class PipelineRunner {
         }
 
         // Classifier (created by the worker first, when it is already started: see awaitWorker).
-        try awaitWorker(manifest.classifierPointer, started: false)
+        try awaitWorker(manifest.classifierPointer, startIfNeeded: false)
         let classifier = try makeClassifier(classifierUse, state)
         context.classifier = classifier
         state.classifier = classifier
@@ -321,7 +321,7 @@ public final class PipelineRunner {
         }
 
         // Every other plugin, created (and checked against the run) before any work starts.
-        try awaitWorker(nil, started: true)
+        try awaitWorker(nil, startIfNeeded: true)
         for (use, _) in manifest.pluginUses where use.pointer != "/classifier" {
             try checkRequirements(resolved[use.pointer]!.manifest, use: use, classifierInfo: info)
             state.instances[use.pointer] = try create(use)
@@ -466,11 +466,11 @@ public final class PipelineRunner {
     /// With process isolation, waits until the worker has created the plugin use at `pointer` (nil:
     /// all of them) before this process creates it: a plugin that crashes, exits or hangs while being
     /// created then stops the run with its name and what happened, instead of killing it. Only a
-    /// worker already started (`started: false`) is waited for; the classifier trained first is
+    /// worker already started is waited for unless `startIfNeeded`; the classifier trained first is
     /// created and trained in this process, before any worker.
-    private func awaitWorker(_ pointer: String?, started: Bool) throws {
+    private func awaitWorker(_ pointer: String?, startIfNeeded: Bool) throws {
         guard case .process(_, _, let timeout) = isolation, !isWorker, let worker = stageWorker(),
-              started || worker.isStarted else { return }
+              startIfNeeded || worker.isStarted else { return }
         let uses = manifest.pluginUses.map(\.0)
         func use(_ p: String?) -> PipelineManifest.PluginUse? { uses.first { $0.pointer == p } }
         let failure = try worker.awaitCreated(pointer, timeout: { use($0)?.timeout ?? timeout }) { [context] in context.isCancelled }

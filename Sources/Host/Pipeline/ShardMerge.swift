@@ -109,6 +109,10 @@ public enum ShardMerge {
                 problems.append("\(c.name) (its \(Shard.recordFile) is not that of shard \(i) of \(n))")
                 continue
             }
+            guard record["samples"]?.intValue != nil, record["files"]?.arrayValue != nil else {
+                problems.append("\(c.name) (its \(Shard.recordFile) lacks \"samples\" or \"files\")")
+                continue
+            }
             members.append(Member(shard: try Shard(index: i, count: n), root: root, rows: Int(r[0])..<Int(r[1]), record: record))
         }
         guard problems.isEmpty else {
@@ -228,19 +232,25 @@ public enum ShardMerge {
                 throw fail(output, m, file, "scorer \(name) has another fingerprint than in \(members[0].name)")
             }
         }
+        // The scores as the unsharded run takes them: from the "score" tensor, in sample order. Read
+        // here, with the other checks, so that nothing is written when one cannot be read.
+        var scoresOf: [String: [Double]] = [:]
+        for (name, entry) in scorers {
+            let tensors = entry["tensors"]?.stringValue ?? ""
+            var scores: [Double] = []
+            for m in members {
+                guard let f = try? Safetensors.read(m.root.appendingPathComponent(tensors)) else {
+                    throw fail(output, m, file, "scorer \(name) names \(tensors), which cannot be read")
+                }
+                scores += ScoreStage.scores(f.names.map { ($0, f.tensors[$0]!) })
+            }
+            scoresOf[name] = scores
+        }
         return {
             var merged = first
             var entries = JSONObject()
             for (name, entry) in scorers {
-                // The scores as the unsharded run takes them: from the "score" tensor, in sample order.
-                let tensors = entry["tensors"]?.stringValue ?? ""
-                var scores: [Double] = []
-                for m in members {
-                    guard let f = try? Safetensors.read(m.root.appendingPathComponent(tensors)) else {
-                        throw fail(output, m, file, "scorer \(name) names \(tensors), which cannot be read")
-                    }
-                    scores += ScoreStage.scores(f.names.map { ($0, f.tensors[$0]!) })
-                }
+                let scores = scoresOf[name] ?? []
                 let extras = docs.map { doc -> JSONObject? in
                     var extra = JSONObject()
                     for (k, v) in doc["scorers"]?[name]?.objectValue ?? JSONObject() where !ScoreStage.entryKeys.contains(k) { extra[k] = v }
@@ -249,7 +259,7 @@ public enum ShardMerge {
                 let extra = JSONMerge.batches(extras, sizes: members.map(\.rows.count))
                 entries[name] = .object(ScoreStage.entry(plugin: entry["plugin"]?.stringValue ?? "", better: entry["better"]?.stringValue ?? "",
                                                          fingerprint: entry["fingerprint"]?.stringValue ?? "", scores: scores,
-                                                         extra: extra, tensorFile: tensors))
+                                                         extra: extra, tensorFile: entry["tensors"]?.stringValue ?? ""))
             }
             merged["scorers"] = .object(entries)
             try AtomicFile.write(JSONValue.object(merged).serialized(pretty: true) + "\n", to: output.appendingPathComponent(file))

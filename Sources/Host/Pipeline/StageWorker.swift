@@ -129,14 +129,19 @@ public final class StageWorker {
                 try fail(label, p)
             case .idle:
                 if Date().timeIntervalSince(lastNews) >= timeout {
-                    kill(p.processIdentifier, SIGKILL)
-                    p.waitUntilExit()
-                    _ = errors?.finish()
-                    process = nil
+                    killWorker(p)
                     throw QuacError("\(label): no batch finished for \(JSONLineReader.seconds(timeout)): the worker was killed (a plugin hangs, or needs a longer --timeout)")
                 }
             }
         }
+    }
+
+    /// Kills the worker (hung, or the run was cancelled) and reaps it; the next unit starts a fresh one.
+    private func killWorker(_ p: Process) {
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+        _ = errors?.finish()
+        process = nil
     }
 
     /// A plugin that crashed, ended the process or hung while the worker created it.
@@ -157,10 +162,7 @@ public final class StageWorker {
         var lastNews = Date()
         while !there() {
             if cancelled() {
-                kill(p.processIdentifier, SIGKILL)
-                p.waitUntilExit()
-                _ = errors?.finish()
-                process = nil
+                killWorker(p)
                 throw QuacError.cancelled
             }
             switch output?.next(wait: 0.25) ?? .end {
@@ -189,10 +191,7 @@ public final class StageWorker {
             case .idle:
                 let limit = timeout(creating)
                 if Date().timeIntervalSince(lastNews) >= limit {
-                    kill(p.processIdentifier, SIGKILL)
-                    p.waitUntilExit()
-                    _ = errors?.finish()
-                    process = nil
+                    killWorker(p)
                     return CreationFailure(pointer: creating ?? pointer ?? "", reason: "was not created after \(JSONLineReader.seconds(limit)) (the worker creating it was killed; a plugin hangs, or needs a longer timeout)")
                 }
             }
