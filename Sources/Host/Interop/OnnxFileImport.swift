@@ -18,7 +18,7 @@ public enum OnnxFileImport {
         guard manifest.parameters["properties"]?["onnx"]?["format"]?.stringValue == "path" else {
             throw QuacError("\(pluginID) cannot import ONNX files: its parameters have no \"onnx\" path (\(manifest.url.path))")
         }
-        guard manifest.trainable else { throw QuacError("\(pluginID) cannot import ONNX files: it does not save models") }
+        guard manifest.trainable else { throw QuacError("\(pluginID) cannot import ONNX files: it does not save models (\(manifest.url.path))") }
         guard var p = params.objectValue else { throw QuacError("--params: expected a JSON object") }
         for key in ["onnx", "weights", "state_dict", "architecture"] where p[key] != nil {
             throw QuacError("--params: leave out \(key): the ONNX file is the network and its weights")
