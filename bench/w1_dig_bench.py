@@ -24,6 +24,7 @@ and fails if quac-host is clearly further from it than Captum's float32 result i
 """
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -137,12 +138,21 @@ def main():
     out_file = os.path.join(tmp, "run", "attributions", "dig.safetensors")
     timing_file = os.path.join(tmp, "run", "timings", "dig.json")
 
+    peak_rss = []  # MiB, quac-host runs in one process (--isolation none)
+
     def run_host(isolation="process"):
         shutil.rmtree(os.path.join(tmp, "run", "attributions"), ignore_errors=True)
         shutil.rmtree(os.path.join(tmp, "run", "timings"), ignore_errors=True)
         t0 = time.perf_counter()
-        subprocess.run([host, "run", "pipeline.json", "-q", "--isolation", isolation], cwd=tmp, env=env, check=True, stdout=subprocess.DEVNULL)
+        p = subprocess.Popen([host, "run", "pipeline.json", "-q", "--isolation", isolation], cwd=tmp, env=env,
+                             stdout=subprocess.DEVNULL)
+        _, status, usage = os.wait4(p.pid, 0)  # this child's own peak memory
+        p.returncode = os.waitstatus_to_exitcode(status)
         whole = time.perf_counter() - t0
+        if p.returncode != 0:
+            raise SystemExit(f"quac-host run exited with {p.returncode}")
+        if isolation == "none":
+            peak_rss.append(usage.ru_maxrss / 1024.0)
         with open(timing_file) as f:  # the stage's own seconds
             return float(json.load(f)["seconds"]), whole
 
@@ -174,6 +184,31 @@ def main():
         captum()
         times.append(time.perf_counter() - t0)
     captum_s = float(np.median(times))
+    # This process's peak so far: Python, torch, Captum, the model and the attribution calls (the
+    # float64 reference below comes after).
+    captum_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+    # The physical limit: the network's multiply-adds at the machine's sgemm rate, measured now.
+    # D-IG costs n x steps forward passes and as many input gradients (about a forward's FLOPs each),
+    # plus the convergence check's forward passes of x and x_cf.
+    flops_forward, c, side = 0, 1, 128
+    for out in CHANNELS:
+        flops_forward += 2 * 9 * (c * out + out * out) * side * side
+        c, side = out, side // 2
+    width = c * side * side
+    for units in FC + [2]:
+        flops_forward += 2 * width * units
+        width = units
+    flops = flops_forward * (2 * n * steps + 2 * n)
+    a, b = torch.rand(2048, 2048), torch.rand(2048, 2048)
+    torch.mm(a, b)
+    rates = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        rates.append(2 * 2048 ** 3 / (time.perf_counter() - t0))
+    sgemm = float(np.median(rates))
+    limit_s = flops / sgemm
 
     # Both are float32 computations of a rough integrand (random images through an untrained ReLU
     # network: rounding flips ReLU and max-pool decisions at some path points), so they are also
@@ -203,6 +238,12 @@ def main():
     print(f"  Captum {__import__('captum').__version__} on torch {torch.__version__}:  {captum_s:7.3f} s = {n / captum_s:6.2f} images/s")
     print(f"  ratio (quac-host / Captum images/s): {captum_s / host_s:.2f}x   (target: at least 3x -> "
           f"{'met' if captum_s / host_s >= 3 else 'missed'})")
+    print(f"  physical limit: {flops / 1e9:.0f} GFLOP (direct-convolution count) at the machine's sgemm rate "
+          f"{sgemm / 1e9:.1f} GFLOP/s (torch.mm 2048^3, {threads} threads, this run) = {limit_s:.3f} s; quac-host's stage "
+          f"runs at {100 * limit_s / host_s:.0f}% of it (aim: 70%), Captum at {100 * limit_s / captum_s:.0f}%")
+    print(f"  peak memory (max RSS): quac-host run in one process {np.median(peak_rss):.0f} MiB, Captum's process "
+          f"{captum_rss:.0f} MiB -> quac-host / Captum {np.median(peak_rss) / captum_rss:.2f} (target: at most 1 -> "
+          f"{'met' if np.median(peak_rss) <= captum_rss else 'missed'})")
     fmt = "max {:.1e}, L2 {:.1e}, median {:.1e}"
     print("  attribution differences (relative to max |attribution| or to the reference's L2 norm):")
     print("    quac-host vs Captum (float32):  " + fmt.format(*vs_captum))

@@ -265,7 +265,7 @@ extension StarGANConverter: TrainablePlugin {
         }
         guard first <= s.steps else { throw PluginError.invalid("checkpoint \(checkpoint.path) is at step \(first), beyond the \(s.steps) steps asked for") }
         let classifierAvailable = (try? host.classifierInfo()) != nil
-        let started = Date()
+        var lastRecord = (time: Date(), step: first)
         for step in first..<s.steps {
             try host.checkCancelled()
             // Everything random in a step comes from (seed, step): a resumed run draws what an
@@ -279,8 +279,11 @@ extension StarGANConverter: TrainablePlugin {
                 var rec: [(String, JSONValue)] = [("step", .int(Int64(done)))]
                 for k in terms.keys.sorted() { rec.append((k, .double(Double(terms[k]!)))) }
                 history.append(.object(JSONObject(rec)))
-                let rate = Double(done - first) / max(Date().timeIntervalSince(started), 1e-9)
-                host.log(String(format: "step %d/%d (%.2f steps/s): D %.3f/%.3f (R1 %.4f), G adv %.3f sty %.3f cyc %.3f", done, s.steps, rate,
+                // Seconds per step since the last record (bench/stargan_step_bench.py reads them).
+                let now = Date()
+                let perStep = now.timeIntervalSince(lastRecord.time) / Double(max(done - lastRecord.step, 1))
+                lastRecord = (now, done)
+                host.log(String(format: "step %d/%d (%.4f s/step): D %.3f/%.3f (R1 %.4f), G adv %.3f sty %.3f cyc %.3f", done, s.steps, perStep,
                                 terms["d_latent.total"]!, terms["d_ref.total"]!, terms["d_latent.reg"]!, terms["g_latent.adv"]!,
                                 terms["g_latent.sty"]!, terms["g_latent.cyc"]!))
             }
