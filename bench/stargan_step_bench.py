@@ -144,17 +144,17 @@ def host_side(host, size, steps, warmup, threads, tmp):
     rng = np.random.default_rng(0)
     s, ch = c["image_size"], c["input_channels"]
     save_file({"images": rng.uniform(-1, 1, (IMAGES, ch, s, s)).astype(np.float32),
-               "labels": (np.arange(IMAGES) % 2).astype(np.int64)}, os.path.join(tmp, "data.safetensors"))
+               "labels": (np.arange(IMAGES) % 2).astype(np.int64)}, os.path.join(tmp, f"data-{size}.safetensors"))
     total = warmup + steps
     params = {k: v for k, v in c.items()}
     params.update(seed=0, steps=total, log_every=1, sample_every=0, val_every=0, checkpoint_every=total)
     manifest = {
         "name": f"stargan-step-{size}", "output": f"run-{size}", "seed": 0,
-        "data": {"format": "safetensors", "path": "data.safetensors", "x": "images", "label": "labels"},
+        "data": {"format": "safetensors", "path": f"data-{size}.safetensors", "x": "images", "label": "labels"},
         "classifier": {"plugin": "org.quac.mlp-classifier", "name": "mlp",
                        "params": {"input_shape": [ch, s, s], "num_classes": 2, "hidden": 0}},
         "converter": {"plugin": "org.quac.stargan-converter", "name": "stargan", "params": params,
-                      "train": {"data": {"format": "safetensors", "path": "data.safetensors", "x": "images",
+                      "train": {"data": {"format": "safetensors", "path": f"data-{size}.safetensors", "x": "images",
                                          "label": "labels"}, "seed": 0}},
         "attributors": [],
     }

@@ -110,6 +110,29 @@ final class WinogradTests: XCTestCase {
         }
     }
 
+    /// Layers wider than the direct kernel's 128 channels take Winograd by default for the forward pass
+    /// and the input gradient (and only 3x3, padding 1, even planes), while their weight gradient stays
+    /// on im2col + GEMM; the results agree with the Double sums.
+    func testWideLayersTakeWinogradByDefault() {
+        let (choice, direct) = (Winograd.choice, DirectConv.choice)
+        (Winograd.choice, DirectConv.choice) = (.automatic, .automatic)
+        defer { Winograd.choice = choice; DirectConv.choice = direct }
+        let t = Case(n: 2, c: 136, h: 6, w: 8, o: 144, kh: 3, kw: 3, ph: 1, pw: 1)
+        let geo = ConvGeometry(stride: (1, 1), padding: (1, 1))
+        let wide = ConvShape(input: [t.n, t.c, t.h, t.w], weight: [t.o, t.c, 3, 3], geo)
+        XCTAssertTrue(DirectConv.forward(wide) && DirectConv.inputGrad(wide), "wide 3x3 layers run Winograd")
+        XCTAssertFalse(DirectConv.weightGrad(wide), "their weight gradient stays on GEMM")
+        let odd = ConvShape(input: [1, 136, 7, 8], weight: [144, 136, 3, 3], geo)
+        XCTAssertFalse(DirectConv.forward(odd), "an odd plane is not Winograd's, and too wide for the direct kernel")
+        let narrow = ConvShape(input: [1, 64, 7, 8], weight: [64, 64, 3, 3], geo)
+        XCTAssertTrue(DirectConv.forward(narrow) && DirectConv.weightGrad(narrow), "narrow layers keep the direct kernels")
+        var rng = RandomGenerator(seed: 12)
+        let x = NDArray.uniform([t.n, t.c, t.h, t.w], low: -1, high: 1, rng: &rng)
+        let w = NDArray.uniform([t.o, t.c, 3, 3], low: -1, high: 1, rng: &rng)
+        let bias = NDArray.uniform([t.o], low: -1, high: 1, rng: &rng)
+        _ = checkForwardAndInputGrad(x, w, bias, t, "wide \(t)", tolerance: 2e-6, rng: &rng)
+    }
+
     /// Only 3x3 kernels with padding 1 on even planes take it; the rest stays direct.
     func testWhereItApplies() {
         let choice = Winograd.choice

@@ -5,8 +5,12 @@ import Foundation
 public final class BufferPool: @unchecked Sendable {
     public static let shared = BufferPool()
 
-    /// Upper bound on bytes kept for reuse; beyond it freed buffers are deallocated.
-    public var capacityBytes = 1 << 30
+    /// Upper bound on bytes kept for reuse; beyond it freed buffers are deallocated. QUAC_ENGINE_POOL_MB
+    /// sets it (default 1024).
+    public var capacityBytes: Int = {
+        if let s = ProcessInfo.processInfo.environment["QUAC_ENGINE_POOL_MB"], let mb = Int(s), mb >= 0 { return mb << 20 }
+        return 1 << 30
+    }()
     private var free: [Int: [UnsafeMutableRawPointer]] = [:]
     private var pooledBytes = 0
     /// Pooled buffers in the order they were freed (entries already handed out again are skipped).

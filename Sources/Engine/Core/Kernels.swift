@@ -121,7 +121,7 @@ enum Kernels {
             if so == 0 {
                 // Double accumulation keeps long sums close to PyTorch's pairwise summation.
                 var acc: Double = 0
-                if sx == 1 { for i in 0..<n { acc += Double(px[i]) } } else { for i in 0..<n { acc += Double(px[i * sx]) } }
+                if sx == 1 { acc = DoubleSums.sum(px, n) } else { for i in 0..<n { acc += Double(px[i * sx]) } }
                 o[oo] += Float(acc)
             } else {
                 let po = o + oo

@@ -104,10 +104,10 @@ extension Kernels {
             for k in range {
                 // Two passes in Double: the mean, then the centered sum of squares.
                 var total: Double = 0
-                for ai in 0..<a { let p = src + (ai * g + k) * s; for j in 0..<s { total += Double(p[j]) } }
+                for ai in 0..<a { total += DoubleSums.sum(src + (ai * g + k) * s, s) }
                 let mu = total / m
                 var ss: Double = 0
-                for ai in 0..<a { let p = src + (ai * g + k) * s; for j in 0..<s { let d = Double(p[j]) - mu; ss += d * d } }
+                for ai in 0..<a { ss += DoubleSums.squaredDeviations(src + (ai * g + k) * s, s, from: mu) }
                 let v = ss / m
                 let inv = Float(1 / (v + Double(eps)).squareRoot())
                 let muf = Float(mu)
@@ -132,7 +132,8 @@ extension Kernels {
                 var sg: Double = 0, sgx: Double = 0
                 for ai in 0..<a {
                     let off = (ai * g + k) * s
-                    for j in 0..<s { sg += Double(pg[off + j]); sgx += Double(pg[off + j] * px[off + j]) }
+                    sg += DoubleSums.sum(pg + off, s)
+                    sgx += DoubleSums.sumOfProducts(pg + off, px + off, s)
                 }
                 let mg = Float(sg / m), mgx = Float(sgx / m), inv = pi[k]
                 for ai in 0..<a {
@@ -142,5 +143,53 @@ extension Kernels {
             }
         }
         return out
+    }
+}
+
+/// Sums of float rows accumulated in Double over eight independent lanes: one running sum would chain
+/// every addition on the previous one (latency-bound, no vectors); eight lanes vectorize.
+enum DoubleSums {
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+        var l = SIMD8<Double>(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            l += SIMD8<Double>(SIMD8<Float>(UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self)))
+            j += 8
+        }
+        var t = l.sum()
+        while j < n { t += Double(p[j]); j += 1 }
+        return t
+    }
+
+    @inline(__always)
+    static func squaredDeviations(_ p: UnsafePointer<Float>, _ n: Int, from mu: Double) -> Double {
+        var l = SIMD8<Double>(repeating: 0)
+        let m = SIMD8<Double>(repeating: mu)
+        var j = 0
+        while j + 8 <= n {
+            let d = SIMD8<Double>(SIMD8<Float>(UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self))) - m
+            l += d * d
+            j += 8
+        }
+        var t = l.sum()
+        while j < n { let d = Double(p[j]) - mu; t += d * d; j += 1 }
+        return t
+    }
+
+    /// Sum of the float products a[j] * b[j] (each rounded to float first, as before).
+    @inline(__always)
+    static func sumOfProducts(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Double {
+        var l = SIMD8<Double>(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            let x = UnsafeRawPointer(a + j).loadUnaligned(as: SIMD8<Float>.self)
+            let y = UnsafeRawPointer(b + j).loadUnaligned(as: SIMD8<Float>.self)
+            l += SIMD8<Double>(x * y)
+            j += 8
+        }
+        var t = l.sum()
+        while j < n { t += Double(a[j] * b[j]); j += 1 }
+        return t
     }
 }

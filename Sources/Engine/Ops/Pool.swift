@@ -21,6 +21,14 @@ struct AxisWindows {
     var start: [Int], end: [Int], divisor: [Int]
     var count: Int { start.count }
 
+    /// k when the windows tile an axis of `size` exactly (k wide, stride k, one divisor for all), else
+    /// nil: the common 2x2 pooling and block sums, which the kernels run without per-window lookups.
+    func tileWidth(size: Int) -> Int? {
+        guard let k = end.first, k >= 1, count * k == size, let d = divisor.first else { return nil }
+        for i in 0..<count where start[i] != i * k || end[i] != i * k + k || divisor[i] != d { return nil }
+        return k
+    }
+
     /// nn.AvgPool2d's windows (count_include_pad: the divisor counts padding but not beyond it).
     static func pooling(size: Int, kernel: Int, stride: Int, padding: Int, includePad: Bool) -> AxisWindows {
         let out = (size + 2 * padding - kernel) / stride + 1
@@ -195,6 +203,29 @@ extension Kernels {
         let (oh, ow) = (hw.count, ww.count)
         let out = NDArray.uninitialized([n, c, oh, ow])
         let src = xc.pointer, dst = out.pointer
+        if let kh = hw.tileWidth(size: h), let kw = ww.tileWidth(size: w) {
+            // Same sums in the same order as below, without the windows' arrays in the inner loop.
+            let d = Float(hw.divisor[0] * ww.divisor[0])
+            parallelChunks(n * c, cost: h * w) { r in
+                for plane in r {
+                    let sp = src + plane * h * w, dp = dst + plane * oh * ow
+                    for i in 0..<oh {
+                        let rows = sp + i * kh * w, o = dp + i * ow
+                        if kh == 2 && kw == 2 {
+                            let r1 = rows + w
+                            for j in 0..<ow { o[j] = (Float(0) + rows[2 * j] + rows[2 * j + 1] + r1[2 * j] + r1[2 * j + 1]) / d }
+                            continue
+                        }
+                        for j in 0..<ow {
+                            var acc: Float = 0
+                            for a in 0..<kh { let line = rows + a * w + j * kw; for b in 0..<kw { acc += line[b] } }
+                            o[j] = acc / d
+                        }
+                    }
+                }
+            }
+            return out
+        }
         parallelChunks(n * c, cost: h * w) { r in
             for plane in r {
                 let sp = src + plane * h * w, dp = dst + plane * oh * ow
@@ -217,6 +248,23 @@ extension Kernels {
         let gc = g.contiguous()
         let (h, w) = (inputShape[2], inputShape[3])
         let (oh, ow) = (hw.count, ww.count)
+        if let kh = hw.tileWidth(size: h), let kw = ww.tileWidth(size: w) {
+            // Windows that tile the plane: every input gets exactly one output's share (0 + v, as below).
+            let out = NDArray.uninitialized(inputShape)
+            let src = gc.pointer, dst = out.pointer
+            let d = Float(hw.divisor[0] * ww.divisor[0])
+            parallelChunks(inputShape[0] * inputShape[1], cost: h * w) { r in
+                for plane in r {
+                    let sp = src + plane * oh * ow, dp = dst + plane * h * w
+                    for i in 0..<oh {
+                        let g = sp + i * ow, line = dp + i * kh * w
+                        for j in 0..<ow { let v = Float(0) + g[j] / d; for b in 0..<kw { line[j * kw + b] = v } }
+                        for a in 1..<max(kh, 1) { (line + a * w).update(from: line, count: w) }
+                    }
+                }
+            }
+            return out
+        }
         let out = NDArray.zeros(inputShape)
         let src = gc.pointer, dst = out.pointer
         parallelChunks(inputShape[0] * inputShape[1], cost: h * w) { r in
@@ -244,9 +292,14 @@ extension Kernels {
         parallelChunks(n * c, cost: h * w * s * s) { r in
             for plane in r {
                 let sp = src + plane * h * w, dp = dst + plane * h * w * s * s
-                for i in 0..<h * s {
-                    let line = sp + (i / s) * w, o = dp + i * w * s
-                    for j in 0..<w * s { o[j] = line[j / s] }
+                for i in 0..<h {
+                    let line = sp + i * w, o = dp + i * s * w * s
+                    if s == 2 {
+                        for j in 0..<w { o[2 * j] = line[j]; o[2 * j + 1] = line[j] }
+                    } else {
+                        for j in 0..<w { for b in 0..<s { o[j * s + b] = line[j] } }
+                    }
+                    for a in 1..<max(s, 1) { (o + a * w * s).update(from: o, count: w * s) }
                 }
             }
         }
