@@ -122,6 +122,57 @@ final class CoreTests: XCTestCase {
         XCTAssertEqual(gradient(of: g.sum(), wrt: x)!.array, [6, 12])
     }
 
+    /// backward(freeGraph: true) gives the same gradients and lets go of every intermediate value while
+    /// the loss is still held; a plain backward keeps them (the graph can be differentiated again).
+    func testBackwardFreeingTheGraph() {
+        var rng = RandomGenerator(seed: 5)
+        let w = Var(NDArray.uniform([3, 4], low: -1, high: 1, rng: &rng), requiresGrad: true)
+        let x = Var(NDArray.uniform([5, 3], low: -1, high: 1, rng: &rng))
+        var grads: [[Float]] = []
+        for free in [false, true] {
+            weak var hidden: Var?
+            let loss: Var = {
+                let h = x.matmul(w).tanh()
+                hidden = h
+                return (h * h).sum()
+            }()
+            w.zeroGrad()
+            loss.backward(freeGraph: free)
+            grads.append(w.grad!.array)
+            if free {
+                XCTAssertNil(hidden, "the intermediate value is released during the backward pass")
+            } else {
+                XCTAssertNotNil(hidden, "without freeGraph the graph (and what it saved) stays")
+            }
+            XCTAssertTrue(loss.item.isFinite, "the loss keeps its value")
+        }
+        XCTAssertEqual(grads[0], grads[1])
+    }
+
+    /// Buffers of 4 MiB and more come straight from the OS and go back to it: filled, freed past the
+    /// pool's capacity and asked for again, they are fresh zeroed pages, and reuse still works.
+    func testLargeBuffersAreMappedAndReused() {
+        let pool = BufferPool()
+        let count = BufferPool.mappedBytes / 4 + 16
+        do {
+            let s = pool.storage(count: count)
+            let p = s.base.assumingMemoryBound(to: Float.self)
+            for i in stride(from: 0, to: count, by: 1024) { p[i] = 1 }
+        }
+        XCTAssertEqual(pool.allocations, 1)
+        _ = pool.storage(count: count)
+        XCTAssertEqual(pool.reuses, 1, "a freed large buffer is reused while the pool has room")
+        pool.drain()
+        pool.capacityBytes = 0
+        for _ in 0..<2 {
+            let s = pool.storage(count: count)
+            let p = s.base.assumingMemoryBound(to: Float.self)
+            XCTAssertEqual(p[0], 0, "past the pool's capacity a buffer is unmapped; a new one is fresh zeroed pages")
+            p[0] = 2
+        }
+        XCTAssertEqual(pool.allocations, 3)
+    }
+
     func testDropoutMasksAndScales() {
         let x = Var(NDArray.ones([10_000]), requiresGrad: true)
         var rng = RandomGenerator(seed: 3)

@@ -76,10 +76,13 @@ public final class Var: @unchecked Sendable, CustomStringConvertible {
     // MARK: Backward
 
     /// Accumulates d(self)/d(leaf) into `grad` of every leaf that requires gradients. `seed` defaults to
-    /// ones (so a scalar loss needs none).
-    public func backward(_ seed: Var? = nil, createGraph: Bool = false) {
+    /// ones (so a scalar loss needs none). With `freeGraph` (PyTorch's default), each op lets go of the
+    /// values it saved as soon as its gradient has passed, so memory falls during the pass instead of
+    /// holding every activation until its end; the graph cannot be differentiated again afterwards.
+    public func backward(_ seed: Var? = nil, createGraph: Bool = false, freeGraph: Bool = false) {
         let seed = seed ?? Var(NDArray.ones(shape))
-        let grads = Autograd.run(outputs: [self], seeds: [seed], createGraph: createGraph, wanted: nil)
+        let grads = Autograd.run(outputs: [self], seeds: [seed], createGraph: createGraph, wanted: nil,
+                                 freeGraph: freeGraph && !createGraph)
         for (v, g) in grads.leaves {
             if let old = v.grad {
                 v.grad = createGraph ? old + g : Var(Kernels.binary(old.data, g.data, +))
@@ -95,12 +98,25 @@ public final class Var: @unchecked Sendable, CustomStringConvertible {
 
 final class Node {
     let op: String
-    let inputs: [Var]
-    let backward: (Var, Var) -> [Var?]
+    private(set) var inputs: [Var]
+    private var rule: ((Var, Var) -> [Var?])?
     init(op: String, inputs: [Var], backward: @escaping (Var, Var) -> [Var?]) {
         self.op = op
         self.inputs = inputs
-        self.backward = backward
+        self.rule = backward
+    }
+
+    func backward(_ g: Var, _ out: Var) -> [Var?] {
+        guard let rule else {
+            preconditionFailure("\(op): differentiated again after a backward(freeGraph: true) released its graph")
+        }
+        return rule(g, out)
+    }
+
+    /// Drops the inputs and the values the backward rule captured (backward(freeGraph:)).
+    func release() {
+        inputs = []
+        rule = nil
     }
 }
 
@@ -123,10 +139,10 @@ enum Autograd {
         var leaves: [(Var, Var)]
     }
 
-    static func run(outputs: [Var], seeds: [Var], createGraph: Bool, wanted: [Var]?) -> Result {
+    static func run(outputs: [Var], seeds: [Var], createGraph: Bool, wanted: [Var]?, freeGraph: Bool = false) -> Result {
         precondition(outputs.count == seeds.count)
         for (o, s) in zip(outputs, seeds) { precondition(o.shape == s.shape, "seed \(s.shape) for output \(o.shape)") }
-        let order = topologicalOrder(outputs)
+        var order = topologicalOrder(outputs)
         // With specific inputs asked for, values that cannot reach them need no gradient.
         var unneeded: Set<ObjectIdentifier>? = nil
         if let wanted {
@@ -154,7 +170,14 @@ enum Autograd {
         return GradMode.with(createGraph) {
             for (o, s) in zip(outputs, seeds) where o.requiresGrad { accumulate(o, s) }
             var leaves: [(Var, Var)] = []
-            for v in order.reversed() {
+            // Freeing the graph: consumers come after their inputs in `order`, so once a value's turn
+            // comes every op that saved it has run its backward and released it.
+            var pending: [Var?] = freeGraph ? order : []
+            if freeGraph { order = [] }
+            for i in stride(from: freeGraph ? pending.count - 1 : order.count - 1, through: 0, by: -1) {
+                let v: Var
+                if freeGraph { v = pending[i]!; pending[i] = nil } else { v = order[i] }
+                defer { if freeGraph { v.node?.release() } }
                 if unneeded?.contains(ObjectIdentifier(v)) ?? false { continue }
                 guard let g = grads[ObjectIdentifier(v)] else { continue }
                 guard let node = v.node else {

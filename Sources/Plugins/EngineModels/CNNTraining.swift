@@ -101,7 +101,7 @@ extension CNNClassifier: TrainablePlugin {
                 }
                 guard loss.item.isFinite else { throw PluginError.invalid("the training loss became \(loss.item) in epoch \(epoch + 1), step \(b + 1); lower the learning rate") }
                 optimizer.zeroGrad()
-                loss.backward()
+                loss.backward(freeGraph: true)
                 optimizer.step()
                 totalLoss += Double(loss.item) * Double(idx.count)
                 host.progress(epoch * batches.count + b + 1, of: totalSteps, "epoch \(epoch + 1)/\(s.epochs)")

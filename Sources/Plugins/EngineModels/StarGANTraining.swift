@@ -129,7 +129,7 @@ final class StarGANTrainer {
             let (loss, t) = nets.dLoss(b, latent: latent, lambdaReg: s.lambdaReg)
             try record(latent ? "d_latent" : "d_ref", t)
             zeroGrads()
-            loss.backward()
+            loss.backward(freeGraph: true)
             optimizers["discriminator"]!.step()
         }
         zeroGrads()
@@ -141,7 +141,7 @@ final class StarGANTrainer {
         do {
             let (loss, t) = nets.gLoss(b, latent: true, lambdaSty: s.lambdaSty, lambdaCyc: s.lambdaCyc)
             try record("g_latent", t)
-            loss.backward()
+            loss.backward(freeGraph: true)
             for n in ["generator", "mapping_network", "style_encoder"] { optimizers[n]!.step() }
         }
         zeroGrads()
@@ -150,7 +150,7 @@ final class StarGANTrainer {
         do {
             let (loss, t) = nets.gLoss(b, latent: false, lambdaSty: s.lambdaSty, lambdaCyc: s.lambdaCyc)
             try record("g_ref", t)
-            loss.backward()
+            loss.backward(freeGraph: true)
             optimizers["generator"]!.step()
         }
         nets.updateEMA(beta: s.ema)
