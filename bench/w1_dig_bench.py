@@ -18,6 +18,12 @@ before each). It includes DIG's convergence-delta forward pass over x and x_cf.
 Captum: IntegratedGradients(model).attribute(x, baselines=x_cf, target=y, n_steps=50,
 method="gausslegendre", internal_batch_size=INTERNAL_BATCH), median over REPEATS calls after a
 warm-up, with torch.set_num_threads(THREADS).
+Physical limit: the network's FLOPs (direct-convolution count; D-IG's forward passes and input
+gradients, each about a forward's FLOPs, plus the convergence check's forward passes) at the machine's
+sgemm rate, torch.mm 2048^3 on THREADS threads in the same run; the script prints which fraction of
+it each side reaches. Peak memory (max RSS): quac-host's in-process runs (--isolation none, everything
+in one process) from wait4, and this process's own peak after Captum's calls (Python, torch, Captum,
+the model and the attributions; before the float64 reference below).
 Agreement: both results are float32 computations of a rough integrand (random images through an
 untrained ReLU network), so besides their difference the script computes Captum's result in float64
 and fails if quac-host is clearly further from it than Captum's float32 result is.
