@@ -105,10 +105,28 @@ public struct Tensor: @unchecked Sendable {
     /// True when every element is finite (non-float dtypes always are).
     public var isFinite: Bool {
         switch dtype {
-        case .float32: return floats.allSatisfy { $0.isFinite }
+        case .float32: return Self.allFinite(floats)
         case .float64, .float16, .bfloat16: return doubleArray().allSatisfy { $0.isFinite }
         default: return true
         }
+    }
+
+    /// No NaN or infinity: the largest exponent field, found eight lanes at a time (a float is not
+    /// finite exactly when its exponent bits are all ones). A check per element with an early exit
+    /// does not vectorize, and classifiers run this on every input batch.
+    static func allFinite(_ f: UnsafeMutableBufferPointer<Float>) -> Bool {
+        guard let base = f.baseAddress else { return true }
+        let exponent: UInt32 = 0x7F80_0000
+        let raw = UnsafeRawPointer(base)
+        var lanes = SIMD8<UInt32>(repeating: 0)
+        var i = 0
+        while i + 8 <= f.count {
+            lanes = pointwiseMax(lanes, raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<UInt32>.self) & exponent)
+            i += 8
+        }
+        var largest = lanes.max()
+        while i < f.count { largest = Swift.max(largest, base[i].bitPattern & exponent); i += 1 }
+        return largest != exponent
     }
 
     // MARK: Shape operations (views share storage)
