@@ -160,12 +160,18 @@ final class CoreTests: XCTestCase {
             for i in stride(from: 0, to: count, by: 1024) { p[i] = 1 }
         }
         XCTAssertEqual(pool.allocations, 1)
-        _ = pool.storage(count: count)
+        do {
+            // The reused buffer holds the ones written above; asked for zeros, it is cleared.
+            let s = pool.storage(count: count, zeroed: true)
+            let p = s.base.assumingMemoryBound(to: Float.self)
+            XCTAssertTrue(stride(from: 0, to: count, by: 1024).allSatisfy { p[$0] == 0 }, "a reused buffer asked for zeros is cleared")
+        }
         XCTAssertEqual(pool.reuses, 1, "a freed large buffer is reused while the pool has room")
+        XCTAssertEqual(NDArray.zeros([3, 5]).array, [Float](repeating: 0, count: 15))
         pool.drain()
         pool.capacityBytes = 0
         for _ in 0..<2 {
-            let s = pool.storage(count: count)
+            let s = pool.storage(count: count, zeroed: true)
             let p = s.base.assumingMemoryBound(to: Float.self)
             XCTAssertEqual(p[0], 0, "past the pool's capacity a buffer is unmapped; a new one is fresh zeroed pages")
             p[0] = 2

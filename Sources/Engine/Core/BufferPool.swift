@@ -20,7 +20,10 @@ public final class BufferPool: @unchecked Sendable {
     public private(set) var allocations = 0
     public private(set) var reuses = 0
 
-    func storage(count: Int) -> TensorStorage {
+    /// A buffer for `count` floats; with `zeroed`, all zero. A fresh mapping from the OS is zero
+    /// already, so it is not written (its pages stay untouched until used: a model's zero-filled
+    /// parameters that a weights file then replaces cost nothing).
+    func storage(count: Int, zeroed: Bool = false) -> TensorStorage {
         // Round to 64 bytes so nearby sizes share bins and AVX loads stay aligned.
         let bytes = max(64, (count * 4 + 63) & ~63)
         lock.lock()
@@ -36,6 +39,7 @@ public final class BufferPool: @unchecked Sendable {
         }
         lock.unlock()
         let base = p ?? Self.allocate(bytes)
+        if zeroed && !(p == nil && bytes >= Self.mappedBytes) { base.initializeMemory(as: UInt8.self, repeating: 0, count: count * 4) }
         return TensorStorage(base: base, byteCount: count * 4) { [unowned self] in self.give(base, bytes) }
     }
 

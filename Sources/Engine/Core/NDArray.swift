@@ -49,7 +49,9 @@ public struct NDArray: @unchecked Sendable {
         NDArray(storage: BufferPool.shared.storage(count: shape.reduce(1, *)), shape: shape)
     }
 
-    public static func zeros(_ shape: [Int]) -> NDArray { full(shape, 0) }
+    public static func zeros(_ shape: [Int]) -> NDArray {
+        NDArray(storage: BufferPool.shared.storage(count: shape.reduce(1, *), zeroed: true), shape: shape)
+    }
     public static func ones(_ shape: [Int]) -> NDArray { full(shape, 1) }
 
     public static func full(_ shape: [Int], _ value: Float) -> NDArray {
