@@ -8,20 +8,14 @@
 #   BATCHES=1,16,64
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# OpenBLAS picks its kernel at load time; the test process links it directly, and torch loads it too.
-if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
-    flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null || true)
-    if grep -q avx512bw <<<"$flags"; then export OPENBLAS_CORETYPE=SkylakeX
-    elif grep -q avx2 <<<"$flags"; then export OPENBLAS_CORETYPE=Haswell; fi
-fi
-export QUAC_ENGINE_THREADS="${THREADS:-$(nproc)}"
+source bench/common.sh
+export QUAC_ENGINE_THREADS="$THREADS"
 export QUAC_ENGINE_BENCH=1 QUAC_ENGINE_BENCH_BATCHES="${BATCHES:-1,16,64}"
-PY="${PYTHON:-$HOME/.cache/quac-oracle/bin/python}"
 OUT="$(mktemp -d)"
 trap 'rm -rf "$OUT"' EXIT
 export QUAC_ENGINE_BENCH_OUT="$OUT/engine.json"
 
-echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+machine_line
 # A separate build folder: testable release builds use other flags than `swift build -c release`.
 SCRATCH="${SCRATCH:-.build-bench}"
 swift test -c release --scratch-path "$SCRATCH" --filter 'EngineBenchmarks.BenchmarkTests' >"$OUT/swift.log" 2>&1 ||
