@@ -172,11 +172,11 @@ enum Autograd {
             var leaves: [(Var, Var)] = []
             // Freeing the graph: consumers come after their inputs in `order`, so once a value's turn
             // comes every op that saved it has run its backward and released it.
-            var pending: [Var?] = freeGraph ? order : []
-            if freeGraph { order = [] }
-            for i in stride(from: freeGraph ? pending.count - 1 : order.count - 1, through: 0, by: -1) {
-                let v: Var
-                if freeGraph { v = pending[i]!; pending[i] = nil } else { v = order[i] }
+            var pending: [Var?] = order
+            order = []
+            for i in pending.indices.reversed() {
+                let v = pending[i]!
+                if freeGraph { pending[i] = nil }
                 defer { if freeGraph { v.node?.release() } }
                 if unneeded?.contains(ObjectIdentifier(v)) ?? false { continue }
                 guard let g = grads[ObjectIdentifier(v)] else { continue }

@@ -82,7 +82,7 @@ public final class BufferPool: @unchecked Sendable {
 
     /// Buffers from this size on are mapped from the OS directly and unmapped when freed. Through
     /// malloc, glibc's adaptive threshold would soon serve them from its heap, which keeps freed memory
-    /// resident: a StarGAN step at 128x128 then peaked ~0.5 GB above what it had live.
+    /// resident: mapping them lowered a 128x128 StarGAN step's peak from 10436 to 9985 MiB.
     static let mappedBytes = 4 << 20
 
     private static func allocate(_ bytes: Int) -> UnsafeMutableRawPointer {

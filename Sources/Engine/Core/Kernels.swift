@@ -218,3 +218,51 @@ extension NDArray {
         NDArray(storage: storage, offset: offset + i * strides[0], shape: Array(shape.dropFirst()), strides: Array(strides.dropFirst()))
     }
 }
+
+/// Sums of float rows accumulated in Double over eight independent lanes: one running sum would chain
+/// every addition on the previous one (latency-bound, no vectors); eight lanes vectorize.
+enum DoubleSums {
+    @inline(__always)
+    static func sum(_ p: UnsafePointer<Float>, _ n: Int) -> Double {
+        var l = SIMD8<Double>(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            l += SIMD8<Double>(SIMD8<Float>(UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self)))
+            j += 8
+        }
+        var t = l.sum()
+        while j < n { t += Double(p[j]); j += 1 }
+        return t
+    }
+
+    @inline(__always)
+    static func squaredDeviations(_ p: UnsafePointer<Float>, _ n: Int, from mu: Double) -> Double {
+        var l = SIMD8<Double>(repeating: 0)
+        let m = SIMD8<Double>(repeating: mu)
+        var j = 0
+        while j + 8 <= n {
+            let d = SIMD8<Double>(SIMD8<Float>(UnsafeRawPointer(p + j).loadUnaligned(as: SIMD8<Float>.self))) - m
+            l += d * d
+            j += 8
+        }
+        var t = l.sum()
+        while j < n { let d = Double(p[j]) - mu; t += d * d; j += 1 }
+        return t
+    }
+
+    /// Sum of the float products a[j] * b[j] (each rounded to float first, as before).
+    @inline(__always)
+    static func sumOfProducts(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Double {
+        var l = SIMD8<Double>(repeating: 0)
+        var j = 0
+        while j + 8 <= n {
+            let x = UnsafeRawPointer(a + j).loadUnaligned(as: SIMD8<Float>.self)
+            let y = UnsafeRawPointer(b + j).loadUnaligned(as: SIMD8<Float>.self)
+            l += SIMD8<Double>(x * y)
+            j += 8
+        }
+        var t = l.sum()
+        while j < n { t += Double(a[j] * b[j]); j += 1 }
+        return t
+    }
+}
