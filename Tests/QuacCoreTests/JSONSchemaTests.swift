@@ -239,6 +239,21 @@ final class JSONSchemaTests: XCTestCase {
         }
     }
 
+    func testPointerTokensEscapeAndUnescape() throws {
+        XCTAssertEqual(JSONPointer.escape("plain_key"), "plain_key")
+        XCTAssertEqual(JSONPointer.escape("a/b~c"), "a~1b~0c")
+        XCTAssertEqual(JSONPointer.escape("~1"), "~01", "a literal ~1 must not read back as /")
+        XCTAssertEqual(JSONPointer.escape("é/ü"), "é~1ü")
+        for token in ["", "plain", "a/b~c", "~1", "~01/", "//~~", "é/ü"] {
+            XCTAssertEqual(JSONPointer.unescape(JSONPointer.escape(token)), token)
+        }
+        XCTAssertEqual(JSONPointer.appending("/properties", "x/y"), "/properties/x~1y")
+        // A reference through an escaped key resolves to that key.
+        let s = try schema(##"{"$defs":{"a/b":{"type":"integer"}},"$ref":"#/$defs/a~1b"}"##)
+        XCTAssertTrue(s.validate(.int(3)).isEmpty)
+        XCTAssertFalse(s.validate(.string("x")).isEmpty)
+    }
+
     func testDefaultsAreFilledInRecursively() throws {
         let s = try schema(#"""
             {"$defs":{"method":{"enum":["riemann_left","gausslegendre"],"default":"gausslegendre"}},

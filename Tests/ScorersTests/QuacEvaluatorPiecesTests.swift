@@ -75,6 +75,56 @@ final class QuacEvaluatorPiecesTests: XCTestCase {
         XCTAssertEqual(MaskBlur.reflect101(3, 1), 0)
     }
 
+    /// The closing and the blur reuse what did not change since a slot's last call; every result must
+    /// be exactly what a fresh instance computes. A sequence of shrinking masks (as thresholds cut
+    /// them), with jumps back to a full, an empty and an unrelated mask, on a size that is not a
+    /// multiple of 64.
+    func testIncrementalClosingAndBlurEqualFreshOnes() {
+        let (w, h) = (70, 37)
+        let wpr = BitRows.wordsPerRow(w)
+        var state: UInt64 = 0x9E3779B97F4A7C15
+        func next() -> UInt64 { state = state &* 6364136223846793005 &+ 1442695040888963407; return state >> 33 }
+        // A smooth bump plus noise: levels fall off from a centre, as an attribution map's do.
+        let values: [Double] = (0..<(w * h)).map { i in
+            let y = Double(i / w), x = Double(i % w)
+            let bump = exp(-((x - 40) * (x - 40) + (y - 15) * (y - 15)) / 200)
+            return bump + Double(next() % 1000) / 4000
+        }
+        var sequence: [[UInt8]] = (0..<60).map { k in values.map { $0 > Double(k) / 50 ? 1 : 0 } }
+        sequence.insert([UInt8](repeating: 1, count: w * h), at: 20)
+        sequence.insert([UInt8](repeating: 0, count: w * h), at: 40)
+        sequence.insert((0..<(w * h)).map { _ in UInt8(next() % 2) }, at: 30)
+        let element = EllipticalStructuringElement(width: 10, height: 10)
+        let closing = BinaryClosing(width: w, height: h, element: element)
+        let blur = MaskBlur(width: w, height: h, kernelSize: 11)
+        var changedRows = 0
+        var previous: [UInt64]?
+        for (k, mask) in sequence.enumerated() {
+            let bits = BitRows.pack(mask, width: w, height: h)
+            var closed = [UInt64](repeating: 0, count: bits.count), fresh = closed
+            bits.withUnsafeBufferPointer { b in
+                closed.withUnsafeMutableBufferPointer { closing.close(b.baseAddress!, into: $0.baseAddress!, slot: 1) }
+                fresh.withUnsafeMutableBufferPointer {
+                    BinaryClosing(width: w, height: h, element: element).close(b.baseAddress!, into: $0.baseAddress!)
+                }
+            }
+            XCTAssertNil(closed.indices.first { closed[$0] != fresh[$0] }, "closing of mask \(k): first differing word")
+            if let p = previous { changedRows += (0..<h).filter { y in (0..<wpr).contains { p[y * wpr + $0] != closed[y * wpr + $0] } }.count }
+            previous = closed
+            var soft = [Float](repeating: 0, count: w * h), freshSoft = soft
+            closed.withUnsafeBufferPointer { c in
+                soft.withUnsafeMutableBufferPointer { blur.blur(c.baseAddress!, wordsPerRow: wpr, into: $0.baseAddress!, slot: 2) }
+                freshSoft.withUnsafeMutableBufferPointer {
+                    MaskBlur(width: w, height: h, kernelSize: 11).blur(c.baseAddress!, wordsPerRow: wpr, into: $0.baseAddress!)
+                }
+            }
+            XCTAssertNil(soft.indices.first { soft[$0].bitPattern != freshSoft[$0].bitPattern }, "blur of mask \(k): first differing pixel")
+        }
+        // The sequence exercises the partial paths: masks that differ from the last in some rows only.
+        XCTAssertGreaterThan(changedRows, 0)
+        XCTAssertLessThan(changedRows, (sequence.count - 1) * h)
+    }
+
     func testThresholdsAndGridAreNumpysArange() {
         let t = QuacThresholds(vmin: -1, vmax: 1, count: 200)
         XCTAssertEqual(t.values, Self.kernels.tensors["thresholds"]!.doubleArray())

@@ -334,7 +334,7 @@ struct SchemaCompiler {
             var pointer = ""
             if !fragment.isEmpty {
                 for raw in fragment.dropFirst().split(separator: "/", omittingEmptySubsequences: false) {
-                    let token = raw.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
+                    let token = JSONPointer.unescape(raw)
                     switch target {
                     case .object(let o) where o[token] != nil:
                         target = o[token]!

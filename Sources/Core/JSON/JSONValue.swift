@@ -118,8 +118,25 @@ extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Ex
 
 /// JSON Pointer (RFC 6901) helpers: every manifest error names the field it is about this way.
 public enum JSONPointer {
+    /// "~" as "~0" and "/" as "~1". Most tokens hold neither and come back as they are (schema
+    /// compilation escapes every key, and Foundation's replacing is slow enough to show in start-up).
     public static func escape(_ token: String) -> String {
-        token.replacingOccurrences(of: "~", with: "~0").replacingOccurrences(of: "/", with: "~1")
+        guard token.utf8.contains(where: { $0 == UInt8(ascii: "~") || $0 == UInt8(ascii: "/") }) else { return token }
+        var out = ""
+        for c in token {
+            switch c {
+            case "~": out += "~0"
+            case "/": out += "~1"
+            default: out.append(c)
+            }
+        }
+        return out
+    }
+
+    /// The token `escape` made `escaped` from ("~1" is "/", then "~0" is "~").
+    public static func unescape<S: StringProtocol>(_ escaped: S) -> String {
+        guard escaped.utf8.contains(UInt8(ascii: "~")) else { return String(escaped) }
+        return escaped.replacingOccurrences(of: "~1", with: "/").replacingOccurrences(of: "~0", with: "~")
     }
     public static func appending(_ pointer: String, _ token: String) -> String { pointer + "/" + escape(token) }
     public static func appending(_ pointer: String, _ index: Int) -> String { pointer + "/" + String(index) }

@@ -162,7 +162,8 @@ public enum LibrarySearch {
     /// then `<prefix>/lib/quac-host` beside an installed `<prefix>/bin/quac-host`.
     public static var fallbackDirectories: [URL] {
         var dirs: [URL] = []
-        if let env = ProcessInfo.processInfo.environment["QUAC_PLUGIN_LIB_PATH"] {
+        // getenv, not ProcessInfo's environment: that copies every variable, once per manifest here.
+        if let env = getenv("QUAC_PLUGIN_LIB_PATH").map({ String(cString: $0) }) {
             dirs += env.split(separator: ":").map { URL(fileURLWithPath: String($0)) }
         }
         if let exe = executableDirectory {
@@ -172,12 +173,14 @@ public enum LibrarySearch {
         return dirs
     }
 
-    public static var executableDirectory: URL? {
+    public static var executableDirectory: URL? { executable }
+
+    private static let executable: URL? = {
         guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
             return Bundle.main.executableURL?.deletingLastPathComponent()
         }
         return URL(fileURLWithPath: path).deletingLastPathComponent()
-    }
+    }()
 }
 
 /// Reading JSON files with errors that say which file and where.

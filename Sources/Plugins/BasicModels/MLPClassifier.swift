@@ -103,6 +103,18 @@ final class MLPClassifier: ClassifierPlugin {
         // checks and resumable runs rely on.
         let xs = x.floats, o = out.floats
         var h = [Float](repeating: 0, count: width)
+        let largest = max(hidden * inputSize, k * width)
+        if largest < SingleThreadedBLAS.threshold {
+            SingleThreadedBLAS.run { forwardRows(xs, n: n, into: o, hiddenScratch: &h) }
+        } else {
+            forwardRows(xs, n: n, into: o, hiddenScratch: &h)
+        }
+        return out
+    }
+
+    private func forwardRows(_ xs: UnsafeMutableBufferPointer<Float>, n: Int, into o: UnsafeMutableBufferPointer<Float>,
+                             hiddenScratch h: inout [Float]) {
+        let k = spec.numClasses, width = hidden > 0 ? hidden : inputSize
         for s in 0..<n {
             let input = xs.baseAddress! + s * inputSize
             if hidden > 0 {
@@ -120,7 +132,6 @@ final class MLPClassifier: ClassifierPlugin {
             }
             for c in 0..<k { o[s * k + c] += b2[c] }
         }
-        return out
     }
 
     /// grad_x given, per sample, how the gradient at the hidden pre-activations is formed from the

@@ -1,3 +1,5 @@
+import Foundation
+
 /// OpenCV's `morphologyEx(mask, MORPH_CLOSE, element)` on a 0/1 image, as `dilate` then `erode` with
 /// the same element and anchor and OpenCV's default border (pixels outside the image never win: 0
 /// for dilation, 1 for erosion). OpenCV computes, for both operations,
@@ -6,7 +8,12 @@
 ///
 /// Images are packed bit rows (`BitRows`), so one machine word covers 64 pixels: each element row is
 /// a run of ones, and a run is an OR (AND) of shifted copies of a bit row. Integer work only, exact.
-/// One instance per image size; it owns its scratch buffers (not thread-safe, reuse it).
+///
+/// Each pass is a horizontal step (row y's runs depend on source row y only) and a vertical step
+/// (output row y depends on the runs of the rows in its window). The evaluator closes a sequence of
+/// masks that differ in a few rows, so each `slot` keeps its last source and every intermediate row:
+/// a call recomputes only the rows whose inputs changed, and every other row is the value the full
+/// computation gives. One instance per image size; not thread-safe (one per worker, reused).
 final class BinaryClosing {
     let width: Int
     let height: Int
@@ -21,9 +28,36 @@ final class BinaryClosing {
     private let extendsPrevious: [Bool]
     private let guardWords: Int
     private let lastWordMask: UInt64
+    /// Element rows that hold ones, as (row offset from the anchor, span).
+    private let taps: [(dy: Int, span: Int)]
     private var extended: [UInt64]
-    private var horizontal: [UInt64]
-    private var dilated: [UInt64]
+    private var slots: [Slot] = []
+
+    /// One image sequence's last source and the intermediate rows computed from it.
+    private final class Slot {
+        var valid = false
+        var source: [UInt64]
+        var dilateRuns: [UInt64]
+        var dilated: [UInt64]
+        var erodeRuns: [UInt64]
+        var closed: [UInt64]
+        var row: [UInt64]
+        /// Per row: the rows whose input changed in this call, and the rows that need recomputing.
+        var changed: [Bool]
+        var affected: [Bool]
+
+        init(spans: Int, height: Int, wordsPerRow: Int) {
+            let plane = height * wordsPerRow
+            source = [UInt64](repeating: 0, count: plane)
+            dilateRuns = [UInt64](repeating: 0, count: spans * plane)
+            dilated = [UInt64](repeating: 0, count: plane)
+            erodeRuns = [UInt64](repeating: 0, count: spans * plane)
+            closed = [UInt64](repeating: 0, count: plane)
+            row = [UInt64](repeating: 0, count: wordsPerRow)
+            changed = [Bool](repeating: false, count: height)
+            affected = [Bool](repeating: false, count: height)
+        }
+    }
 
     init(width: Int, height: Int, element: EllipticalStructuringElement) {
         self.width = width
@@ -42,6 +76,7 @@ final class BinaryClosing {
         let sorted = order.map { spans[$0] }
         self.spans = sorted
         self.rowSpan = rowSpan.map { $0 < 0 ? -1 : order.firstIndex(of: $0)! }
+        taps = self.rowSpan.enumerated().compactMap { i, s in s < 0 ? nil : (dy: i - element.anchorY, span: s) }
         var shifts: [[Int]] = [], extends: [Bool] = []
         for (k, span) in sorted.enumerated() {
             let inner = k > 0 ? sorted[k - 1] : (lo: 1, hi: 0)
@@ -56,80 +91,131 @@ final class BinaryClosing {
         let tailBits = width % 64
         lastWordMask = tailBits == 0 ? ~0 : (UInt64(1) << UInt64(tailBits)) - 1
         extended = [UInt64](repeating: 0, count: wordsPerRow + 2 * guardWords + 1)
-        horizontal = [UInt64](repeating: 0, count: max(spans.count, 1) * height * wordsPerRow)
-        dilated = [UInt64](repeating: 0, count: height * wordsPerRow)
     }
 
+    /// Forgets every slot's last source (results never depend on it; this only frees the cache).
+    func reset() { for s in slots { s.valid = false } }
+
     /// Closes `source` (height * wordsPerRow words, bits beyond `width` zero) into `destination`
-    /// (same layout; bits beyond `width` left zero).
-    func close(_ source: UnsafePointer<UInt64>, into destination: UnsafeMutablePointer<UInt64>) {
-        dilated.withUnsafeMutableBufferPointer { d in
-            pass(source, into: d.baseAddress!, dilate: true)
-            pass(UnsafePointer(d.baseAddress!), into: destination, dilate: false)
+    /// (same layout; bits beyond `width` left zero). `slot` names the sequence of images this one
+    /// follows (one per channel plane): rows that did not change since its last call are reused.
+    func close(_ source: UnsafePointer<UInt64>, into destination: UnsafeMutablePointer<UInt64>, slot: Int = 0) {
+        while slots.count <= slot { slots.append(Slot(spans: max(spans.count, 1), height: height, wordsPerRow: wordsPerRow)) }
+        let st = slots[slot]
+        let wpr = wordsPerRow, plane = height * wpr
+        let fresh = !st.valid
+        st.source.withUnsafeMutableBufferPointer { src in
+        st.dilateRuns.withUnsafeMutableBufferPointer { dRuns in
+        st.dilated.withUnsafeMutableBufferPointer { dil in
+        st.erodeRuns.withUnsafeMutableBufferPointer { eRuns in
+        st.closed.withUnsafeMutableBufferPointer { out in
+        st.row.withUnsafeMutableBufferPointer { row in
+        st.changed.withUnsafeMutableBufferPointer { changed in
+        st.affected.withUnsafeMutableBufferPointer { affected in
+            let src = src.baseAddress!, row = row.baseAddress!
+            // Dilation: the runs of the source rows that changed, then every row whose window holds one.
+            var any = false
+            for y in 0..<height {
+                let a = source + y * wpr, b = src + y * wpr
+                changed[y] = fresh || memcmp(a, b, wpr * 8) != 0
+                if changed[y] {
+                    any = true
+                    b.update(from: a, count: wpr)
+                    horizontal(UnsafePointer(b), y: y, runs: dRuns.baseAddress!, dilate: true)
+                }
+            }
+            if any {
+                markWindows(changed, into: affected)
+                // Erosion follows the dilated rows that actually changed.
+                for y in 0..<height {
+                    changed[y] = false
+                    guard affected[y] else { continue }
+                    vertical(y: y, runs: UnsafePointer(dRuns.baseAddress!), into: row, dilate: true)
+                    let d = dil.baseAddress! + y * wpr
+                    if fresh || memcmp(row, d, wpr * 8) != 0 {
+                        d.update(from: row, count: wpr)
+                        changed[y] = true
+                        horizontal(UnsafePointer(d), y: y, runs: eRuns.baseAddress!, dilate: false)
+                    }
+                }
+                markWindows(changed, into: affected)
+                for y in 0..<height where affected[y] {
+                    vertical(y: y, runs: UnsafePointer(eRuns.baseAddress!), into: out.baseAddress! + y * wpr, dilate: false)
+                }
+            }
+            destination.update(from: out.baseAddress!, count: plane)
+        } } } } } } } }
+        st.valid = true
+    }
+
+    /// affected[y]: some row in output row y's window (the element's rows around it) is marked.
+    private func markWindows(_ marked: UnsafeMutableBufferPointer<Bool>, into affected: UnsafeMutableBufferPointer<Bool>) {
+        for y in 0..<height {
+            var hit = false
+            for t in taps {
+                let sy = y + t.dy
+                if sy >= 0 && sy < height && marked[sy] { hit = true; break }
+            }
+            affected[y] = hit
         }
     }
 
-    private func pass(_ source: UnsafePointer<UInt64>, into destination: UnsafeMutablePointer<UInt64>, dilate: Bool) {
+    /// Row y's runs: runs[s * height + y] bit x = op over d in span s of row(x + d).
+    private func horizontal(_ row: UnsafePointer<UInt64>, y: Int, runs hor: UnsafeMutablePointer<UInt64>, dilate: Bool) {
         let wpr = wordsPerRow, g = guardWords
         // Outside the image: the value that never wins (0 for max, 1 for min).
         let fill: UInt64 = dilate ? 0 : ~0
         let lastMask = lastWordMask
+        // A row of only the value that never wins stays so (all 0 under dilation, all 1 under
+        // erosion): every run of it is the same row.
+        var uniform = true
+        for w in 0..<wpr where (row[w] & (w == wpr - 1 ? lastMask : ~0)) != (fill & (w == wpr - 1 ? lastMask : ~0)) { uniform = false; break }
+        if uniform {
+            for s in 0..<spans.count { (hor + (s * height + y) * wpr).update(repeating: fill, count: wpr) }
+            return
+        }
         extended.withUnsafeMutableBufferPointer { extBuffer in
-            horizontal.withUnsafeMutableBufferPointer { horBuffer in
-                let ext = extBuffer.baseAddress!, hor = horBuffer.baseAddress!
-                let extCount = extBuffer.count
-                // Horizontal runs: hor[s][y] bit x = op over d in span s of src(x + d, y).
-                for y in 0..<height {
-                    let row = source + y * wpr
-                    // A row of only the value that never wins stays so (all 0 under dilation, all 1
-                    // under erosion): every run of it is the same row.
-                    var uniform = true
-                    for w in 0..<wpr where (row[w] & (w == wpr - 1 ? lastMask : ~0)) != (fill & (w == wpr - 1 ? lastMask : ~0)) { uniform = false; break }
-                    if uniform {
-                        for s in 0..<spans.count { (hor + (s * height + y) * wpr).update(repeating: fill, count: wpr) }
-                        continue
-                    }
-                    for w in 0..<extCount { ext[w] = fill }
-                    for w in 0..<wpr { ext[g + w] = row[w] }
-                    ext[g + wpr - 1] = (row[wpr - 1] & lastMask) | (fill & ~lastMask)
-                    for s in 0..<spans.count {
-                        let out = hor + (s * height + y) * wpr
-                        let extend = extendsPrevious[s]
-                        shifts[s].withUnsafeBufferPointer { ds in
-                            for w in 0..<wpr {
-                                // Bit b of a shifted word is bit (64 w + b + d) of the row, i.e. bit
-                                // 64 (w + g) + b + d of the guarded row.
-                                var acc: UInt64 = extend ? out[w - wpr * height] : fill  // the identity of the operation
-                                if dilate {
-                                    for d in ds {
-                                        let p = 64 * (w + g) + d, q = p >> 6, r = UInt64(p & 63)
-                                        acc |= r == 0 ? ext[q] : (ext[q] >> r) | (ext[q + 1] << (64 - r))
-                                    }
-                                } else {
-                                    for d in ds {
-                                        let p = 64 * (w + g) + d, q = p >> 6, r = UInt64(p & 63)
-                                        acc &= r == 0 ? ext[q] : (ext[q] >> r) | (ext[q + 1] << (64 - r))
-                                    }
-                                }
-                                out[w] = acc
+            let ext = extBuffer.baseAddress!
+            for w in 0..<extBuffer.count { ext[w] = fill }
+            for w in 0..<wpr { ext[g + w] = row[w] }
+            ext[g + wpr - 1] = (row[wpr - 1] & lastMask) | (fill & ~lastMask)
+            for s in 0..<spans.count {
+                let out = hor + (s * height + y) * wpr
+                let extend = extendsPrevious[s]
+                shifts[s].withUnsafeBufferPointer { ds in
+                    for w in 0..<wpr {
+                        // Bit b of a shifted word is bit (64 w + b + d) of the row, i.e. bit
+                        // 64 (w + g) + b + d of the guarded row.
+                        var acc: UInt64 = extend ? out[w - wpr * height] : fill  // the identity of the operation
+                        if dilate {
+                            for d in ds {
+                                let p = 64 * (w + g) + d, q = p >> 6, r = UInt64(p & 63)
+                                acc |= r == 0 ? ext[q] : (ext[q] >> r) | (ext[q + 1] << (64 - r))
+                            }
+                        } else {
+                            for d in ds {
+                                let p = 64 * (w + g) + d, q = p >> 6, r = UInt64(p & 63)
+                                acc &= r == 0 ? ext[q] : (ext[q] >> r) | (ext[q + 1] << (64 - r))
                             }
                         }
+                        out[w] = acc
                     }
-                }
-                // Vertical: element row i reads image row y + i - anchorY; rows outside are skipped.
-                for y in 0..<height {
-                    let out = destination + y * wpr
-                    for w in 0..<wpr { out[w] = dilate ? 0 : ~0 }
-                    for (i, s) in rowSpan.enumerated() where s >= 0 {
-                        let sy = y + i - element.anchorY
-                        guard sy >= 0 && sy < height else { continue }
-                        let src = hor + (s * height + sy) * wpr
-                        if dilate { for w in 0..<wpr { out[w] |= src[w] } } else { for w in 0..<wpr { out[w] &= src[w] } }
-                    }
-                    out[wpr - 1] &= lastMask
                 }
             }
         }
+    }
+
+    /// Output row y: element row i reads the runs of image row y + i - anchorY; rows outside are skipped.
+    private func vertical(y: Int, runs hor: UnsafePointer<UInt64>, into out: UnsafeMutablePointer<UInt64>, dilate: Bool) {
+        let wpr = wordsPerRow
+        for w in 0..<wpr { out[w] = dilate ? 0 : ~0 }
+        for t in taps {
+            let sy = y + t.dy
+            guard sy >= 0 && sy < height else { continue }
+            let src = hor + (t.span * height + sy) * wpr
+            if dilate { for w in 0..<wpr { out[w] |= src[w] } } else { for w in 0..<wpr { out[w] &= src[w] } }
+        }
+        out[wpr - 1] &= lastWordMask
     }
 }
 

@@ -51,11 +51,13 @@ enum GaussianKernel {
 /// first, then symmetric pairs inward to outward (OpenCV's own order depends on its SIMD/IPP path;
 /// the difference is a few float32 ulps).
 ///
-/// Successive masks of one map differ in few rows, so each `slot` (one per channel plane) remembers
-/// its last input and result: a row whose bits did not change keeps its row-filtered values, and an
-/// output row whose whole window did not change keeps its value. Rows that are all zero or all one
-/// (and output rows whose window is) are filled with what the general loop computes for them. Every
-/// shortcut gives exactly the value the full computation would.
+/// Successive masks of one map differ in a few places, so each `slot` (one per channel plane) keeps
+/// its last input and results. Where a row's bits changed only in columns x0...x1, its row-filtered
+/// values can change only in x0 - r ... x1 + r (reflection at the borders stays inside that range),
+/// and an output row can change only in the union of those ranges over the rows of its window: only
+/// those columns are recomputed, with the same formula. Rows that are all zero or all one (and output
+/// rows whose window is) are filled with what the general loop computes for them. Every value is
+/// exactly what the full computation gives.
 final class MaskBlur {
     let width: Int
     let height: Int
@@ -67,21 +69,31 @@ final class MaskBlur {
     private let rowIndex: [Int]
     private var slots: [Slot] = []
 
-    /// One plane's last input and results.
+    /// One plane's last input and results, in memory of its own (the result is handed out by pointer).
     private final class Slot {
         var valid = false
-        var bits: [UInt64]
-        var rows: [Float]
-        var out: [Float]
+        let bits: UnsafeMutablePointer<UInt64>
+        let rows: UnsafeMutablePointer<Float>
+        let out: UnsafeMutablePointer<Float>
         /// Per row: 0 all zero, 1 all one, 2 mixed.
-        var kind: [UInt8]
-        var changed: [Bool]
+        let kind: UnsafeMutablePointer<UInt8>
+        /// Per row, this call: the columns lo...hi whose row-filtered value may have changed (none when
+        /// hi < lo).
+        let lo: UnsafeMutablePointer<Int>
+        let hi: UnsafeMutablePointer<Int>
+
         init(words: Int, pixels: Int, height: Int) {
-            bits = [UInt64](repeating: 0, count: words)
-            rows = [Float](repeating: 0, count: pixels)
-            out = [Float](repeating: 0, count: pixels)
-            kind = [UInt8](repeating: 0, count: height)
-            changed = [Bool](repeating: true, count: height)
+            bits = .allocate(capacity: words); bits.initialize(repeating: 0, count: words)
+            rows = .allocate(capacity: pixels); rows.initialize(repeating: 0, count: pixels)
+            out = .allocate(capacity: pixels); out.initialize(repeating: 0, count: pixels)
+            kind = .allocate(capacity: height); kind.initialize(repeating: 0, count: height)
+            lo = .allocate(capacity: height); lo.initialize(repeating: 0, count: height)
+            hi = .allocate(capacity: height); hi.initialize(repeating: -1, count: height)
+        }
+
+        deinit {
+            bits.deallocate(); rows.deallocate(); out.deallocate()
+            kind.deallocate(); lo.deallocate(); hi.deallocate()
         }
     }
 
@@ -117,6 +129,12 @@ final class MaskBlur {
 
     /// Blurs the bit-row mask `bits` (wordsPerRow words per row) into `out` (height * width floats).
     func blur(_ bits: UnsafePointer<UInt64>, wordsPerRow wpr: Int, into out: UnsafeMutablePointer<Float>, slot: Int = 0) {
+        out.update(from: blurred(bits, wordsPerRow: wpr, slot: slot), count: width * height)
+    }
+
+    /// Blurs the bit-row mask `bits` and returns the result (height * width floats), which stays valid
+    /// until the slot's next call.
+    func blurred(_ bits: UnsafePointer<UInt64>, wordsPerRow wpr: Int, slot: Int = 0) -> UnsafePointer<Float> {
         precondition(wpr == wordsPerRow)
         while slots.count <= slot { slots.append(Slot(words: height * wpr, pixels: width * height, height: height)) }
         let cache = slots[slot]
@@ -124,75 +142,83 @@ final class MaskBlur {
         let rowFull = constant(1)
         let colFull = constant(rowFull)
         let fresh = !cache.valid
+        let kind = cache.kind, lo = cache.lo, hi = cache.hi, h = cache.rows, o = cache.out
         kernel.withUnsafeBufferPointer { kb in
         padded.withUnsafeMutableBufferPointer { pb in
-        cache.bits.withUnsafeMutableBufferPointer { prevBits in
-        cache.rows.withUnsafeMutableBufferPointer { hb in
-        cache.out.withUnsafeMutableBufferPointer { ob in
-        cache.kind.withUnsafeMutableBufferPointer { kind in
-        cache.changed.withUnsafeMutableBufferPointer { changed in
         columnIndex.withUnsafeBufferPointer { ci in
         rowIndex.withUnsafeBufferPointer { ri in
-            let k = kb.baseAddress!, p = pb.baseAddress!, h = hb.baseAddress!, o = ob.baseAddress!
+            let k = kb.baseAddress!, p = pb.baseAddress!
             // Rows.
             for y in 0..<height {
-                let row = bits + y * wpr, prev = prevBits.baseAddress! + y * wpr
-                if !fresh && memcmp(row, prev, wpr * 8) == 0 { changed[y] = false; continue }
-                changed[y] = true
+                let row = bits + y * wpr, prev = cache.bits + y * wpr
+                // The changed bits' first and last column.
+                var first = Int.max, last = -1
+                for i in 0..<wpr {
+                    let d = fresh ? ~0 : row[i] ^ prev[i]
+                    if d != 0 {
+                        if first == Int.max { first = 64 * i + d.trailingZeroBitCount }
+                        last = 64 * i + 63 - d.leadingZeroBitCount
+                    }
+                }
+                if last < 0 { lo[y] = 0; hi[y] = -1; continue }
+                let x0 = max(first - r, 0), x1 = min(last + r, w - 1)
+                lo[y] = x0; hi[y] = x1
                 prev.update(from: row, count: wpr)
                 let ones = BitRows.popcount(row, count: wpr)
                 let dst = h + y * w
                 if ones == 0 {
                     kind[y] = 0
-                    dst.update(repeating: 0, count: w)
+                    (dst + x0).update(repeating: 0, count: x1 - x0 + 1)
                     continue
                 }
                 if ones == w {
                     kind[y] = 1
-                    dst.update(repeating: rowFull, count: w)
+                    (dst + x0).update(repeating: rowFull, count: x1 - x0 + 1)
                     continue
                 }
                 kind[y] = 2
-                for i in 0..<(w + 2 * r) {
+                // Padded position i holds column i - r; columns x0...x1 read positions x0...x1 + 2r.
+                for i in x0...(x1 + 2 * r) {
                     let x = ci[i]
                     p[i] = (row[x >> 6] >> UInt64(x & 63)) & 1 == 1 ? 1 : 0
                 }
                 let c = k[r]
-                for x in 0..<w { dst[x] = c * p[x + r] }
+                for x in x0...x1 { dst[x] = c * p[x + r] }
                 if r > 0 {
                     for j in 1...r {
                         let kj = k[r - j]
-                        let lo = p + r - j, hi = p + r + j
-                        for x in 0..<w { dst[x] += kj * (lo[x] + hi[x]) }
+                        let lp = p + r - j, hp = p + r + j
+                        for x in x0...x1 { dst[x] += kj * (lp[x] + hp[x]) }
                     }
                 }
             }
             // Columns.
             for y in 0..<height {
                 let dst = o + y * w
-                var anyChanged = fresh, allZero = true, allOne = true
+                var x0 = Int.max, x1 = -1, allZero = true, allOne = true
                 for i in 0...(2 * r) {
                     let src = ri[y + i]
-                    if changed[src] { anyChanged = true }
+                    if hi[src] >= lo[src] { x0 = min(x0, lo[src]); x1 = max(x1, hi[src]) }
                     let kd = kind[src]
                     if kd != 0 { allZero = false }
                     if kd != 1 { allOne = false }
                 }
-                if !anyChanged { continue }
-                if allZero { dst.update(repeating: 0, count: w); continue }
-                if allOne { dst.update(repeating: colFull, count: w); continue }
+                if x1 < 0 { continue }
+                let n = x1 - x0 + 1
+                if allZero { (dst + x0).update(repeating: 0, count: n); continue }
+                if allOne { (dst + x0).update(repeating: colFull, count: n); continue }
                 let c = k[r], center = h + ri[y + r] * w
-                for x in 0..<w { dst[x] = c * center[x] }
+                for x in x0...x1 { dst[x] = c * center[x] }
                 if r > 0 {
                     for j in 1...r {
                         let kj = k[r - j]
                         let up = h + ri[y + r - j] * w, down = h + ri[y + r + j] * w
-                        for x in 0..<w { dst[x] += kj * (up[x] + down[x]) }
+                        for x in x0...x1 { dst[x] += kj * (up[x] + down[x]) }
                     }
                 }
             }
-            out.update(from: o, count: w * height)
-        } } } } } } } } }
+        } } } }
         cache.valid = true
+        return UnsafePointer(o)
     }
 }

@@ -23,8 +23,33 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     let blurSize: Int
     let channelWise: Bool
     let maxBatch: Int
-    /// One worker's scratch objects (closing and blur buffers) for the last image size seen.
-    private var scratch: [(closing: BinaryClosing, blur: MaskBlur)] = []
+    /// One worker's scratch objects for the last image size seen.
+    private var scratch: [WorkerScratch] = []
+
+    /// What one worker reuses from sample to sample: the closing and blur buffers, and the classifier's
+    /// input rows. Fresh multi-megabyte inputs per sample cost more in page faults and zero-filling
+    /// than the blur and the classifier together.
+    final class WorkerScratch {
+        let closing: BinaryClosing
+        let blur: MaskBlur
+        private var input: TensorStorage?
+
+        init(closing: BinaryClosing, blur: MaskBlur) {
+            self.closing = closing
+            self.blur = blur
+        }
+
+        /// An uninitialised float32 tensor of `shape` in memory kept for the next call (every row the
+        /// evaluator passes is written before the classifier reads it).
+        func inputTensor(_ shape: [Int]) -> Tensor {
+            let bytes = shape.reduce(1, *) * MemoryLayout<Float>.size
+            if input.map({ $0.byteCount < bytes }) ?? true {
+                let p = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 1), alignment: 64)
+                input = TensorStorage(base: p, byteCount: bytes) { p.deallocate() }
+            }
+            return Tensor(dtype: .float32, shape: shape, storage: input!)
+        }
+    }
 
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host
@@ -67,7 +92,8 @@ final class QuacEvaluatorScorer: ScorerPlugin {
         let workers = max(1, min(PluginThreads.count, n))
         if scratch.first.map({ $0.closing.width != w || $0.closing.height != h }) ?? false { scratch = [] }
         while scratch.count < workers {
-            scratch.append((BinaryClosing(width: w, height: h, element: element), MaskBlur(width: w, height: h, kernelSize: blurSize)))
+            scratch.append(WorkerScratch(closing: BinaryClosing(width: w, height: h, element: element),
+                                         blur: MaskBlur(width: w, height: h, kernelSize: blurSize)))
         }
         let grid = QuacCurve.grid
         let sampleSize = c * h * w
@@ -127,7 +153,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
     /// the hybrid at the optimal threshold to `mask` and `hybrid`.
     private func evaluate(x: UnsafePointer<Float>, cf: UnsafePointer<Float>, map: UnsafePointer<Float>, target: Int,
                           shape: (c: Int, h: Int, w: Int), sampleShape: [Int], classes: Int,
-                          scratch: (closing: BinaryClosing, blur: MaskBlur),
+                          scratch: WorkerScratch,
                           mask: UnsafeMutablePointer<Float>, hybrid: UnsafeMutablePointer<Float>) throws -> SampleResult {
         let (c, h, w) = shape
         let sampleSize = c * h * w
@@ -136,12 +162,10 @@ final class QuacEvaluatorScorer: ScorerPlugin {
         // Rows: the query, the generated image, then one hybrid per distinct mask.
         let rows = 2 + masks.count
         var probabilities = [Float](repeating: 0, count: rows * classes)
-        let softMask = UnsafeMutablePointer<Float>.allocate(capacity: sampleSize)
-        defer { softMask.deallocate() }
         var first = 0
         while first < rows {
             let count = min(maxBatch, rows - first)
-            let input = Tensor(zeros: [count] + sampleShape)
+            let input = scratch.inputTensor([count] + sampleShape)
             let inp = input.floats.baseAddress!
             for row in first..<(first + count) {
                 let dst = inp + (row - first) * sampleSize
@@ -149,8 +173,7 @@ final class QuacEvaluatorScorer: ScorerPlugin {
                 case 0: dst.update(from: x, count: sampleSize)
                 case 1: dst.update(from: cf, count: sampleSize)
                 default:
-                    softMaskOf(masks, row - 2, shape: shape, blur: scratch.blur, into: softMask)
-                    Self.hybrid(x: x, cf: cf, mask: softMask, count: sampleSize, into: dst)
+                    hybridOf(masks, row - 2, shape: shape, blur: scratch.blur, x: x, cf: cf, into: dst)
                 }
             }
             let logits = try host.classifierForward(input)
@@ -180,24 +203,28 @@ final class QuacEvaluatorScorer: ScorerPlugin {
         let curve = QuacCurve.interpolated(sizes: sizes, changes: wideChanges)
         let score = QuacCurve.trapezoid(curve)
         let u = masks.maskIndex[optimal]
-        softMaskOf(masks, u, shape: shape, blur: scratch.blur, into: mask)
-        Self.hybrid(x: x, cf: cf, mask: mask, count: sampleSize, into: hybrid)
+        hybridOf(masks, u, shape: shape, blur: scratch.blur, x: x, cf: cf, into: hybrid, mask: mask)
         let counterfactual = Array(probabilities[((2 + u) * classes)..<((3 + u) * classes)])
         return SampleResult(sizes: sizes, changes: changes, optimalIndex: optimal, curve: curve, score: score,
                             query: query, generated: generated, counterfactual: counterfactual)
     }
 
-    /// Blurred distinct mask `index`, all channels, into `out` (C * H * W floats).
-    private func softMaskOf(_ masks: QuacMaskSet, _ index: Int, shape: (c: Int, h: Int, w: Int), blur: MaskBlur,
-                            into out: UnsafeMutablePointer<Float>) {
+    /// The hybrid of distinct mask `index` into `hybrid`, and its blurred mask into `mask` when given
+    /// (C * H * W floats each). The blur's own result is read in place: it is not copied per mask.
+    private func hybridOf(_ masks: QuacMaskSet, _ index: Int, shape: (c: Int, h: Int, w: Int), blur: MaskBlur,
+                          x: UnsafePointer<Float>, cf: UnsafePointer<Float>,
+                          into hybrid: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>? = nil) {
         let plane = shape.h * shape.w
         let wpr = BitRows.wordsPerRow(shape.w)
+        var soft: UnsafePointer<Float>?
         for ch in 0..<shape.c {
-            if masks.planes == 1 && ch > 0 {
-                (out + ch * plane).update(from: out, count: plane)
-            } else {
-                masks.withPlane(index, masks.planes == 1 ? 0 : ch) { blur.blur($0, wordsPerRow: wpr, into: out + ch * plane, slot: ch) }
+            // With one plane for every channel (channel_wise off), one blur serves them all.
+            if masks.planes > 1 || soft == nil {
+                soft = masks.withPlane(index, masks.planes == 1 ? 0 : ch) { blur.blurred($0, wordsPerRow: wpr, slot: ch) }
             }
+            let offset = ch * plane
+            Self.hybrid(x: x + offset, cf: cf + offset, mask: soft!, count: plane, into: hybrid + offset)
+            mask?.advanced(by: offset).update(from: soft!, count: plane)
         }
     }
 

@@ -77,7 +77,7 @@ struct QuacMaskSet {
                         for plane in 0..<planes {
                             let dst = c.baseAddress! + plane * perPlane
                             if changed[plane] || previous < 0 {
-                                closing.close(b.baseAddress! + plane * perPlane, into: dst)
+                                closing.close(b.baseAddress! + plane * perPlane, into: dst, slot: plane)
                             } else {
                                 // Same binary plane as the previous threshold: same closed plane.
                                 dst.update(from: prior.baseAddress! + (previous * planes + plane) * perPlane, count: perPlane)
