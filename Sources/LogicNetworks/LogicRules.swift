@@ -98,9 +98,28 @@ public enum RuleExtraction {
             let m = Minterm(masked.map { Literal($0, train[s, $0]) })
             if seen.insert(m).inserted { raw.append(m) }
         }
-        var rule = Rule(raw), best = accuracy(rule)
+        // Two greedy paths from the same minterms; the rule with the higher validation accuracy is kept
+        // (the first on a tie). One order alone can stop early: with many near-unique minterms,
+        // dropping whole ones first keeps an arbitrary few, while generalising literals first can
+        // reach the rule a majority of them share.
+        let mintermsFirst = prune(raw, literalOrder: masked.sorted { (attention[$0], $0) < (attention[$1], $1) },
+                                  mintermsFirst: true, accuracy: accuracy)
+        let literalsFirst = prune(raw, literalOrder: masked.sorted { (attention[$0], $0) < (attention[$1], $1) },
+                                  mintermsFirst: false, accuracy: accuracy)
+        var rule = literalsFirst.accuracy > mintermsFirst.accuracy ? literalsFirst.rule : mintermsFirst.rule
+        // Duplicates and absorbed minterms change nothing the rule says.
+        var kept: [Minterm] = [], keptSet = Set<Minterm>()
+        for m in rule.minterms where keptSet.insert(m).inserted { kept.append(m) }
+        rule = Rule(kept.filter { m in !kept.contains { $0 != m && $0.absorbs(m) } })
+        return Result(rule: rule, minterms: raw.count, validationAccuracy: accuracy(rule))
+    }
 
-        /// Drops whole minterms, least accurate alone first, while the rule does not get worse.
+    /// Greedy pruning on the validation split, every step kept only when the rule's validation accuracy
+    /// does not fall: whole minterms (least accurate alone first) before and after the literals
+    /// (`mintermsFirst`), or the literals first and then whole minterms.
+    static func prune(_ minterms: [Minterm], literalOrder: [Int], mintermsFirst: Bool,
+                      accuracy: (Rule) -> Double) -> (rule: Rule, accuracy: Double) {
+        var rule = Rule(minterms), best = accuracy(rule)
         func dropMinterms() {
             let order = rule.minterms.map { ($0, accuracy(Rule([$0]))) }.sorted { $0.1 < $1.1 }.map(\.0)
             for m in order where rule.minterms.count > 1 {
@@ -109,27 +128,25 @@ public enum RuleExtraction {
                 if a >= best { rule = candidate; best = a }
             }
         }
-        dropMinterms()
         // Literals, least attended first, judged by the whole rule.
-        let literalOrder = masked.sorted { (attention[$0], $0) < (attention[$1], $1) }
-        var index = 0
-        while index < rule.minterms.count {
-            for j in literalOrder {
-                let m = rule.minterms[index]
-                guard m.literals.count > 1, m.literals.contains(where: { $0.concept == j }) else { continue }
-                var ms = rule.minterms
-                ms[index] = Minterm(m.literals.filter { $0.concept != j })
-                let candidate = Rule(ms)
-                let a = accuracy(candidate)
-                if a >= best { rule = candidate; best = a }
+        func dropLiterals() {
+            var index = 0
+            while index < rule.minterms.count {
+                for j in literalOrder {
+                    let m = rule.minterms[index]
+                    guard m.literals.count > 1, m.literals.contains(where: { $0.concept == j }) else { continue }
+                    var ms = rule.minterms
+                    ms[index] = Minterm(m.literals.filter { $0.concept != j })
+                    let candidate = Rule(ms)
+                    let a = accuracy(candidate)
+                    if a >= best { rule = candidate; best = a }
+                }
+                index += 1
             }
-            index += 1
         }
+        if mintermsFirst { dropMinterms() }
+        dropLiterals()
         dropMinterms()
-        // Duplicates and absorbed minterms change nothing the rule says.
-        var kept: [Minterm] = [], keptSet = Set<Minterm>()
-        for m in rule.minterms where keptSet.insert(m).inserted { kept.append(m) }
-        rule = Rule(kept.filter { m in !kept.contains { $0 != m && $0.absorbs(m) } })
-        return Result(rule: rule, minterms: raw.count, validationAccuracy: accuracy(rule))
+        return (rule, best)
     }
 }

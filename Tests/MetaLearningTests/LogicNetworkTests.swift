@@ -119,6 +119,13 @@ final class LogicNetworkTests: XCTestCase {
             })))
             XCTAssertGreaterThanOrEqual(r.validationAccuracy, start.accuracy(t, classes: y, of: 1) - 1e-12)
             XCTAssertEqual(r.validationAccuracy, r.rule.accuracy(t, classes: y, of: 1))
+            // The rule is the better of the two greedy paths.
+            let order = (0..<k).filter { mask[$0] }.sorted { (attention[$0], $0) < (attention[$1], $1) }
+            let score = { (rule: Rule) in rule.accuracy(t, classes: y, of: 1) }
+            for first in [true, false] {
+                let path = RuleExtraction.prune(start.minterms, literalOrder: order, mintermsFirst: first, accuracy: score)
+                XCTAssertGreaterThanOrEqual(r.validationAccuracy, path.accuracy - 1e-12)
+            }
             if r.rule.complexity < start.complexity { pruned += 1 }
         }
         XCTAssertGreaterThan(pruned, 10, "pruning shortened the rule in most trials")

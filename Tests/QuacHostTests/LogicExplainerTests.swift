@@ -97,6 +97,31 @@ final class LogicExplainerTests: XCTestCase {
         XCTAssertEqual(once.1["rules"], resumed.1["rules"])
     }
 
+    /// With the cosine schedule the rate of an epoch depends on the run's length: a checkpoint of a
+    /// shorter run is refused, not continued on another curve; and the schedule changes the training.
+    func testCosineScheduleResumesOnlyARunOfTheSameLength() throws {
+        let dir = try TestSupport.tempDir()
+        let manifest = try PluginRegistry(searchPath: [TestSupport.builtinPlugins]).manifest(id: "org.quac.logic-explainer")
+        let f = try Safetensors.read(Self.data.appendingPathComponent("xor_train.safetensors"))
+        let fields: [(String, Tensor)] = [("x", f.tensors["concepts"]!), ("concepts", f.tensors["concepts"]!), ("label", f.tensors["labels"]!)]
+        func trained(_ epochs: Int, _ folder: String, _ schedule: String) throws -> Data {
+            let p = try PluginInstance(manifest: manifest, params: ["epochs": .int(Int64(epochs)), "learning_rate": 0.01,
+                                                                    "lr_schedule": .string(schedule)])
+            _ = try p.train(fields: fields, val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent(folder), seed: 1)
+            let file = dir.appendingPathComponent(folder + ".safetensors")
+            try p.save(to: file)
+            return try Data(contentsOf: file)
+        }
+        _ = try trained(100, "short", "cosine")
+        XCTAssertThrowsError(try trained(200, "short", "cosine")) { error in
+            XCTAssertTrue("\(error)".contains("other training settings"), "\(error)")
+        }
+        let cosine = try trained(200, "cosine", "cosine")
+        XCTAssertEqual(cosine, try trained(200, "cosine-again", "cosine"), "deterministic")
+        XCTAssertNotEqual(cosine, try trained(200, "constant", "constant"))
+        XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["lr_schedule": "linear"]))
+    }
+
     /// A CNN concept model trained on its splits' own concepts ("targets": "concepts"), then the
     /// logic explainer learning the classifier's predictions from the concepts it predicts.
     func testAConceptModelTrainsOnConceptsAndFeedsTheExplainer() throws {

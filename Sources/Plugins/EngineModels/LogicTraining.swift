@@ -4,15 +4,22 @@ import LogicNetworks
 import QuacPluginKit
 
 /// Training of the logic explainer: BCE-with-logits against the one-hot classes plus lambda times the
-/// entropy of the entropy layer's attention, AdamW, full batch (or minibatches in an order drawn from
-/// (seed, epoch)); a checkpoint every tenth of the epochs and an exact resume; then the rules
+/// entropy of the entropy layer's attention, AdamW at a constant learning rate or annealed from it to 0
+/// along a cosine over the epochs, full batch (or minibatches in an order drawn from (seed, epoch)); a
+/// checkpoint every tenth of the epochs and an exact resume; then the rules
 /// (RuleExtraction) from the training split, pruned and chosen on the validation split (the training
 /// split when there is none).
 extension LogicExplainer: TrainablePlugin {
     struct Settings {
         var epochs: Int, batchSize: Int, learningRate: Float, weightDecay: Float, lambda: Float
+        /// "constant" or "cosine".
+        var schedule: String
         init(_ p: Parameters) throws {
             epochs = try p.int("epochs")
+            schedule = try p.string("lr_schedule")
+            guard ["constant", "cosine"].contains(schedule) else {
+                throw PluginError.invalid("lr_schedule must be \"constant\" or \"cosine\", not \"\(schedule)\"")
+            }
             batchSize = try p.int("batch_size")
             learningRate = try p.float("learning_rate")
             weightDecay = try p.float("weight_decay")
@@ -21,7 +28,16 @@ extension LogicExplainer: TrainablePlugin {
                 throw PluginError.invalid("training needs epochs >= 1, batch_size >= 0 (0: the whole set), learning_rate > 0, weight_decay >= 0 and entropy_weight >= 0")
             }
         }
-        var resumeKey: String { "adamw lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) lambda=\(lambda)" }
+        var resumeKey: String {
+            // A cosine's rates depend on the number of epochs: only a run of the same length resumes.
+            "adamw lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) lambda=\(lambda)"
+                + (schedule == "constant" ? "" : " schedule=\(schedule) epochs=\(epochs)")
+        }
+
+        /// The learning rate of an epoch (the same for each of its steps, so a resume continues it).
+        var rates: LRSchedule {
+            schedule == "cosine" ? .cosine(lr: learningRate, totalSteps: epochs, minLR: 0) : .constant(learningRate)
+        }
     }
 
     /// Concepts and classes of a split; the classes are the classifier's predictions ("teacher") when
@@ -65,6 +81,7 @@ extension LogicExplainer: TrainablePlugin {
         let start = Date()
         for epoch in first..<s.epochs {
             try host.checkCancelled()
+            s.rates.apply(to: optimizer, step: epoch)
             var order = Array(0..<n)
             if s.batchSize > 0 {
                 var rng = SeededRandom(seed: seed &+ (UInt64(epoch) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
