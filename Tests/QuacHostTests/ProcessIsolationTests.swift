@@ -99,5 +99,43 @@ final class ProcessIsolationTests: XCTestCase {
             let x = try Safetensors.read(a.appendingPathComponent("out/" + file)), y = try Safetensors.read(b.appendingPathComponent("out/" + file))
             for name in y.names { XCTAssertEqual(x.tensors[name]?.floatArray(), y.tensors[name]?.floatArray(), "\(file) \(name)") }
         }
+        // The run records the same classifier and plugins: with a worker, the run's own process records
+        // the classifier from its library without creating it (the worker announced what it is).
+        func plugins(_ dir: URL) throws -> [JSONValue] {
+            try JSONParser.parse(String(contentsOf: dir.appendingPathComponent("out/run.json"), encoding: .utf8))["plugins"]?.arrayValue ?? []
+        }
+        let isolated = try plugins(a), inProcess = try plugins(b)
+        XCTAssertEqual(isolated.count, 4)
+        XCTAssertEqual(isolated, inProcess)
+        XCTAssertEqual(isolated.first?["plugin"]?.stringValue, "org.quac.mlp-classifier")
+        XCTAssertEqual(isolated.first?["library_sha256"]?.stringValue?.count, 64)
+    }
+
+    /// The run's own view of a classifier the worker announced: `info` is the announcement, and the
+    /// instance is created only when something calls it, once.
+    func testAnAnnouncedClassifierIsCreatedOnlyWhenCalled() throws {
+        let registry = try PluginRegistry(searchPath: [TestSupport.builtinPlugins])
+        let manifest = try registry.manifest(id: "org.quac.mlp-classifier")
+        let resolved = try ResolvedPlugin.resolve(manifest, params: ["input_shape": [1, 2, 2], "hidden": 0, "seed": 3], name: "mlp",
+                                                  base: URL(fileURLWithPath: "/"), paramsSource: "test")
+        let (library, descriptor) = try PluginInstance.openLibrary(manifest)
+        let identity = PluginIdentity(manifest: manifest, library: library, descriptor: descriptor, name: "mlp", parameters: resolved.parameters)
+        var info = ClassifierInfo(numClasses: 2, sampleShape: [1, 2, 2], hasVJP: true, hasModifiedBackward: true)
+        info.hasRandomize = true
+        XCTAssertEqual(ClassifierInfo(json: info.json), info)
+        XCTAssertNil(ClassifierInfo(json: ["num_classes": 2]))
+        var creations = 0
+        let announced = AnnouncedClassifier(identity: identity, info: info) {
+            creations += 1
+            return try PluginInstance(resolved)
+        }
+        XCTAssertEqual(try announced.info(), info)
+        XCTAssertEqual(creations, 0)
+        let x = Tensor([0.5, -1, 2, 0.25], shape: [1, 1, 2, 2])
+        let logits = try announced.forward(x)
+        XCTAssertEqual(creations, 1)
+        XCTAssertEqual(logits.floatArray(), try PluginInstance(resolved).forward(x).floatArray())
+        _ = try announced.forward(x)
+        XCTAssertEqual(creations, 1)
     }
 }

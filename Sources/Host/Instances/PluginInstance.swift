@@ -19,6 +19,10 @@ public final class PluginInstance: @unchecked Sendable {
 
     public var id: String { manifest.id }
     public var kind: PluginKind { manifest.kind }
+    /// What a run's records say of the plugin (RunState.record).
+    var identity: PluginIdentity {
+        PluginIdentity(manifest: manifest, library: library, descriptor: descriptor, name: name, parameters: parameters)
+    }
 
     /// Resolves `params` (validated against the manifest's schema, defaults filled, relative paths
     /// against the working folder) and creates the instance: for the conformance check and tests. A
@@ -35,27 +39,7 @@ public final class PluginInstance: @unchecked Sendable {
     public init(_ resolved: ResolvedPlugin, run: RunContext? = nil) throws {
         let manifest = resolved.manifest
         let where_ = "plugin \(manifest.id) (\(manifest.url.path))"
-        guard let libURL = manifest.resolvedLibraryURL() else {
-            throw QuacError("\(manifest.url.path): /library: \"\(manifest.library)\" not found")
-        }
-        if let pin = manifest.sha256 {
-            let actual = try SHA256.hex(fileAt: libURL)
-            guard actual == pin else {
-                throw QuacError("\(manifest.url.path): /sha256: library \(libURL.path) has sha256 \(actual), the manifest pins \(pin)")
-            }
-        }
-        let library = try PluginLibrary.load(libURL)
-        guard "\(library.abiMajor).\(library.abiMinor)" == manifest.abiVersion else {
-            throw QuacError("\(manifest.url.path): /abi_version: manifest says \(manifest.abiVersion), the library was built for \(library.abiMajor).\(library.abiMinor)")
-        }
-        let pointer = manifest.bridge == nil ? "/id" : "/bridge/plugin"
-        guard let d = library.descriptor(id: manifest.descriptorID) else {
-            let ids = library.descriptors.map(\.id).joined(separator: ", ")
-            throw QuacError("\(manifest.url.path): \(pointer): library \(libURL.lastPathComponent) has no plugin \"\(manifest.descriptorID)\" (it offers: \(ids.isEmpty ? "none" : ids))")
-        }
-        guard d.kind == manifest.kind else {
-            throw QuacError("\(manifest.url.path): /kind: manifest says \(manifest.kind.rawValue), the library describes \(manifest.descriptorID) as \(d.kind?.rawValue ?? "unknown kind \(d.rawKind)")")
-        }
+        let (library, d) = try Self.openLibrary(manifest)
         let filled = resolved.parameters
         // A bridged method: the bridge's own parameters (fixed by the manifest) join the method's.
         var created = filled
@@ -85,6 +69,33 @@ public final class PluginInstance: @unchecked Sendable {
             throw QuacError("\(where_): create returned an instance without destroy or get_extension")
         }
         plugin = instance
+    }
+
+    /// The manifest's library, loaded and checked: its sha256 pin, ABI version, and the plugin the
+    /// manifest names, of the manifest's kind. Creates nothing.
+    static func openLibrary(_ manifest: PluginManifest) throws -> (PluginLibrary, PluginLibrary.Descriptor) {
+        guard let libURL = manifest.resolvedLibraryURL() else {
+            throw QuacError("\(manifest.url.path): /library: \"\(manifest.library)\" not found")
+        }
+        if let pin = manifest.sha256 {
+            let actual = try SHA256.hex(fileAt: libURL)
+            guard actual == pin else {
+                throw QuacError("\(manifest.url.path): /sha256: library \(libURL.path) has sha256 \(actual), the manifest pins \(pin)")
+            }
+        }
+        let library = try PluginLibrary.load(libURL)
+        guard "\(library.abiMajor).\(library.abiMinor)" == manifest.abiVersion else {
+            throw QuacError("\(manifest.url.path): /abi_version: manifest says \(manifest.abiVersion), the library was built for \(library.abiMajor).\(library.abiMinor)")
+        }
+        let pointer = manifest.bridge == nil ? "/id" : "/bridge/plugin"
+        guard let d = library.descriptor(id: manifest.descriptorID) else {
+            let ids = library.descriptors.map(\.id).joined(separator: ", ")
+            throw QuacError("\(manifest.url.path): \(pointer): library \(libURL.lastPathComponent) has no plugin \"\(manifest.descriptorID)\" (it offers: \(ids.isEmpty ? "none" : ids))")
+        }
+        guard d.kind == manifest.kind else {
+            throw QuacError("\(manifest.url.path): /kind: manifest says \(manifest.kind.rawValue), the library describes \(manifest.descriptorID) as \(d.kind?.rawValue ?? "unknown kind \(d.rawKind)")")
+        }
+        return (library, d)
     }
 
     deinit { plugin.pointee.destroy!(plugin) }

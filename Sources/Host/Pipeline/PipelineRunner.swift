@@ -281,13 +281,20 @@ public final class PipelineRunner {
             if case .plugin(let u) = classifierUse, u.train != nil {} else { try stageWorker()?.warmUp() }
         }
 
-        // Classifier (created by the worker first, when it is already started: see awaitWorker).
-        try awaitWorker(manifest.classifierPointer, startIfNeeded: false)
-        let classifier = try makeClassifier(classifierUse, state)
+        // Classifier (created by the worker first, when it is already started: see awaitWorker). When
+        // the worker says what it is, this process takes its word and does not create it again.
+        let classifier: Classifier
+        if let announced = try announcedClassifier(classifierUse, state) {
+            classifier = announced
+        } else {
+            try awaitWorker(manifest.classifierPointer, startIfNeeded: false)
+            classifier = try makeClassifier(classifierUse, state)
+        }
         context.classifier = classifier
         state.classifier = classifier
         let info: ClassifierInfo
         do { info = try classifier.info() } catch { throw QuacError.wrap(error, context: "\(manifest.file): \(manifest.classifierPointer)") }
+        if isWorker, case .plugin = classifierUse { StageWorker.announce("classifier_info", info.json) }
         if let p = info.problem(withBatch: data.x) {
             throw QuacError.at(manifest.file, manifest.classifierPointer, "the data does not fit the classifier: \(p)")
         }
@@ -344,6 +351,28 @@ public final class PipelineRunner {
         guard shard.count <= total else {
             throw QuacError("--shard \(shard.tag): \(shard.count) shards of \(total) samples would leave some empty; use at most \(total) shards")
         }
+    }
+
+    /// With a worker already started and a plugin classifier that is not trained here: the classifier
+    /// as the worker announced it once it created it (`AnnouncedClassifier`), its library loaded but no
+    /// instance created in this process. Nil when the worker did not say (it stopped, or failed on an
+    /// ordinary error this process then meets and reports itself).
+    private func announcedClassifier(_ use: PipelineManifest.ClassifierUse, _ state: RunState) throws -> Classifier? {
+        guard case .process(_, _, let timeout) = isolation, !isWorker, let worker = stageWorker(), worker.isStarted,
+              case .plugin(let u) = use, u.train == nil else { return nil }
+        let failure = try worker.awaitClassifierInfo(u.pointer, timeout: { _ in u.timeout ?? timeout }) { [context] in context.isCancelled }
+        if let f = failure {
+            throw QuacError.at(manifest.file, f.pointer, "plugin \(u.plugin) \(f.reason): nothing ran")
+        }
+        guard let info = worker.classifierInfo else { return nil }
+        let r = resolved[u.pointer]!
+        let (library, descriptor): (PluginLibrary, PluginLibrary.Descriptor)
+        do { (library, descriptor) = try PluginInstance.openLibrary(r.manifest) } catch {
+            throw QuacError.wrap(error, context: "\(manifest.file): \(u.pointer)")
+        }
+        let identity = PluginIdentity(manifest: r.manifest, library: library, descriptor: descriptor, name: r.name, parameters: r.parameters)
+        state.classifierRecord = try state.record(identity, pointer: u.pointer)
+        return AnnouncedClassifier(identity: identity, info: info) { [unowned self] in try self.create(u) }
     }
 
     private func makeClassifier(_ use: PipelineManifest.ClassifierUse, _ state: RunState) throws -> Classifier {

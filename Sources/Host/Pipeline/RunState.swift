@@ -82,10 +82,12 @@ public final class RunState {
     }
 
     /// The SHA-256 of a plugin's library.
-    func libraryHash(_ p: PluginInstance) throws -> String {
-        if let h = libraryHashes[p.library.url.path] { return h }
-        let h = try FileHashes.sha256(p.library.url)
-        libraryHashes[p.library.url.path] = h
+    func libraryHash(_ p: PluginInstance) throws -> String { try libraryHash(p.library) }
+
+    func libraryHash(_ library: PluginLibrary) throws -> String {
+        if let h = libraryHashes[library.url.path] { return h }
+        let h = try FileHashes.sha256(library.url)
+        libraryHashes[library.url.path] = h
         return h
     }
 
@@ -105,12 +107,16 @@ public final class RunState {
     /// path parameters name (when there are any: editing a Python method's module or replacing a
     /// weights file changes the fingerprint of what depends on the plugin), and its trained model.
     func record(_ p: PluginInstance) throws -> JSONValue {
-        let pointer = instances.first { $0.value === p }?.key
+        try record(p.identity, pointer: instances.first { $0.value === p }?.key)
+    }
+
+    /// The record of a plugin use at `pointer` (nil: not one of the run's uses), created or not.
+    func record(_ p: PluginIdentity, pointer: String?) throws -> JSONValue {
         let trained = pointer.flatMap { fingerprints[.trainedModel($0)] }
         var r: JSONObject = JSONObject([
             ("name", .string(p.name)), ("plugin", .string(p.id)), ("kind", .string(p.kind.rawValue)),
             ("version", .string(p.manifest.bridge == nil ? p.descriptor.version : p.manifest.version)), ("library", .string(p.library.url.path)),
-            ("library_sha256", .string(try libraryHash(p))),
+            ("library_sha256", .string(try libraryHash(p.library))),
             ("abi_version", .string("\(p.library.abiMajor).\(p.library.abiMinor)")), ("params", p.parameters),
             ("trained_model", trained.map { .string($0) } ?? .null),
         ])

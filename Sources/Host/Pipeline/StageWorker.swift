@@ -40,6 +40,8 @@ public final class StageWorker {
     private var prepared = false
     /// The use it was creating when it last said so (cleared once created).
     private var creating: String?
+    /// What the current worker said its classifier is, once it has created it.
+    private(set) var classifierInfo: ClassifierInfo?
 
     init(manifestFile: String, executable: URL, pluginPaths: [URL], hashes: URL, shard: Shard? = nil) {
         self.manifestFile = manifestFile
@@ -71,6 +73,7 @@ public final class StageWorker {
         created = []
         prepared = false
         creating = nil
+        classifierInfo = nil
         input = commands.fileHandleForWriting
         output = JSONLineReader(out.fileHandleForReading)
         errors = StderrCollector(err.fileHandleForReading)
@@ -156,9 +159,19 @@ public final class StageWorker {
     /// failure; nil when the worker got there, or when it stopped on an ordinary error (this process
     /// meets the same error and reports it itself; a later unit starts a fresh worker).
     func awaitCreated(_ pointer: String?, timeout: (String?) -> Double, cancelled: () -> Bool) throws -> CreationFailure? {
+        try awaitNews(pointer, until: { self.prepared || pointer.map(self.created.contains) ?? false }, timeout: timeout, cancelled: cancelled)
+    }
+
+    /// Waits until the worker has created the classifier and said what it is (`classifierInfo`), or
+    /// has prepared without saying it (a foreign classifier), or stopped: as `awaitCreated`.
+    func awaitClassifierInfo(_ pointer: String, timeout: (String?) -> Double, cancelled: () -> Bool) throws -> CreationFailure? {
+        try awaitNews(pointer, until: { self.prepared || self.classifierInfo != nil }, timeout: timeout, cancelled: cancelled)
+    }
+
+    private func awaitNews(_ pointer: String?, until there: () -> Bool, timeout: (String?) -> Double,
+                           cancelled: () -> Bool) throws -> CreationFailure? {
         if process == nil { try start() }
         guard let p = process else { throw QuacError("no worker", category: .internal) }
-        func there() -> Bool { prepared || pointer.map(created.contains) ?? false }
         var lastNews = Date()
         while !there() {
             if cancelled() {
@@ -171,6 +184,7 @@ public final class StageWorker {
                 if let c = v["creating"]?.stringValue { creating = c }
                 if let c = v["created"]?.stringValue { created.insert(c); creating = nil }
                 if v["prepared"]?.boolValue == true { prepared = true }
+                if let info = v["classifier_info"].flatMap(ClassifierInfo.init(json:)) { classifierInfo = info }
             case .end:
                 try? input?.close()
                 p.waitUntilExit()
