@@ -65,7 +65,8 @@ public struct Rule: Equatable, Sendable {
 ///    otherwise), duplicates removed; the rule starts as their disjunction;
 /// 3. pruned greedily on the validation split, every step kept only when the rule's validation
 ///    accuracy does not fall: whole minterms, least accurate alone first; then literals, each
-///    minterm's least attended concepts first; then whole minterms again;
+///    minterm's least attended concepts first; then whole minterms again. A second path skips the
+///    first step; the rule of the path with the better validation accuracy is kept;
 /// 4. minterms absorbed by a shorter one (a | (a & b) = a) and duplicates removed.
 /// Pruning judges each literal by the whole rule, so minterms that only make sense together (a
 /// majority: (a & b) | (a & c) | (b & c)) survive. Deterministic: no randomness; orders are by sample,
@@ -102,10 +103,9 @@ public enum RuleExtraction {
         // (the first on a tie). One order alone can stop early: with many near-unique minterms,
         // dropping whole ones first keeps an arbitrary few, while generalising literals first can
         // reach the rule a majority of them share.
-        let mintermsFirst = prune(raw, literalOrder: masked.sorted { (attention[$0], $0) < (attention[$1], $1) },
-                                  mintermsFirst: true, accuracy: accuracy)
-        let literalsFirst = prune(raw, literalOrder: masked.sorted { (attention[$0], $0) < (attention[$1], $1) },
-                                  mintermsFirst: false, accuracy: accuracy)
+        let literalOrder = masked.sorted { (attention[$0], $0) < (attention[$1], $1) }
+        let mintermsFirst = prune(raw, literalOrder: literalOrder, mintermsFirst: true, accuracy: accuracy)
+        let literalsFirst = prune(raw, literalOrder: literalOrder, mintermsFirst: false, accuracy: accuracy)
         var rule = literalsFirst.accuracy > mintermsFirst.accuracy ? literalsFirst.rule : mintermsFirst.rule
         // Duplicates and absorbed minterms change nothing the rule says.
         var kept: [Minterm] = [], keptSet = Set<Minterm>()

@@ -173,9 +173,8 @@ public enum LibrarySearch {
         return dirs
     }
 
-    public static var executableDirectory: URL? { executable }
-
-    private static let executable: URL? = {
+    /// Found once: it does not change while the process runs.
+    public static let executableDirectory: URL? = {
         guard let path = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") else {
             return Bundle.main.executableURL?.deletingLastPathComponent()
         }

@@ -360,9 +360,8 @@ public final class PipelineRunner {
     private func announcedClassifier(_ use: PipelineManifest.ClassifierUse, _ state: RunState) throws -> Classifier? {
         guard case .process(_, _, let timeout) = isolation, !isWorker, let worker = stageWorker(), worker.isStarted,
               case .plugin(let u) = use, u.train == nil else { return nil }
-        let failure = try worker.awaitClassifierInfo(u.pointer, timeout: { _ in u.timeout ?? timeout }) { [context] in context.isCancelled }
-        if let f = failure {
-            throw QuacError.at(manifest.file, f.pointer, "plugin \(u.plugin) \(f.reason): nothing ran")
+        if let f = try worker.awaitClassifierInfo(u.pointer, timeout: { _ in u.timeout ?? timeout }, cancelled: { [context] in context.isCancelled }) {
+            throw creationError(f)
         }
         guard let info = worker.classifierInfo else { return nil }
         let r = resolved[u.pointer]!
@@ -502,11 +501,16 @@ public final class PipelineRunner {
               startIfNeeded || worker.isStarted else { return }
         let uses = manifest.pluginUses.map(\.0)
         func use(_ p: String?) -> PipelineManifest.PluginUse? { uses.first { $0.pointer == p } }
-        let failure = try worker.awaitCreated(pointer, timeout: { use($0)?.timeout ?? timeout }) { [context] in context.isCancelled }
-        if let f = failure {
-            let plugin = use(f.pointer)?.plugin ?? (f.pointer == "/classifier/foreign" ? "the foreign classifier" : "a plugin")
-            throw QuacError.at(manifest.file, f.pointer, "plugin \(plugin) \(f.reason): nothing ran")
+        if let f = try worker.awaitCreated(pointer, timeout: { use($0)?.timeout ?? timeout }, cancelled: { [context] in context.isCancelled }) {
+            throw creationError(f)
         }
+    }
+
+    /// A plugin that crashed, ended the worker or hung while the worker created it, named by its use.
+    private func creationError(_ f: StageWorker.CreationFailure) -> QuacError {
+        let plugin = manifest.pluginUses.first { $0.0.pointer == f.pointer }?.0.plugin
+            ?? (f.pointer == "/classifier/foreign" ? "the foreign classifier" : "a plugin")
+        return QuacError.at(manifest.file, f.pointer, "plugin \(plugin) \(f.reason): nothing ran")
     }
 
     /// Where the run keeps the SHA-256 of its data files and plugin libraries (FileHashes).

@@ -5,7 +5,9 @@ import Foundation
 /// about 10^4 multiply-adds on; when several of the host's threads each call the classifier (the QuAC
 /// evaluator does), those calls then queue for OpenBLAS's one pool and its woken workers spin, for
 /// products that take microseconds. Threading does not change OpenBLAS's results (each output is one
-/// dot product whichever thread computes it), so this is about speed only.
+/// dot product whichever thread computes it), so this is about speed only. The engine's
+/// `BLASThreads.withSingleThread` does the same for its own GEMMs; this bundle does not link the
+/// engine, and each plugin library holds its own copy of such a counter anyway.
 enum SingleThreadedBLAS {
     /// Products smaller than this (multiply-adds per call) gain nothing from OpenBLAS's threads.
     static let threshold = 1 << 20

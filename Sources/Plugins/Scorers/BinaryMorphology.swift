@@ -33,29 +33,36 @@ final class BinaryClosing {
     private var extended: [UInt64]
     private var slots: [Slot] = []
 
-    /// One image sequence's last source and the intermediate rows computed from it.
+    /// One image sequence's last source and the intermediate rows computed from it, in memory of its
+    /// own.
     private final class Slot {
         var valid = false
-        var source: [UInt64]
-        var dilateRuns: [UInt64]
-        var dilated: [UInt64]
-        var erodeRuns: [UInt64]
-        var closed: [UInt64]
-        var row: [UInt64]
+        let source: UnsafeMutablePointer<UInt64>
+        let dilateRuns: UnsafeMutablePointer<UInt64>
+        let dilated: UnsafeMutablePointer<UInt64>
+        let erodeRuns: UnsafeMutablePointer<UInt64>
+        let closed: UnsafeMutablePointer<UInt64>
+        let row: UnsafeMutablePointer<UInt64>
         /// Per row: the rows whose input changed in this call, and the rows that need recomputing.
-        var changed: [Bool]
-        var affected: [Bool]
+        let changed: UnsafeMutablePointer<Bool>
+        let affected: UnsafeMutablePointer<Bool>
 
         init(spans: Int, height: Int, wordsPerRow: Int) {
+            func words(_ n: Int) -> UnsafeMutablePointer<UInt64> {
+                let p = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
+                p.initialize(repeating: 0, count: n)
+                return p
+            }
             let plane = height * wordsPerRow
-            source = [UInt64](repeating: 0, count: plane)
-            dilateRuns = [UInt64](repeating: 0, count: spans * plane)
-            dilated = [UInt64](repeating: 0, count: plane)
-            erodeRuns = [UInt64](repeating: 0, count: spans * plane)
-            closed = [UInt64](repeating: 0, count: plane)
-            row = [UInt64](repeating: 0, count: wordsPerRow)
-            changed = [Bool](repeating: false, count: height)
-            affected = [Bool](repeating: false, count: height)
+            source = words(plane); dilateRuns = words(spans * plane); dilated = words(plane)
+            erodeRuns = words(spans * plane); closed = words(plane); row = words(wordsPerRow)
+            changed = .allocate(capacity: height); changed.initialize(repeating: false, count: height)
+            affected = .allocate(capacity: height); affected.initialize(repeating: false, count: height)
+        }
+
+        deinit {
+            for p in [source, dilateRuns, dilated, erodeRuns, closed, row] { p.deallocate() }
+            changed.deallocate(); affected.deallocate()
         }
     }
 
@@ -93,63 +100,50 @@ final class BinaryClosing {
         extended = [UInt64](repeating: 0, count: wordsPerRow + 2 * guardWords + 1)
     }
 
-    /// Forgets every slot's last source (results never depend on it; this only frees the cache).
-    func reset() { for s in slots { s.valid = false } }
-
     /// Closes `source` (height * wordsPerRow words, bits beyond `width` zero) into `destination`
     /// (same layout; bits beyond `width` left zero). `slot` names the sequence of images this one
     /// follows (one per channel plane): rows that did not change since its last call are reused.
     func close(_ source: UnsafePointer<UInt64>, into destination: UnsafeMutablePointer<UInt64>, slot: Int = 0) {
         while slots.count <= slot { slots.append(Slot(spans: max(spans.count, 1), height: height, wordsPerRow: wordsPerRow)) }
         let st = slots[slot]
-        let wpr = wordsPerRow, plane = height * wpr
-        let fresh = !st.valid
-        st.source.withUnsafeMutableBufferPointer { src in
-        st.dilateRuns.withUnsafeMutableBufferPointer { dRuns in
-        st.dilated.withUnsafeMutableBufferPointer { dil in
-        st.erodeRuns.withUnsafeMutableBufferPointer { eRuns in
-        st.closed.withUnsafeMutableBufferPointer { out in
-        st.row.withUnsafeMutableBufferPointer { row in
-        st.changed.withUnsafeMutableBufferPointer { changed in
-        st.affected.withUnsafeMutableBufferPointer { affected in
-            let src = src.baseAddress!, row = row.baseAddress!
-            // Dilation: the runs of the source rows that changed, then every row whose window holds one.
-            var any = false
+        let wpr = wordsPerRow, fresh = !st.valid
+        let changed = st.changed, affected = st.affected, row = st.row
+        // Dilation: the runs of the source rows that changed, then every row whose window holds one.
+        var any = false
+        for y in 0..<height {
+            let a = source + y * wpr, b = st.source + y * wpr
+            changed[y] = fresh || memcmp(a, b, wpr * 8) != 0
+            if changed[y] {
+                any = true
+                b.update(from: a, count: wpr)
+                horizontal(b, y: y, runs: st.dilateRuns, dilate: true)
+            }
+        }
+        if any {
+            markWindows(changed, into: affected)
+            // Erosion follows the dilated rows that actually changed.
             for y in 0..<height {
-                let a = source + y * wpr, b = src + y * wpr
-                changed[y] = fresh || memcmp(a, b, wpr * 8) != 0
-                if changed[y] {
-                    any = true
-                    b.update(from: a, count: wpr)
-                    horizontal(UnsafePointer(b), y: y, runs: dRuns.baseAddress!, dilate: true)
+                changed[y] = false
+                guard affected[y] else { continue }
+                vertical(y: y, runs: st.dilateRuns, into: row, dilate: true)
+                let d = st.dilated + y * wpr
+                if fresh || memcmp(row, d, wpr * 8) != 0 {
+                    d.update(from: row, count: wpr)
+                    changed[y] = true
+                    horizontal(d, y: y, runs: st.erodeRuns, dilate: false)
                 }
             }
-            if any {
-                markWindows(changed, into: affected)
-                // Erosion follows the dilated rows that actually changed.
-                for y in 0..<height {
-                    changed[y] = false
-                    guard affected[y] else { continue }
-                    vertical(y: y, runs: UnsafePointer(dRuns.baseAddress!), into: row, dilate: true)
-                    let d = dil.baseAddress! + y * wpr
-                    if fresh || memcmp(row, d, wpr * 8) != 0 {
-                        d.update(from: row, count: wpr)
-                        changed[y] = true
-                        horizontal(UnsafePointer(d), y: y, runs: eRuns.baseAddress!, dilate: false)
-                    }
-                }
-                markWindows(changed, into: affected)
-                for y in 0..<height where affected[y] {
-                    vertical(y: y, runs: UnsafePointer(eRuns.baseAddress!), into: out.baseAddress! + y * wpr, dilate: false)
-                }
+            markWindows(changed, into: affected)
+            for y in 0..<height where affected[y] {
+                vertical(y: y, runs: st.erodeRuns, into: st.closed + y * wpr, dilate: false)
             }
-            destination.update(from: out.baseAddress!, count: plane)
-        } } } } } } } }
+        }
+        destination.update(from: st.closed, count: height * wpr)
         st.valid = true
     }
 
     /// affected[y]: some row in output row y's window (the element's rows around it) is marked.
-    private func markWindows(_ marked: UnsafeMutableBufferPointer<Bool>, into affected: UnsafeMutableBufferPointer<Bool>) {
+    private func markWindows(_ marked: UnsafePointer<Bool>, into affected: UnsafeMutablePointer<Bool>) {
         for y in 0..<height {
             var hit = false
             for t in taps {

@@ -124,9 +124,6 @@ final class MaskBlur {
         return s
     }
 
-    /// Forgets every slot's last input (results never depend on it; this only frees the cache).
-    func reset() { for s in slots { s.valid = false } }
-
     /// Blurs the bit-row mask `bits` (wordsPerRow words per row) into `out` (height * width floats).
     func blur(_ bits: UnsafePointer<UInt64>, wordsPerRow wpr: Int, into out: UnsafeMutablePointer<Float>, slot: Int = 0) {
         out.update(from: blurred(bits, wordsPerRow: wpr, slot: slot), count: width * height)
