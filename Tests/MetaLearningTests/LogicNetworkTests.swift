@@ -114,9 +114,12 @@ final class LogicNetworkTests: XCTestCase {
             let r = RuleExtraction.extract(class: 1, classes: 2, mask: mask, attention: attention, train: t, trainLabels: y, logits: logits, val: t, valLabels: y)
             guard !r.rule.minterms.isEmpty else { continue }
             XCTAssertTrue(r.rule.minterms.allSatisfy { $0.literals.allSatisfy { mask[$0.concept] } })
-            let start = Rule(Array(Set((0..<n).filter { y[$0] == 1 && logits[$0 * 2 + 1] > 0 }.map { s in
+            // The correct positives' minterms in sample order, first occurrences kept, as extraction
+            // starts (greedy pruning depends on the order: a Set's would change from run to run).
+            var seen = Set<Minterm>()
+            let start = Rule((0..<n).filter { y[$0] == 1 && logits[$0 * 2 + 1] > 0 }.map { s in
                 Minterm((0..<k).filter { mask[$0] }.map { Literal($0, rows[s][$0]) })
-            })))
+            }.filter { seen.insert($0).inserted })
             XCTAssertGreaterThanOrEqual(r.validationAccuracy, start.accuracy(t, classes: y, of: 1) - 1e-12)
             XCTAssertEqual(r.validationAccuracy, r.rule.accuracy(t, classes: y, of: 1))
             // The rule is the better of the two greedy paths.
