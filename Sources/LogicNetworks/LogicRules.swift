@@ -64,9 +64,15 @@ public struct Rule: Equatable, Sendable {
 /// 2. each one's minterm over class i's masked concepts only (c_j as a literal when c_j > 0.5, ~c_j
 ///    otherwise), duplicates removed; the rule starts as their disjunction;
 /// 3. pruned greedily on the validation split, every step kept only when the rule's validation
-///    accuracy does not fall: whole minterms, least accurate alone first; then literals, each
-///    minterm's least attended concepts first; then whole minterms again. A second path skips the
-///    first step; the rule of the path with the better validation accuracy is kept;
+///    accuracy does not fall, along three paths:
+///    - whole minterms, least accurate alone first; then literals, each minterm's least attended
+///      concepts first; then whole minterms again;
+///    - the same without the first step;
+///    - steepest: at every step, of all the drops that keep validation accuracy (a whole minterm, or one
+///      literal of one minterm), the one after which the rule is right on the most samples of the
+///      training and validation splits together;
+///    of the three rules, the one right on the most training and validation samples is kept (the
+///    first on a tie);
 /// 4. minterms absorbed by a shorter one (a | (a & b) = a) and duplicates removed.
 /// Pruning judges each literal by the whole rule, so minterms that only make sense together (a
 /// majority: (a & b) | (a & c) | (b & c)) survive. Deterministic: no randomness; orders are by sample,
@@ -99,14 +105,20 @@ public enum RuleExtraction {
             let m = Minterm(masked.map { Literal($0, train[s, $0]) })
             if seen.insert(m).inserted { raw.append(m) }
         }
-        // Two greedy paths from the same minterms; the rule with the higher validation accuracy is kept
-        // (the first on a tie). One order alone can stop early: with many near-unique minterms,
-        // dropping whole ones first keeps an arbitrary few, while generalising literals first can
-        // reach the rule a majority of them share.
+        // Three paths from the same minterms. One order alone can stop early: with many near-unique
+        // minterms, dropping whole ones first keeps an arbitrary few, while generalising literals first
+        // can reach the rule a majority of them share; both orders follow the attention, which changes
+        // from seed to seed. The steepest path depends on no order, so networks trained from different
+        // seeds tend to reach the same rule. A small validation split ties often, so the choices between
+        // drops and between paths count the training samples too.
         let literalOrder = masked.sorted { (attention[$0], $0) < (attention[$1], $1) }
-        let mintermsFirst = prune(raw, literalOrder: literalOrder, mintermsFirst: true, accuracy: accuracy)
-        let literalsFirst = prune(raw, literalOrder: literalOrder, mintermsFirst: false, accuracy: accuracy)
-        var rule = literalsFirst.accuracy > mintermsFirst.accuracy ? literalsFirst.rule : mintermsFirst.rule
+        let valBits = SplitBits(val, labels: valLabels, of: i), trainBits = SplitBits(train, labels: trainLabels, of: i)
+        let paths = [prune(raw, literalOrder: literalOrder, mintermsFirst: true, accuracy: accuracy).rule,
+                     prune(raw, literalOrder: literalOrder, mintermsFirst: false, accuracy: accuracy).rule,
+                     steepestPrune(raw, val: valBits, train: trainBits)]
+        func rightOnBoth(_ rule: Rule) -> Int { valBits.correct(rule) + trainBits.correct(rule) }
+        var rule = paths[0], most = rightOnBoth(paths[0])
+        for p in paths.dropFirst() where rightOnBoth(p) > most { rule = p; most = rightOnBoth(p) }
         // Duplicates and absorbed minterms change nothing the rule says.
         var kept: [Minterm] = [], keptSet = Set<Minterm>()
         for m in rule.minterms where keptSet.insert(m).inserted { kept.append(m) }
@@ -150,3 +162,4 @@ public enum RuleExtraction {
         return (rule, best)
     }
 }
+
