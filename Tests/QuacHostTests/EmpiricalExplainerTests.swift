@@ -115,3 +115,111 @@ extension EmpiricalExplainerTests {
         XCTAssertEqual(fresh.0, first.0)
     }
 }
+
+/// The encoder from the explained classifier's trunk (QUAC_EXT_CLASSIFIER_WEIGHTS through the host).
+final class EmpiricalTrunkTests: XCTestCase {
+    static let cnnParams: JSONValue = ["input_shape": [1, 8, 8], "num_classes": 2, "channels": [4, 6], "fc": [8], "seed": 3]
+
+    func cnnRun() throws -> (RunContext, PluginInstance, PluginRegistry) {
+        let registry = PluginRegistry(searchPath: [TestSupport.builtinPlugins])
+        let run = RunContext()
+        let cnn = try PluginInstance(manifest: try registry.manifest(id: "org.quac.cnn-classifier"), params: Self.cnnParams, run: run)
+        run.classifier = cnn
+        return (run, cnn, registry)
+    }
+
+    func fields(_ n: Int, seed: UInt64) -> [(String, Tensor)] {
+        var rng = SeededRandom(seed: seed)
+        return [("x", Tensor((0..<(n * 64)).map { _ in rng.uniform() * 2 - 1 }, shape: [n, 1, 8, 8])),
+                ("label", Tensor([Int64](repeating: 0, count: n), shape: [n])),
+                ("targets", Tensor((0..<(n * 64)).map { _ in rng.uniform() }, shape: [n, 1, 8, 8]))]
+    }
+
+    /// The classifier's weights through the host: the description lists every tensor with its shape, and
+    /// each one read is float32 of that shape; an unknown name is refused.
+    func testTheClassifierHandsOutItsWeights() throws {
+        let (_, cnn, _) = try cnnRun()
+        let calls = try XCTUnwrap(cnn.rawWeights())
+        let doc = try JSONParser.parse(try calls.describe())
+        XCTAssertEqual(doc["format"]?.stringValue, "quac.engine-model/1")
+        XCTAssertEqual(doc["network"]?["type"]?.stringValue, "graph")
+        let tensors = doc["tensors"]?.arrayValue ?? []
+        XCTAssertTrue(tensors.contains { $0["name"]?.stringValue == "features.0.weight" && $0["shape"] == [4, 1, 3, 3] })
+        XCTAssertTrue(tensors.contains { $0["name"]?.stringValue == "features.1.running_var" })
+        for t in tensors {
+            let w = try calls.get(t["name"]!.stringValue!)
+            XCTAssertEqual(w.shape.map { JSONValue.int(Int64($0)) }, t["shape"]?.arrayValue)
+        }
+        XCTAssertThrowsError(try calls.get("features.99.weight")) { XCTAssertTrue("\($0)".contains("no weight"), "\($0)") }
+    }
+
+    /// With "encoder": "classifier" the explainer's network is the classifier's two levels (conv-BN-ReLU
+    /// twice each) under a decoder, and starts from the classifier's weights: with a vanishing encoder
+    /// learning rate they are still the classifier's after training, while the decoder moved. The model
+    /// file loads back into a new instance without the run (same maps) and is refused with "fresh".
+    func testEncoderStartsFromTheClassifiersTrunk() throws {
+        let (run, cnn, registry) = try cnnRun()
+        let manifest = try registry.manifest(id: "org.quac.empirical-explainer")
+        var p = EmpiricalExplainerTests.params.objectValue!
+        p["epochs"] = 2
+        p["encoder_learning_rate"] = 1e-12
+        let g = try PluginInstance(manifest: manifest, params: .object(p), run: run)
+        let dir = try TestSupport.tempDir()
+        let out = try g.train(fields: fields(16, seed: 1), val: fields(8, seed: 2), numClasses: 2, checkpoints: dir.appendingPathComponent("c"), seed: 1)
+        XCTAssertEqual(out.json?["encoder"]?.stringValue, "classifier trunk: 2 levels, 4-6 feature maps")
+        let file = dir.appendingPathComponent("g.safetensors")
+        try g.save(to: file)
+        let saved = try Safetensors.read(file)
+        let weights = try XCTUnwrap(cnn.rawWeights())
+        // Level 0 sits at the top of the explainer's network, level 1 inside the skip block after it.
+        let pairs = [("0", "features.0"), ("1", "features.1"), ("3", "features.3"), ("4", "features.4"),
+                     ("6.body.1", "features.7"), ("6.body.2", "features.8"), ("6.body.4", "features.10"), ("6.body.5", "features.11")]
+        for (mine, theirs) in pairs {
+            for suffix in ["weight", "bias"] + (theirs == "features.0" || theirs == "features.3" || theirs == "features.7" || theirs == "features.10" ? [] : ["running_mean", "running_var"]) {
+                let a = try XCTUnwrap(saved.tensors["\(mine).\(suffix)"], "\(mine).\(suffix)").floatArray()
+                let b = try weights.get("\(theirs).\(suffix)").floatArray()
+                XCTAssertEqual(a.count, b.count)
+                XCTAssertLessThanOrEqual(zip(a, b).map { abs($0 - $1) }.max() ?? 1, 1e-6, "\(mine).\(suffix) vs \(theirs).\(suffix)")
+            }
+        }
+        // The decoder trained at the ordinary rate: the training error moved.
+        let trainMSE = out.json?["train_mse"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        XCTAssertEqual(trainMSE.count, 2)
+        XCTAssertNotEqual(trainMSE[0], trainMSE[1])
+        // The file alone rebuilds the network.
+        let x = fields(4, seed: 7)[0].1
+        let batch = BatchInputs(x: x, source: Tensor([0, 0, 0, 0] as [Int64], shape: [4]), seed: 1)
+        var loadParams = EmpiricalExplainerTests.params.objectValue!
+        loadParams["weights"] = .string(file.path)
+        let loaded = try PluginInstance(manifest: manifest, params: .object(loadParams))
+        XCTAssertTrue(try loaded.attribute(batch).tensors["attribution"]!.bitwiseEqual(try g.attribute(batch).tensors["attribution"]!))
+        loadParams["encoder"] = "fresh"
+        XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: .object(loadParams))) { XCTAssertTrue("\($0)".contains("encoder"), "\($0)") }
+    }
+
+    /// "fresh", or a classifier that does not hand out its weights (the MLP), or one whose trunk is
+    /// not a convolution chain: the fresh encoder of `channels`, and the record says so.
+    func testFreshEncoderWhenAskedOrWhenTheClassifierCannotGiveOne() throws {
+        let (run, _, registry) = try cnnRun()
+        let manifest = try registry.manifest(id: "org.quac.empirical-explainer")
+        var p = EmpiricalExplainerTests.params.objectValue!
+        p["epochs"] = 1
+        p["encoder"] = "fresh"
+        let dir = try TestSupport.tempDir()
+        let fresh = try PluginInstance(manifest: manifest, params: .object(p), run: run)
+        XCTAssertEqual(try fresh.train(fields: fields(8, seed: 1), val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent("a"), seed: 1).json?["encoder"], "fresh")
+        let mlpRun = RunContext()
+        mlpRun.classifier = try PluginInstance(manifest: try registry.manifest(id: "org.quac.mlp-classifier"), params: ["input_shape": [1, 8, 8], "hidden": 4], run: mlpRun)
+        p["encoder"] = "classifier"
+        let viaMLP = try PluginInstance(manifest: manifest, params: .object(p), run: mlpRun)
+        XCTAssertEqual(try viaMLP.train(fields: fields(8, seed: 1), val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent("b"), seed: 1).json?["encoder"], "fresh")
+        // A trunk that is not a chain of same-size convolutions (a strided one) is not used.
+        let stridedRun = RunContext()
+        let strided: JSONValue = ["type": "sequential", "layers": [["type": "conv2d", "in": 1, "out": 4, "kernel": 3, "padding": 1, "stride": 2], ["type": "relu"],
+                                                                   ["type": "flatten"], ["type": "linear", "in": 64, "out": 2]]]
+        stridedRun.classifier = try PluginInstance(manifest: try registry.manifest(id: "org.quac.cnn-classifier"),
+                                                   params: ["input_shape": [1, 8, 8], "num_classes": 2, "architecture": strided], run: stridedRun)
+        let viaStrided = try PluginInstance(manifest: manifest, params: .object(p), run: stridedRun)
+        XCTAssertEqual(try viaStrided.train(fields: fields(8, seed: 1), val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent("c"), seed: 1).json?["encoder"], "fresh")
+    }
+}

@@ -8,6 +8,9 @@ final class ShapleyAblationTests: XCTestCase {
     static let golden = TestSupport.repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/shapley-golden/golden.safetensors")
     /// 7x7 inputs with 4x4 superpixels: the right and bottom ones are cut by the edge.
     static let edgeGolden = TestSupport.repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/shapley-golden/golden-edge.safetensors")
+    /// 6x6 inputs grouped by an irregular mask given as a file ("sample_mask": diagonal stripes on
+    /// channel 0, two halves on channel 1).
+    static let maskGolden = TestSupport.repoRoot.appendingPathComponent("Tests/QuacHostTests/Fixtures/shapley-golden/golden-mask.safetensors")
 
     /// The golden MLP as the run's classifier, and a way to run an attributor on the golden inputs.
     func setUpRun(_ file: URL = golden) throws -> (RunContext, SafetensorsFile, PluginRegistry) {
@@ -83,6 +86,74 @@ final class ShapleyAblationTests: XCTestCase {
         let a1 = try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": 3], run, g, registry: registry, seed: 9)
         XCTAssertTrue(a1.bitwiseEqual(try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": 3], run, g, registry: registry, seed: 9)))
         XCTAssertFalse(a1.bitwiseEqual(try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "n_samples": 3], run, g, registry: registry, seed: 10)))
+    }
+
+    /// A feature mask from a file groups the elements as Captum's feature_mask does, for Shapley values
+    /// (exhaustive: exact) and feature ablation.
+    func testFeatureMaskFromAFileMatchesCaptum() throws {
+        let (run, g, registry) = try setUpRun(Self.maskGolden)
+        let mask: JSONValue = ["feature_mask": .string(Self.maskGolden.path), "feature_mask_tensor": "sample_mask"]
+        func with(_ extra: JSONValue) -> JSONValue {
+            var o = mask.objectValue!
+            for (k, v) in extra.objectValue! { o[k] = v }
+            return .object(o)
+        }
+        let exact = with(["exhaustive": true, "perturbations_per_eval": 7])
+        assertClose(try attribution("org.quac.d-shapley-sampling", exact, run, g, registry: registry), g.tensors["shapley_cf"]!, "d-shapley vs ShapleyValues(baseline x_cf), file mask")
+        assertClose(try attribution("org.quac.shapley-sampling", exact, run, g, registry: registry), g.tensors["shapley_zero"]!, "shapley vs ShapleyValues(baseline 0), file mask")
+        assertClose(try attribution("org.quac.feature-ablation", mask, run, g, registry: registry), g.tensors["ablation_zero"]!, "ablation, baseline 0, file mask")
+        assertClose(try attribution("org.quac.feature-ablation", with(["baseline": 0.5]), run, g, registry: registry), g.tensors["ablation_half"]!, "ablation, baseline 0.5, file mask")
+        // The mask, not group_size, decides: the 3x3 grid gives other values.
+        let grid = try attribution("org.quac.feature-ablation", ["group_size": 3], run, g, registry: registry)
+        XCTAssertFalse(grid.bitwiseEqual(try attribution("org.quac.feature-ablation", with(["group_size": 3]), run, g, registry: registry)))
+    }
+
+    /// A mask without channels ([H, W] or [1, H, W], here in an NPY file) groups every channel alike:
+    /// the same values as the [C, H, W] mask that repeats it; and a mask that draws the 3x3 grid gives
+    /// the grid's values whatever its ids are (groups follow the ids' order, not their values).
+    func testChannelFreeMaskRepeatsOnEveryChannel() throws {
+        let (run, g, registry) = try setUpRun()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quac-mask-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // The 3x3 grid's four squares, numbered 1000, 983, 966, 949 (decreasing, not contiguous).
+        let plane: [Int64] = (0..<36).map { (e: Int) -> Int64 in
+            let square = (e / 6) / 3 * 2 + (e % 6) / 3
+            return Int64(1000 - 17 * square)
+        }
+        try NPY.write(Tensor(plane, shape: [6, 6]), to: dir.appendingPathComponent("hw.npy"))
+        try Safetensors.write([("m", Tensor(plane, shape: [1, 6, 6]))], to: dir.appendingPathComponent("1hw.safetensors"))
+        let twice: [Int64] = plane + plane
+        try Safetensors.write([("m", Tensor(twice, shape: [2, 6, 6]))], to: dir.appendingPathComponent("chw.safetensors"))
+        let grid = try attribution("org.quac.d-shapley-sampling", ["group_size": 3, "exhaustive": true], run, g, registry: registry)
+        assertClose(grid, g.tensors["shapley_cf"]!, "grid")
+        var first: Tensor?
+        for (file, name) in [("hw.npy", "feature_mask"), ("1hw.safetensors", "m"), ("chw.safetensors", "m")] {
+            let a = try attribution("org.quac.d-shapley-sampling", ["feature_mask": .string(dir.appendingPathComponent(file).path), "feature_mask_tensor": .string(name), "exhaustive": true],
+                                    run, g, registry: registry)
+            assertClose(a, grid, file)
+            if let f = first { XCTAssertTrue(a.bitwiseEqual(f), file) } else { first = a }
+        }
+    }
+
+    /// Bad masks are refused when the plugin is made or called, naming feature_mask and what is wrong.
+    func testBadFeatureMasksAreRefused() throws {
+        let (run, g, registry) = try setUpRun()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("quac-mask-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fractional = Tensor(zeros: [6, 6])
+        fractional.floats[7] = 0.5
+        try Safetensors.write([("feature_mask", fractional), ("wide", Tensor(zeros: [2, 6, 7]))], to: dir.appendingPathComponent("m.safetensors"))
+        let path = JSONValue.string(dir.appendingPathComponent("m.safetensors").path)
+        for (params, expected) in [(["feature_mask": path] as JSONValue, "group ids must be integers, found 0.5"),
+                                   (["feature_mask": path, "feature_mask_tensor": "nope"], "no tensor \"nope\""),
+                                   (["feature_mask": path, "feature_mask_tensor": "wide"], "shape [2, 6, 7] does not fit the samples [2, 6, 6]"),
+                                   (["feature_mask": .string(dir.appendingPathComponent("missing.npy").path)], "missing.npy")] {
+            XCTAssertThrowsError(try attribution("org.quac.feature-ablation", params, run, g, registry: registry)) { e in
+                XCTAssertTrue("\(e)".contains("feature_mask") && "\(e)".contains(expected), "\(e)")
+            }
+        }
     }
 
     func testExhaustiveRefusesTooManyGroups() throws {

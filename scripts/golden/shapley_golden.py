@@ -13,7 +13,10 @@ fc2.weight [K, H], fc2.bias; input_shape [2, 6, 6], hidden H, num_classes K), th
     ablation_zero   FeatureAblation, baseline 0
     ablation_half   FeatureAblation, baseline 0.5
 It also writes golden-edge.safetensors, the same for [2, 7, 7] inputs and 4x4 superpixels, whose
-right and bottom superpixels are cut by the edge (4 groups of 4x4, 4x3, 3x4 and 3x3 pixels).
+right and bottom superpixels are cut by the edge (4 groups of 4x4, 4x3, 3x4 and 3x3 pixels), and
+golden-mask.safetensors, the same for [2, 6, 6] inputs and an irregular mask given as a file (the
+plugins' feature_mask parameter): "sample_mask" [2, 6, 6] int64, on channel 0 the diagonal stripes
+(row + column) % 3 (ids 0 to 2), on channel 1 the top half id 3 and the bottom half id 4.
 Captum runs the model in float64 on the float32 inputs and weights; results are stored as float32.
 """
 import os
@@ -27,7 +30,7 @@ from safetensors.torch import save_file
 N, C, H, K = 5, 2, 7, 3
 
 
-def write(out_dir, name, S, G):
+def write(out_dir, name, S, G, irregular=False):
     D = C * S * S
     os.makedirs(out_dir, exist_ok=True)
     torch.set_default_dtype(torch.float64)
@@ -48,6 +51,10 @@ def write(out_dir, name, S, G):
     rows = torch.arange(S) // G
     cols = torch.arange(S) // G
     mask = (rows[:, None] * ((S + G - 1) // G) + cols[None, :]).expand(C, S, S).unsqueeze(0).expand(N, C, S, S).contiguous()
+    if irregular:
+        r, q = torch.meshgrid(torch.arange(S), torch.arange(S), indexing="ij")
+        sample_mask = torch.stack([(r + q) % 3, torch.where(r < S // 2, 3, 4)]).to(torch.int64)
+        mask = sample_mask.unsqueeze(0).expand(N, C, S, S).contiguous()
     xd, cfd = x.double(), x_cf.double()
     out = {
         "fc1.weight": w1, "fc1.bias": b1, "fc2.weight": w2, "fc2.bias": b2,
@@ -57,6 +64,8 @@ def write(out_dir, name, S, G):
         "ablation_zero": FeatureAblation(model).attribute(xd, baselines=0.0, target=labels, feature_mask=mask).float(),
         "ablation_half": FeatureAblation(model).attribute(xd, baselines=0.5, target=labels, feature_mask=mask).float(),
     }
+    if irregular:
+        out["sample_mask"] = sample_mask
     meta = {"captum": captum.__version__, "torch": torch.__version__, "group_size": str(G), "size": str(S), "hidden": str(H), "classes": str(K)}
     save_file({k: v.contiguous() for k, v in out.items()}, os.path.join(out_dir, name), metadata=meta)
     print("wrote", os.path.join(out_dir, name))
@@ -65,6 +74,7 @@ def write(out_dir, name, S, G):
 def main(out_dir):
     write(out_dir, "golden.safetensors", S=6, G=3)
     write(out_dir, "golden-edge.safetensors", S=7, G=4)
+    write(out_dir, "golden-mask.safetensors", S=6, G=3, irregular=True)
 
 
 if __name__ == "__main__":

@@ -134,6 +134,7 @@ private let instanceGetExtension: @convention(c) (UnsafePointer<quac_plugin>?, U
     case (is ClassifierPlugin, QUAC_KIND_TABLE_CLASSIFIER): return UnsafeRawPointer(KindTables.classifier)
     case (is LayeredClassifierPlugin, QUAC_EXT_CLASSIFIER_LAYERS): return UnsafeRawPointer(ClassifierLayersTable.table)
     case (is RandomizableClassifierPlugin, QUAC_EXT_CLASSIFIER_RANDOMIZE): return UnsafeRawPointer(ClassifierRandomizeTable.table)
+    case (is WeightedClassifierPlugin, QUAC_EXT_CLASSIFIER_WEIGHTS): return UnsafeRawPointer(ClassifierWeightsTable.table)
     case (let c as ClassifierPlugin, QUAC_EXT_MODIFIED_BACKWARD): return c.supportsModifiedBackward ? UnsafeRawPointer(KindTables.modifiedBackward) : nil
     case (is AttributorPlugin, QUAC_KIND_TABLE_ATTRIBUTOR): return UnsafeRawPointer(KindTables.attributor)
     case (is ScorerPlugin, QUAC_KIND_TABLE_SCORER): return UnsafeRawPointer(KindTables.scorer)

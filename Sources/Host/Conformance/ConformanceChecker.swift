@@ -254,6 +254,7 @@ public struct ConformanceChecker {
             badInputs(i, check) { try c.rawVJP($0, gradLogits: Inputs.uniform([$0.shape.first ?? 0, i.numClasses], seed: 4), wantLogits: false).gradX }
         }
         if i.hasLayers { checkLayers(c, x, i, check) }
+        if let weights = c.rawWeights() { checkWeights(c, weights, check) }
         if i.hasModifiedBackward {
             let g = Inputs.oneHot([0, 1, 0, 1].map { Int64($0 % i.numClasses) }, classes: i.numClasses)
             let baseline = Tensor(zeros: x.shape)
@@ -267,6 +268,23 @@ public struct ConformanceChecker {
                     return try Inputs.close(whole, singles, what: "grad_x")
                 }
             }
+        }
+    }
+
+    /// QUAC_EXT_CLASSIFIER_WEIGHTS: the description is a JSON object listing tensors; each one reads back
+    /// as float32 of its listed shape, finite, the same twice; an unknown name is refused.
+    private func checkWeights(_ c: PluginInstance, _ weights: ClassifierWeightCalls, _ check: (String, () throws -> String) -> Bool) {
+        _ = check("weights: every listed tensor reads back with its shape") {
+            let doc = try JSONParser.parse(try weights.describe())
+            let names = (doc["tensors"]?.arrayValue ?? []).compactMap { $0["name"]?.stringValue }
+            guard !names.isEmpty else { throw QuacError("the classifier offers the extension but lists no tensors") }
+            for name in names {
+                let t = try weights.get(name)
+                guard t.isFinite else { throw QuacError("weight \(name) contains NaN or infinity") }
+                guard t.bitwiseEqual(try weights.get(name)) else { throw QuacError("weight \(name) differs between two reads") }
+            }
+            if (try? weights.get("no such weight \u{1}")) != nil { throw QuacError("an unknown weight name was not refused") }
+            return "\(names.count) tensors, format \(doc["format"]?.stringValue ?? "none")"
         }
     }
 

@@ -53,6 +53,7 @@ final class AnnouncedClassifier: Classifier {
         try created().rawVJPRule(rule, x: x, baseline: baseline, gradLogits: gradLogits)
     }
     func rawLayers() -> ClassifierLayerCalls? { (try? created())?.rawLayers() }
+    func rawWeights() -> ClassifierWeightCalls? { (try? created())?.rawWeights() }
 }
 
 extension ClassifierInfo {

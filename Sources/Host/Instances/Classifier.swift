@@ -45,6 +45,8 @@ public protocol Classifier: AnyObject {
     func rawVJPRule(_ rule: quac_backward_rule, x: Tensor, baseline: Tensor?, gradLogits: Tensor) throws -> Tensor
     /// The classifier's layer extension (QUAC_EXT_CLASSIFIER_LAYERS), or nil when it has none.
     func rawLayers() -> ClassifierLayerCalls?
+    /// The classifier's weights extension (QUAC_EXT_CLASSIFIER_WEIGHTS), or nil when it has none.
+    func rawWeights() -> ClassifierWeightCalls?
 }
 
 /// Checked calls: inputs are validated before a classifier sees them and outputs before anyone else

@@ -190,6 +190,7 @@ private let hostGetExtension: @convention(c) (UnsafePointer<quac_host>?, UnsafeP
     switch String(cString: id) {
     case QUAC_HOST_EXT_CONCEPTS: return UnsafeRawPointer(conceptsTable)
     case QUAC_HOST_EXT_CLASSIFIER_LAYERS: return UnsafeRawPointer(hostClassifierLayersTable)
+    case QUAC_HOST_EXT_CLASSIFIER_WEIGHTS: return UnsafeRawPointer(hostClassifierWeightsTable)
     case QUAC_HOST_EXT_SCORED_METHOD: return UnsafeRawPointer(hostScoredMethodTable)
     default: return nil
     }

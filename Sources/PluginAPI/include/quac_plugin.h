@@ -30,7 +30,9 @@
  * quac_batch.method_json (the scored method's JSON, for scorers), the classifier extension
  * QUAC_EXT_CLASSIFIER_LAYERS and its host service QUAC_HOST_EXT_CLASSIFIER_LAYERS, the classifier
  * extension QUAC_EXT_CLASSIFIER_RANDOMIZE, and the host service QUAC_HOST_EXT_SCORED_METHOD.
- * A host of 1.2 loads plugins built against 1.0 and 1.1.
+ * A host of 1.2 loads plugins built against 1.0 and 1.1. Extensions added since, looked up by id with
+ * no change of layout or version: the classifier extension QUAC_EXT_CLASSIFIER_WEIGHTS and its host
+ * service QUAC_HOST_EXT_CLASSIFIER_WEIGHTS (a side without them answers NULL).
  *
  * Tensors are laid out exactly as DLPack's DLTensor / DLManagedTensorVersioned (v1.x), so a plugin may
  * cast them to DLPack types. Only CPU memory and float32 are required; other dtypes are declared by
@@ -247,6 +249,18 @@ typedef struct quac_host_scored_method {
                                         uint64_t seed, quac_managed_tensor **attribution);
 } quac_host_scored_method;
 
+/* Host extension "quac.host.classifier-weights/1" (added after 1.2; looked up by id): the run's
+ * classifier's QUAC_EXT_CLASSIFIER_WEIGHTS, for plugins that start from its trained weights (an
+ * empirical explainer's encoder). Same meanings, shapes and ownership as there; describe_json returns
+ * NULL and get is QUAC_ERR_UNSUPPORTED, with a message naming the classifier, when it does not offer
+ * the extension. */
+#define QUAC_HOST_EXT_CLASSIFIER_WEIGHTS "quac.host.classifier-weights/1"
+typedef struct quac_host_classifier_weights {
+    uint32_t struct_size;
+    const char *(*describe_json)(const struct quac_host *host);
+    quac_status (*get)(const struct quac_host *host, const char *name, quac_managed_tensor **out);
+} quac_host_classifier_weights;
+
 /* ---------------------------------------------------------------------------------------------- */
 /* Outputs                                                                                         */
 /* ---------------------------------------------------------------------------------------------- */
@@ -375,6 +389,21 @@ typedef struct quac_classifier_layers {
                               const quac_tensor *activations, const quac_tensor *grad_logits,
                               quac_managed_tensor **logits, quac_managed_tensor **grad_activations);
 } quac_classifier_layers;
+
+/* Classifier extension "quac.classifier.weights/1" (added after 1.2; looked up by id): the network and
+ * its trained weights, read-only, for plugins that start from them. */
+#define QUAC_EXT_CLASSIFIER_WEIGHTS "quac.classifier.weights/1"
+typedef struct quac_classifier_weights {
+    uint32_t struct_size;
+    /* [thread-safe] A JSON object {"format": string, "network": any, "tensors": [{"name": string,
+     * "shape": [sizes]}, ...]}: "format" says how "network" describes the network (the engine's model
+     * description is "quac.engine-model/1"; a reader that does not know the format uses only the
+     * tensors), "tensors" every parameter and buffer by name. Borrowed: valid as long as the instance. */
+    const char *(*describe_json)(const quac_plugin *self);
+    /* [instance] A float32 copy of the named tensor, owned by the caller. Unknown name:
+     * QUAC_ERR_INVALID_ARGUMENT. */
+    quac_status (*get)(const quac_plugin *self, const char *name, quac_managed_tensor **out);
+} quac_classifier_weights;
 
 /* A borrowed tensor with a name (since 1.2). */
 typedef struct quac_named_tensor {

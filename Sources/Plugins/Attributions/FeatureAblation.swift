@@ -11,9 +11,11 @@ final class FeatureAblation: AttributorPlugin {
     let groupSize: Int
     let perEval: Int
     let baseline: Float
+    let mask: FeatureMask?
 
     init(host: HostServices, parameters: Parameters) throws {
         self.host = host
+        mask = try FeatureMask.load(parameters)
         groupSize = try parameters.int("group_size")
         perEval = try parameters.int("perturbations_per_eval")
         baseline = try parameters.float("baseline")
@@ -27,7 +29,7 @@ final class FeatureAblation: AttributorPlugin {
         let n = batch.count
         guard n > 0 else { return Outputs([("attribution", out)]) }
         let d = x.count / n
-        let groups = FeatureGroups(sampleShape: Array(x.shape.dropFirst()), size: groupSize)
+        let groups = try FeatureGroups.of(mask, sampleShape: Array(x.shape.dropFirst()), size: groupSize)
         let xs = x.floats.baseAddress!
         let eval = PerturbedLogits(host: host, x: x, labels: labels, perEval: perEval)
         let full = try eval.evaluate(copies: 1) { _, s, buf in buf.update(from: xs + s * d, count: d) }[0]

@@ -1,13 +1,16 @@
 import QuacPluginKit
 
 /// The features that perturbation methods (Shapley value sampling, feature ablation) switch on and off
-/// together. For images [C, H, W]: square superpixels of `size` x `size` pixels on a grid from the top
-/// left corner (smaller at the right and bottom edges), each covering every channel. For samples of any
-/// other rank (concept vectors...): every element is its own feature.
+/// together: the groups of a user's mask (FeatureMask.swift), or by default, for images [C, H, W],
+/// square superpixels of `size` x `size` pixels on a grid from the top left corner (smaller at the
+/// right and bottom edges), each covering every channel, and for samples of any other rank (concept
+/// vectors...) every element on its own.
 struct FeatureGroups {
     /// For each group, the indices of its elements within one sample.
     let members: [[Int]]
     var count: Int { members.count }
+
+    init(members: [[Int]]) { self.members = members }
 
     init(sampleShape: [Int], size: Int) {
         let d = sampleShape.reduce(1, *)

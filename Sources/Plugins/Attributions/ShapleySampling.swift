@@ -14,12 +14,14 @@ struct ShapleySamplingCore {
     let perEval: Int
     let groupSize: Int
     let exhaustive: Bool
+    let mask: FeatureMask?
 
     init(parameters: Parameters) throws {
         samples = try parameters.int("n_samples")
         perEval = try parameters.int("perturbations_per_eval")
         groupSize = try parameters.int("group_size")
         exhaustive = try parameters.bool("exhaustive")
+        mask = try FeatureMask.load(parameters)
         guard samples >= 1, perEval >= 1, groupSize >= 1 else {
             throw PluginError.invalid("n_samples, perturbations_per_eval and group_size must be at least 1")
         }
@@ -32,12 +34,12 @@ struct ShapleySamplingCore {
         let n = batch.count
         guard n > 0 else { return Outputs([("attribution", out)]) }
         let d = x.count / n
-        let groups = FeatureGroups(sampleShape: Array(x.shape.dropFirst()), size: groupSize)
+        let groups = try FeatureGroups.of(mask, sampleShape: Array(x.shape.dropFirst()), size: groupSize)
         let g = groups.count
         // Orders are made a round at a time and dropped once credited: memory grows with the groups
         // and the samples, not with n_samples x groups (thousands of groups on large images).
         let all: [[Int]]? = exhaustive ? try {
-            guard g <= 8 else { throw PluginError.invalid("exhaustive: \(g) feature groups have \(g)! orders; at most 8 groups (raise group_size)") }
+            guard g <= 8 else { throw PluginError.invalid("exhaustive: \(g) feature groups have \(g)! orders; at most 8 groups (\(mask == nil ? "raise group_size" : "a mask with fewer ids"))") }
             return Self.permutations(g)
         }() : nil
         var generators = exhaustive ? [] : (0..<n).map { s in

@@ -4,10 +4,12 @@ import QuacPluginKit
 
 /// An empirical explainer: a network g that maps an input to an attribution map in one forward pass,
 /// trained to reproduce an expensive method's maps (the pipeline computes them over the training split:
-/// the train block's "targets_from"). g is a small convolutional encoder-decoder with a skip at every
-/// resolution (see `network`), one value per input position and channel. Targets are divided by their
-/// root mean square over the training set, and g's outputs multiplied back by it.
-/// Training is in EmpiricalTraining.swift.
+/// the train block's "targets_from"). g is a convolutional encoder-decoder with a skip at every
+/// resolution, one value per input position and channel. Its encoder is, with "encoder": "classifier"
+/// (the default), the explained classifier's own convolutional trunk with its trained weights, when the
+/// classifier hands them out (EmpiricalTrunk.swift); otherwise a fresh small CNN (see `network`).
+/// Targets are divided by their root mean square over the training set, and g's outputs multiplied
+/// back by it. Training is in EmpiricalTraining.swift.
 final class EmpiricalExplainer: AttributorPlugin {
     static let description = PluginDescription(
         id: "org.quac.empirical-explainer", name: "Empirical explainer",
@@ -15,8 +17,14 @@ final class EmpiricalExplainer: AttributorPlugin {
     let host: HostServices
     let parameters: Parameters
     let sampleShape: [Int]
-    let architecture: JSONValue
-    let model: Module
+    var architecture: JSONValue
+    var model: Module
+    /// "classifier" (start from the classifier's trunk when it can) or "fresh".
+    let encoderMode: String
+    /// What the encoder started from, as the model file and the training record say.
+    var encoderSource = "fresh"
+    /// The state-dict names of the layers copied from the classifier (trained at encoder_learning_rate).
+    var encoderKeys: Set<String> = []
     /// The scale of the targets g was trained on (their root mean square); 1 before training.
     var targetScale: Float = 1
 
@@ -24,6 +32,10 @@ final class EmpiricalExplainer: AttributorPlugin {
         self.host = host
         self.parameters = parameters
         _ = try Settings(parameters)   // training settings are checked when the instance is made
+        encoderMode = try parameters.string("encoder")
+        guard ["classifier", "fresh"].contains(encoderMode) else {
+            throw PluginError.invalid("encoder must be \"classifier\" or \"fresh\", got \"\(encoderMode)\"")
+        }
         sampleShape = try parameters.ints("input_shape")
         let channels = try parameters.ints("channels")
         guard sampleShape.count == 3, sampleShape.allSatisfy({ $0 >= 1 }) else {

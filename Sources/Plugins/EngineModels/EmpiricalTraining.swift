@@ -3,17 +3,24 @@ import Foundation
 import QuacPluginKit
 
 /// Training of the empirical explainer: mean squared error between g(x) and the target maps (the
-/// dataset field "targets", divided by their root mean square over the training set), Adam, minibatches
-/// in an order drawn from (seed, epoch), early stopping on the validation error (the best epoch's
-/// weights are kept), a checkpoint after every epoch (weights, best weights, optimizer, history) and an
-/// exact resume.
+/// dataset field "targets", divided by their root mean square over the training set), Adam (the layers
+/// copied from the classifier at encoder_learning_rate, the rest at learning_rate; batch norms keep the
+/// classifier's statistics), minibatches in an order drawn from (seed, epoch), early stopping on the
+/// validation error (the best epoch's weights are kept), a checkpoint after every epoch (weights, best
+/// weights, optimizers, history) and an exact resume.
 extension EmpiricalExplainer: TrainablePlugin {
     struct Settings {
-        var epochs: Int, batchSize: Int, learningRate: Float, weightDecay: Float, patience: Int
+        var epochs: Int, batchSize: Int, learningRate: Float, encoderLearningRate: Float, weightDecay: Float, patience: Int
+        var encoder: String
         init(_ p: Parameters) throws {
             epochs = try p.int("epochs")
             batchSize = try p.int("batch_size")
             learningRate = try p.float("learning_rate")
+            encoderLearningRate = try p.float("encoder_learning_rate")
+            encoder = try p.string("encoder")
+            guard encoderLearningRate > 0, encoderLearningRate.isFinite else {
+                throw PluginError.invalid("encoder_learning_rate must be positive, got \(encoderLearningRate)")
+            }
             weightDecay = try p.float("weight_decay")
             patience = try p.int("patience")
             guard epochs >= 1, batchSize >= 1, learningRate > 0, learningRate.isFinite, weightDecay >= 0, patience >= 0 else {
@@ -21,7 +28,9 @@ extension EmpiricalExplainer: TrainablePlugin {
             }
         }
         /// What a checkpoint must have been written with to be resumed (epochs may grow).
-        var resumeKey: String { "adam lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) patience=\(patience)" }
+        var resumeKey: String {
+            "adam lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) patience=\(patience) encoder=\(encoder)" + (encoder == "classifier" ? " encoder_lr=\(encoderLearningRate)" : "")
+        }
     }
 
     /// One epoch's record: training and validation error (on scaled targets).
@@ -49,13 +58,19 @@ extension EmpiricalExplainer: TrainablePlugin {
         }
         targetScale = Float(max((squares / Double(max(elements, 1))).squareRoot(), 1e-12))
 
-        let optimizer = Adam(model.parameters, lr: s.learningRate, weightDecay: s.weightDecay)
+        if encoderMode == "classifier" { try adoptClassifierTrunk() }
+        let named = model.namedParameters()
+        let optimizer = Adam(named.filter { !encoderKeys.contains($0.0) }.map(\.1), lr: s.learningRate, weightDecay: s.weightDecay)
+        let encoderParameters = named.filter { encoderKeys.contains($0.0) }.map(\.1)
+        let encoderOptimizer = encoderParameters.isEmpty ? nil : Adam(encoderParameters, lr: s.encoderLearningRate, weightDecay: s.weightDecay)
+        var optimizers: [String: Optimizer] = ["optimizer": optimizer]
+        if let encoderOptimizer { optimizers["encoder_optimizer"] = encoderOptimizer }
         let best = try ModelBuilder.build(architecture, seed: 0, initialize: false)
         try best.loadStateDict(Dictionary(uniqueKeysWithValues: model.stateDict()))
         var history: [Epoch] = [], first = 0, bestVal = Double.infinity, sinceBest = 0
         let checkpoint = checkpoints.appendingPathComponent("last.safetensors")
         if FileManager.default.fileExists(atPath: checkpoint.path) {
-            (first, history, bestVal, sinceBest) = try restore(checkpoint, optimizer: optimizer, best: best, settings: s)
+            (first, history, bestVal, sinceBest) = try restore(checkpoint, optimizers: optimizers, best: best, settings: s)
             host.log("resuming from epoch \(first) (\(checkpoint.path))")
         }
         var epoch = first
@@ -71,9 +86,9 @@ extension EmpiricalExplainer: TrainablePlugin {
                 let (x, t) = try self.batch(train, idx)
                 let loss = Loss.mse(model(Var(x)), Var(t))
                 guard loss.item.isFinite else { throw PluginError.invalid("the training loss became \(loss.item) in epoch \(epoch + 1); lower the learning rate") }
-                optimizer.zeroGrad()
+                for o in optimizers.values { o.zeroGrad() }
                 loss.backward()
-                optimizer.step()
+                for o in optimizers.values { o.step() }
                 total += Double(loss.item) * Double(idx.count)
                 host.progress(epoch * batches.count + b + 1, of: s.epochs * batches.count, "epoch \(epoch + 1)/\(s.epochs)")
             }
@@ -84,7 +99,7 @@ extension EmpiricalExplainer: TrainablePlugin {
                 try best.loadStateDict(Dictionary(uniqueKeysWithValues: model.stateDict()))
             } else if valError != nil { sinceBest += 1 }
             epoch += 1
-            try saveCheckpoint(checkpoint, epoch: epoch, optimizer: optimizer, best: best, settings: s, history: history,
+            try saveCheckpoint(checkpoint, epoch: epoch, optimizers: optimizers, best: best, settings: s, history: history,
                                bestVal: bestVal, sinceBest: sinceBest)
             host.log(String(format: "epoch %d: training error %.5f", epoch, history.last!.train) + (valError.map { String(format: ", validation error %.5f", $0) } ?? ""))
         }
@@ -97,6 +112,7 @@ extension EmpiricalExplainer: TrainablePlugin {
             "best_val_mse": bestVal.isFinite ? .double(bestVal) : .null,
             "epochs_run": .int(Int64(history.count)), "stopped_early": .bool(history.count < s.epochs),
             "target_scale": .double(Double(targetScale)), "resumed_from_epoch": .int(Int64(first)),
+            "encoder": .string(encoderSource),
         ])
     }
 
@@ -126,7 +142,7 @@ extension EmpiricalExplainer: TrainablePlugin {
     func save(to url: URL) throws {
         do {
             try ModelFile.save(model, architecture: architecture, to: url, metadata: [
-                "plugin": EmpiricalExplainer.description.id, "target_scale": String(targetScale),
+                "plugin": EmpiricalExplainer.description.id, "target_scale": String(targetScale), "encoder": encoderSource,
             ])
         } catch { throw PluginError.io("save \(url.path): \(error)") }
     }
@@ -134,9 +150,22 @@ extension EmpiricalExplainer: TrainablePlugin {
     func load(from url: URL) throws {
         let file: SafetensorsFile
         do { file = try Safetensors.read(url) } catch { throw PluginError.io("weights \(url.path): \(error)") }
-        guard let text = file.metadata[ModelFile.architectureKey], (try? JSONParser.parse(text)) == architecture else {
+        guard file.metadata["plugin"] == EmpiricalExplainer.description.id, let text = file.metadata[ModelFile.architectureKey],
+              let fileArchitecture = try? JSONParser.parse(text) else {
+            throw PluginError.invalid("weights \(url.path): not a model file of \(EmpiricalExplainer.description.id)")
+        }
+        let source = file.metadata["encoder"] ?? "fresh"
+        if source.hasPrefix("classifier trunk") {
+            // Its network was built on a classifier's trunk: it comes from the file.
+            guard encoderMode == "classifier" else { throw PluginError.invalid("weights \(url.path): its encoder is a classifier's trunk, but encoder is \"fresh\"") }
+            if fileArchitecture != architecture {
+                do { model = try ModelBuilder.build(fileArchitecture, seed: 0, initialize: false) } catch { throw PluginError.io("weights \(url.path): \(error)") }
+                architecture = fileArchitecture
+            }
+        } else if fileArchitecture != architecture {
             throw PluginError.invalid("weights \(url.path): not a model of this explainer's architecture (check input_shape and channels)")
         }
+        encoderSource = source
         guard let scale = file.metadata["target_scale"].flatMap(Float.init), scale > 0, scale.isFinite else {
             throw PluginError.io("weights \(url.path): no target_scale in the metadata")
         }
@@ -145,18 +174,18 @@ extension EmpiricalExplainer: TrainablePlugin {
         model.eval()
     }
 
-    private func saveCheckpoint(_ url: URL, epoch: Int, optimizer: Optimizer, best: Module, settings: Settings, history: [Epoch],
+    private func saveCheckpoint(_ url: URL, epoch: Int, optimizers: [String: Optimizer], best: Module, settings: Settings, history: [Epoch],
                                 bestVal: Double, sinceBest: Int) throws {
         try TrainingCheckpoint.save(url, architecture: architecture, resumeKey: settings.resumeKey, networks: ["model": model, "best": best],
-                                    optimizers: ["optimizer": optimizer], metadata: [
+                                    optimizers: optimizers, metadata: [
             "epoch": String(epoch), "best_val": String(bestVal), "since_best": String(sinceBest),
             "history": JSONValue.array(history.map { [.double($0.train), $0.val.map(JSONValue.double) ?? .null] }).serialized(),
         ])
     }
 
-    private func restore(_ url: URL, optimizer: Optimizer, best: Module, settings: Settings) throws -> (Int, [Epoch], Double, Int) {
+    private func restore(_ url: URL, optimizers: [String: Optimizer], best: Module, settings: Settings) throws -> (Int, [Epoch], Double, Int) {
         let meta = try TrainingCheckpoint.restore(url, architecture: architecture, resumeKey: settings.resumeKey,
-                                                  networks: ["model": model, "best": best], optimizers: ["optimizer": optimizer])
+                                                  networks: ["model": model, "best": best], optimizers: optimizers)
         guard let epoch = meta["epoch"].flatMap(Int.init), let bestVal = meta["best_val"].flatMap(Double.init),
               let since = meta["since_best"].flatMap(Int.init) else { throw PluginError.io("checkpoint \(url.path): incomplete metadata") }
         let h = (try? JSONParser.parse(meta["history"] ?? "[]"))?.arrayValue ?? []

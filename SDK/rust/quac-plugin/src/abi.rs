@@ -51,6 +51,8 @@ pub const QUAC_HOST_EXT_SCORED_METHOD: &str = "quac.host.scored-method/1";
 pub const QUAC_EXT_MODIFIED_BACKWARD: &str = "quac.classifier.modified-backward/1";
 pub const QUAC_EXT_CLASSIFIER_RANDOMIZE: &str = "quac.classifier.randomize/1";
 pub const QUAC_EXT_CLASSIFIER_LAYERS: &str = "quac.classifier.layers/1";
+pub const QUAC_EXT_CLASSIFIER_WEIGHTS: &str = "quac.classifier.weights/1";
+pub const QUAC_HOST_EXT_CLASSIFIER_WEIGHTS: &str = "quac.host.classifier-weights/1";
 pub const QUAC_EXT_TRAINER: &str = "quac.trainer/1";
 pub const QUAC_PLUGIN_ENTRY_SYMBOL: &str = "quac_plugin_entry";
 
@@ -273,6 +275,20 @@ pub struct quac_modified_backward {
             grad_x: *mut *mut quac_managed_tensor,
         ) -> quac_status,
     >,
+}
+
+#[repr(C)]
+pub struct quac_host_classifier_weights {
+    pub struct_size: u32,
+    pub describe_json: Option<unsafe extern "C" fn(host: *const quac_host) -> *const c_char>,
+    pub get: Option<unsafe extern "C" fn(host: *const quac_host, name: *const c_char, out: *mut *mut quac_managed_tensor) -> quac_status>,
+}
+
+#[repr(C)]
+pub struct quac_classifier_weights {
+    pub struct_size: u32,
+    pub describe_json: Option<unsafe extern "C" fn(self_: *const quac_plugin) -> *const c_char>,
+    pub get: Option<unsafe extern "C" fn(self_: *const quac_plugin, name: *const c_char, out: *mut *mut quac_managed_tensor) -> quac_status>,
 }
 
 #[repr(C)]

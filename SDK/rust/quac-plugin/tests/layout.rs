@@ -49,6 +49,8 @@ fn rust_layouts() -> Vec<(String, usize)> {
         quac_modified_backward { struct_size, vjp_rule }
         quac_classifier_randomize { struct_size, layers_json, randomize }
         quac_classifier_layers { struct_size, list_json, forward, vjp_input, vjp_logits }
+        quac_classifier_weights { struct_size, describe_json, get }
+        quac_host_classifier_weights { struct_size, describe_json, get }
         quac_named_tensor { name, tensor }
         quac_batch { struct_size, x, source, target, x_cf, attribution, reference, seed, concepts, maps, n_maps, method_json }
         quac_converter { struct_size, convert }
@@ -112,6 +114,8 @@ fn rust_strings() -> Vec<(&'static str, &'static str)> {
         ("QUAC_EXT_MODIFIED_BACKWARD", QUAC_EXT_MODIFIED_BACKWARD),
         ("QUAC_EXT_CLASSIFIER_RANDOMIZE", QUAC_EXT_CLASSIFIER_RANDOMIZE),
         ("QUAC_EXT_CLASSIFIER_LAYERS", QUAC_EXT_CLASSIFIER_LAYERS),
+        ("QUAC_EXT_CLASSIFIER_WEIGHTS", QUAC_EXT_CLASSIFIER_WEIGHTS),
+        ("QUAC_HOST_EXT_CLASSIFIER_WEIGHTS", QUAC_HOST_EXT_CLASSIFIER_WEIGHTS),
         ("QUAC_EXT_TRAINER", QUAC_EXT_TRAINER),
         ("QUAC_PLUGIN_ENTRY_SYMBOL", QUAC_PLUGIN_ENTRY_SYMBOL),
     ]

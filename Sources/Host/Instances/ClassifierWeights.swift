@@ -1,0 +1,76 @@
+import Foundation
+import QuacPluginAPI
+
+/// The calls of a classifier's weights extension (QUAC_EXT_CLASSIFIER_WEIGHTS), checked: the
+/// description must be a JSON object listing its tensors, and every tensor handed out must be float32
+/// of its listed shape.
+public protocol ClassifierWeightCalls {
+    /// The description as the classifier wrote it (a JSON object with "format", "network", "tensors").
+    func describe() throws -> String
+    func get(_ name: String) throws -> Tensor
+}
+
+extension Classifier {
+    /// No weights unless the classifier implements the extension.
+    public func rawWeights() -> ClassifierWeightCalls? { nil }
+}
+
+extension PluginInstance {
+    public func rawWeights() -> ClassifierWeightCalls? {
+        // A table with a missing function is no extension (the host never calls through NULL).
+        guard let t = table(QUAC_EXT_CLASSIFIER_WEIGHTS, quac_classifier_weights.self), t.pointee.describe_json != nil, t.pointee.get != nil else { return nil }
+        return PluginWeightCalls(instance: self, table: t)
+    }
+}
+
+/// A plugin's QUAC_EXT_CLASSIFIER_WEIGHTS table, called with the instance's own locking and error
+/// reporting.
+struct PluginWeightCalls: ClassifierWeightCalls {
+    let instance: PluginInstance
+    let table: UnsafePointer<quac_classifier_weights>
+
+    func describe() throws -> String {
+        guard let raw = table.pointee.describe_json?(instance.plugin) else {
+            throw QuacError("classifier \(instance.label): describe_json returned NULL")
+        }
+        let text = String(cString: raw)
+        _ = try shapes(text)
+        return text
+    }
+
+    /// The listed tensors' shapes by name.
+    private func shapes(_ text: String) throws -> [String: [Int]] {
+        guard let doc = try? JSONParser.parse(text), doc.objectValue != nil, let items = doc["tensors"]?.arrayValue else {
+            throw QuacError("classifier \(instance.label): describe_json is not a JSON object with a \"tensors\" array")
+        }
+        var out: [String: [Int]] = [:]
+        for item in items {
+            guard let name = item["name"]?.stringValue, let dims = item["shape"]?.arrayValue,
+                  case let shape = dims.compactMap({ $0.intValue }).map(Int.init), shape.count == dims.count, shape.allSatisfy({ $0 >= 0 }) else {
+                throw QuacError("classifier \(instance.label): describe_json lists a tensor without a name and a shape: \(item.serialized())")
+            }
+            out[name] = shape
+        }
+        return out
+    }
+
+    func get(_ name: String) throws -> Tensor {
+        guard let shape = try shapes(try describe())[name] else {
+            throw QuacError("classifier \(instance.label) has no weight \"\(name)\"", category: .user)
+        }
+        var m: UnsafeMutablePointer<quac_managed_tensor>?
+        do {
+            try instance.invoke("weights.get") { name.withCString { table.pointee.get!(instance.plugin, $0, &m) } }
+        } catch {
+            if let m { m.pointee.deleter?(m) }
+            throw error
+        }
+        guard let m else { throw QuacError("classifier \(instance.label): weights.get returned ok but no tensor") }
+        let t: Tensor
+        do { t = try Tensor(adopting: m) } catch { throw QuacError("classifier \(instance.label): weights.get: \(error)") }
+        guard t.dtype == .float32, t.shape == shape else {
+            throw QuacError("classifier \(instance.label): weight \"\(name)\" is \(t.dtype.displayName) \(t.shape), listed as float32 \(shape)")
+        }
+        return t
+    }
+}
