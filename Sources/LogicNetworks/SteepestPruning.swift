@@ -6,6 +6,8 @@ extension RuleExtraction {
     /// lowers validation accuracy. No order of concepts or minterms steers it, which is what makes it
     /// reach the same rule from networks trained from different seeds more often than the greedy paths.
     static func steepestPrune(_ minterms: [Minterm], val: SplitBits, train: SplitBits) -> Rule {
+        // No validation samples: nothing can show that a drop keeps the accuracy.
+        guard val.count > 0 else { return Rule(minterms) }
         var rule = minterms
         var states = [PruningState(split: val, rule: rule), PruningState(split: train, rule: rule)]
         var bestVal = val.correct(states[0].coveredOnceAndTwice().once)

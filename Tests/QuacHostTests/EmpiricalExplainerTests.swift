@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import QuacPluginAPI
 @testable import QuacHost
 
 /// The empirical explainer (org.quac.empirical-explainer): it learns a known target method through the
@@ -151,6 +152,11 @@ final class EmpiricalTrunkTests: XCTestCase {
             XCTAssertEqual(w.shape.map { JSONValue.int(Int64($0)) }, t["shape"]?.arrayValue)
         }
         XCTAssertThrowsError(try calls.get("features.99.weight")) { XCTAssertTrue("\($0)".contains("no weight"), "\($0)") }
+        // The plugin itself refuses an unknown name (the host's wrapper above refuses it first).
+        let table = try XCTUnwrap(cnn.table(QUAC_EXT_CLASSIFIER_WEIGHTS, quac_classifier_weights.self))
+        var out: UnsafeMutablePointer<quac_managed_tensor>?
+        XCTAssertEqual("features.99.weight".withCString { table.pointee.get!(cnn.plugin, $0, &out) }, quac_status(QUAC_ERR_INVALID_ARGUMENT))
+        XCTAssertNil(out)
     }
 
     /// With "encoder": "classifier" the explainer's network is the classifier's two levels (conv-BN-ReLU
@@ -195,6 +201,23 @@ final class EmpiricalTrunkTests: XCTestCase {
         XCTAssertTrue(try loaded.attribute(batch).tensors["attribution"]!.bitwiseEqual(try g.attribute(batch).tensors["attribution"]!))
         loadParams["encoder"] = "fresh"
         XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: .object(loadParams))) { XCTAssertTrue("\($0)".contains("encoder"), "\($0)") }
+        // A file made for other inputs is refused by name, not run into a shape failure.
+        loadParams["encoder"] = "classifier"
+        loadParams["input_shape"] = [3, 8, 8]
+        XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: .object(loadParams))) { XCTAssertTrue("\($0)".contains("made for input_shape [1, 8, 8]"), "\($0)") }
+        // Training from the file continues from it (warm start) instead of copying the classifier again,
+        // and keeps the copied layers at the encoder's rate: they stay as they were.
+        loadParams["input_shape"] = [1, 8, 8]
+        loadParams["epochs"] = 1
+        loadParams["encoder_learning_rate"] = 1e-12
+        let warm = try PluginInstance(manifest: manifest, params: .object(loadParams), run: run)
+        let warmOut = try warm.train(fields: fields(16, seed: 3), val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent("w"), seed: 1)
+        XCTAssertEqual(warmOut.json?["encoder"]?.stringValue, "classifier trunk: 2 levels, 4-6 feature maps")
+        let warmFile = dir.appendingPathComponent("warm.safetensors")
+        try warm.save(to: warmFile)
+        let warmSaved = try Safetensors.read(warmFile)
+        XCTAssertLessThanOrEqual(zip(warmSaved.tensors["0.weight"]!.floatArray(), saved.tensors["0.weight"]!.floatArray()).map { abs($0 - $1) }.max() ?? 1, 1e-6)
+        XCTAssertNotEqual(warmSaved.tensors["7.weight"]!.floatArray(), saved.tensors["7.weight"]!.floatArray(), "the last 1x1 convolution (decoder) trained")
     }
 
     /// "fresh", or a classifier that does not hand out its weights (the MLP), or one whose trunk is

@@ -18,8 +18,10 @@ D-IG's own formula has it), gradient (input [x, grad, x * grad] of the classifie
 needs a backward pass). Training: MSE on targets divided by their training RMS, Adam, batch 16, up to
 60 epochs, early stopping on the validation MSE (patience 8), the best epoch kept, torch.manual_seed(0).
 Prints per variant: epochs, test MSE, its ratio to D-IG with 4 steps (runs/empirical/convergence/d-ig.json),
-the relative error (test MSE / mean square of the test maps) and the median per-sample Pearson
-correlation.
+the relative error (test MSE / mean square of the test maps), the median per-sample Pearson correlation,
+and the training and validation error at the best epoch (on targets divided by their training RMS: a
+network that fits the training set much better than the validation set overfits; equal errors mean it
+underfits).
 """
 import copy
 import json
@@ -184,13 +186,16 @@ def train(model, d, groups, x, epochs=60, patience=8, batch=16, seed=0):
             bad += 1
             if bad >= patience:
                 break
+    if best[1] is None:
+        raise SystemExit("the validation error was never finite")
     model.load_state_dict(best[1])
     model.eval()
     with torch.no_grad():
         p = model(x["te"]) * scale
+        fit = float(F.mse_loss(model(x["tr"]), ytr))
     mse = float(F.mse_loss(p, d["yte"]))
     return dict(epochs=epochs_run, test_mse=mse, relative_error=mse / float(d["yte"].pow(2).mean()),
-                pearson=pearson_median(p, d["yte"]), seconds=time.time() - start)
+                pearson=pearson_median(p, d["yte"]), seconds=time.time() - start, train=fit, val=best[0])
 
 
 def main():
@@ -241,7 +246,8 @@ def main():
         model, groups, x = variants[name]()
         r = train(model, d, groups(model), x)
         print(f"{name:15s} epochs {r['epochs']:3d}  test MSE {r['test_mse']:.3e} ({r['test_mse'] / dig4:.1f}x D-IG-4's)  relative error {r['relative_error']:.3f}  "
-              f"median Pearson {r['pearson']:.3f}  {r['seconds']:.0f} s", flush=True)
+              f"median Pearson {r['pearson']:.3f}  scaled train / val error at the best epoch {r['train']:.3f} / {r['val']:.3f}  "
+              f"{r['seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

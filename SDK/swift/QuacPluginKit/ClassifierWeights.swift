@@ -67,8 +67,10 @@ public struct HostClassifierWeights: @unchecked Sendable {
     }
 
     public func get(_ name: String) throws -> Tensor {
+        let covers = Int(table.pointee.struct_size) >= MemoryLayout<quac_host_classifier_weights>.offset(of: \quac_host_classifier_weights.get)! + MemoryLayout<UnsafeRawPointer>.size
+        guard covers, let get = table.pointee.get else { throw PluginError.unsupported("the host's weight service has no get") }
         var t: UnsafeMutablePointer<quac_managed_tensor>?
-        let status = name.withCString { table.pointee.get!(host.raw, $0, &t) }
+        let status = name.withCString { get(host.raw, $0, &t) }
         guard status == quac_status(QUAC_OK) else { throw PluginError(status, "the classifier's weight \"\(name)\"") }
         guard let t else { throw PluginError(quac_status(QUAC_ERR_INTERNAL), "the host returned no tensor for the classifier's weight \"\(name)\"") }
         return try Tensor(adopting: t)

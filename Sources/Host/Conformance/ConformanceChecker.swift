@@ -283,7 +283,15 @@ public struct ConformanceChecker {
                 guard t.isFinite else { throw QuacError("weight \(name) contains NaN or infinity") }
                 guard t.bitwiseEqual(try weights.get(name)) else { throw QuacError("weight \(name) differs between two reads") }
             }
-            if (try? weights.get("no such weight \u{1}")) != nil { throw QuacError("an unknown weight name was not refused") }
+            // An unknown name goes to the plugin itself (the host's wrapper would refuse it first).
+            if let t = c.table(QUAC_EXT_CLASSIFIER_WEIGHTS, quac_classifier_weights.self), let get = t.pointee.get {
+                var out: UnsafeMutablePointer<quac_managed_tensor>?
+                let status = "no such weight".withCString { get(c.plugin, $0, &out) }
+                if let out { out.pointee.deleter?(out) }
+                guard status == quac_status(QUAC_ERR_INVALID_ARGUMENT), out == nil else {
+                    throw QuacError("an unknown weight name gave status \(status)\(out == nil ? "" : " and a tensor"), expected QUAC_ERR_INVALID_ARGUMENT and none")
+                }
+            }
             return "\(names.count) tensors, format \(doc["format"]?.stringValue ?? "none")"
         }
     }

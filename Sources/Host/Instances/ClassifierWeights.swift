@@ -24,10 +24,16 @@ extension PluginInstance {
 }
 
 /// A plugin's QUAC_EXT_CLASSIFIER_WEIGHTS table, called with the instance's own locking and error
-/// reporting.
-struct PluginWeightCalls: ClassifierWeightCalls {
+/// reporting. The description is read and checked once per object.
+final class PluginWeightCalls: ClassifierWeightCalls {
     let instance: PluginInstance
     let table: UnsafePointer<quac_classifier_weights>
+    private var listed: [String: [Int]]?
+
+    init(instance: PluginInstance, table: UnsafePointer<quac_classifier_weights>) {
+        self.instance = instance
+        self.table = table
+    }
 
     func describe() throws -> String {
         guard let raw = table.pointee.describe_json?(instance.plugin) else {
@@ -49,13 +55,14 @@ struct PluginWeightCalls: ClassifierWeightCalls {
                   case let shape = dims.compactMap({ $0.intValue }).map(Int.init), shape.count == dims.count, shape.allSatisfy({ $0 >= 0 }) else {
                 throw QuacError("classifier \(instance.label): describe_json lists a tensor without a name and a shape: \(item.serialized())")
             }
-            out[name] = shape
+            if out[name] == nil { out[name] = shape }   // a repeated name: the first one counts
         }
         return out
     }
 
     func get(_ name: String) throws -> Tensor {
-        guard let shape = try shapes(try describe())[name] else {
+        if listed == nil { listed = try shapes(try describe()) }
+        guard let shape = listed?[name] else {
             throw QuacError("classifier \(instance.label) has no weight \"\(name)\"", category: .user)
         }
         var m: UnsafeMutablePointer<quac_managed_tensor>?

@@ -20,9 +20,16 @@ private func weights(_ ctx: PluginContext) throws -> ClassifierWeightCalls {
 }
 
 private let hostWeightsDescribe: @convention(c) (UnsafePointer<quac_host>?) -> UnsafePointer<CChar>? = { host in
-    guard let ctx = PluginContext.from(host), let w = try? weights(ctx), let text = try? w.describe() else { return nil }
-    // Keyed by the classifier: an instance may serve runs with different classifiers.
-    return ctx.cachedString("weights of \(ctx.run?.classifier?.label ?? "")") { text }
+    // NULL means "not offered"; a classifier that offers the extension but describes itself badly is
+    // logged as a warning, so that a plugin falling back to its own network does not hide it.
+    guard let ctx = PluginContext.from(host), let c = ctx.run?.classifier, let w = c.rawWeights() else { return nil }
+    let text: String
+    do { text = try w.describe() } catch {
+        ctx.run?.logger.warning("\(ctx.label): the classifier's weights cannot be read: \(error)")
+        return nil
+    }
+    // Keyed by the classifier object: an instance may serve runs with different classifiers.
+    return ctx.cachedString("weights of \(ObjectIdentifier(c))") { text }
 }
 
 private let hostWeightsGet: @convention(c) (UnsafePointer<quac_host>?, UnsafePointer<CChar>?, UnsafeMutablePointer<UnsafeMutablePointer<quac_managed_tensor>?>?) -> quac_status = { host, name, out in

@@ -395,10 +395,11 @@ typedef struct quac_classifier_layers {
 #define QUAC_EXT_CLASSIFIER_WEIGHTS "quac.classifier.weights/1"
 typedef struct quac_classifier_weights {
     uint32_t struct_size;
-    /* [thread-safe] A JSON object {"format": string, "network": any, "tensors": [{"name": string,
-     * "shape": [sizes]}, ...]}: "format" says how "network" describes the network (the engine's model
-     * description is "quac.engine-model/1"; a reader that does not know the format uses only the
-     * tensors), "tensors" every parameter and buffer by name. Borrowed: valid as long as the instance. */
+    /* [thread-safe] A JSON object {"format": string or null, "network": any, "tensors": [{"name":
+     * string, "shape": [sizes]}, ...]}: "format" says how "network" describes the network (the engine's
+     * model description is "quac.engine-model/1"; null: only the tensors are offered; a reader that does
+     * not know the format uses only the tensors), "tensors" every parameter and buffer by name, each
+     * name once. Borrowed: valid as long as the instance. */
     const char *(*describe_json)(const quac_plugin *self);
     /* [instance] A float32 copy of the named tensor, owned by the caller. Unknown name:
      * QUAC_ERR_INVALID_ARGUMENT. */

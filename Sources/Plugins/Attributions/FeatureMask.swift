@@ -4,8 +4,8 @@ import QuacPluginKit
 /// Feature groups given by the user instead of the superpixel grid: a tensor of integer group ids (the
 /// `feature_mask` parameter: a safetensors file, tensor `feature_mask_tensor`, or an NPY file). It is
 /// shaped like one sample, or for images [C, H, W] also [H, W] or [1, H, W] (the same groups on every
-/// channel). Elements with the same id form one group, as in Captum's `feature_mask`; the one mask
-/// serves every sample.
+/// channel). Elements with the same id form one group, as in Captum's `feature_mask` (which wants the ids
+/// 0..M-1; here any integers, groups in increasing order of id); the one mask serves every sample.
 struct FeatureMask {
     let path: String
     let shape: [Int]
@@ -18,7 +18,7 @@ struct FeatureMask {
         let url = URL(fileURLWithPath: path)
         let t: Tensor
         do {
-            if path.hasSuffix(".npy") {
+            if path.lowercased().hasSuffix(".npy") {
                 t = try NPY.read(url)
             } else {
                 let file = try Safetensors.read(url)
@@ -43,7 +43,7 @@ struct FeatureMask {
         if sampleShape.count == 3, shape.suffix(2) == sampleShape.suffix(2), shape.count == 2 || (shape.count == 3 && shape[0] == 1) {
             return Array((0..<sampleShape[0]).map { _ in ids }.joined())
         }
-        let image = sampleShape.count == 3 ? " or [\(sampleShape[1]), \(sampleShape[2])] (every channel alike)" : ""
+        let image = sampleShape.count == 3 ? ", [\(sampleShape[1]), \(sampleShape[2])] or [1, \(sampleShape[1]), \(sampleShape[2])] (every channel alike)" : ""
         throw PluginError.invalid("feature_mask \(path): shape \(shape) does not fit the samples \(sampleShape); expected \(sampleShape)\(image)")
     }
 }

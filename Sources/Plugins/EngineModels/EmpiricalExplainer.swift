@@ -25,6 +25,9 @@ final class EmpiricalExplainer: AttributorPlugin {
     var encoderSource = "fresh"
     /// The state-dict names of the layers copied from the classifier (trained at encoder_learning_rate).
     var encoderKeys: Set<String> = []
+    /// Whether the network came from a `weights` file: training then continues from it rather than
+    /// starting again from the classifier.
+    var weightsLoaded = false
     /// The scale of the targets g was trained on (their root mean square); 1 before training.
     var targetScale: Float = 1
 

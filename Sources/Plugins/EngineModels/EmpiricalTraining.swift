@@ -28,9 +28,13 @@ extension EmpiricalExplainer: TrainablePlugin {
             }
         }
         /// What a checkpoint must have been written with to be resumed (epochs may grow).
-        var resumeKey: String {
-            "adam lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) patience=\(patience) encoder=\(encoder)" + (encoder == "classifier" ? " encoder_lr=\(encoderLearningRate)" : "")
-        }
+        var resumeKey: String { "adam lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) patience=\(patience) encoder=\(encoder)" }
+    }
+
+    /// What a checkpoint must have been written with: the settings, and the encoder's rate when layers
+    /// were copied from the classifier (a fallback to the fresh encoder has no such optimizer).
+    func resumeKey(_ s: Settings) -> String {
+        s.resumeKey + (encoderKeys.isEmpty ? "" : " encoder_lr=\(s.encoderLearningRate)")
     }
 
     /// One epoch's record: training and validation error (on scaled targets).
@@ -58,7 +62,11 @@ extension EmpiricalExplainer: TrainablePlugin {
         }
         targetScale = Float(max((squares / Double(max(elements, 1))).squareRoot(), 1e-12))
 
-        if encoderMode == "classifier" { try adoptClassifierTrunk() }
+        if weightsLoaded {
+            host.log("encoder: the weights file's (\(encoderSource)); training continues from it")
+        } else if encoderMode == "classifier" {
+            try adoptClassifierTrunk()
+        }
         let named = model.namedParameters()
         let optimizer = Adam(named.filter { !encoderKeys.contains($0.0) }.map(\.1), lr: s.learningRate, weightDecay: s.weightDecay)
         let encoderParameters = named.filter { encoderKeys.contains($0.0) }.map(\.1)
@@ -143,6 +151,8 @@ extension EmpiricalExplainer: TrainablePlugin {
         do {
             try ModelFile.save(model, architecture: architecture, to: url, metadata: [
                 "plugin": EmpiricalExplainer.description.id, "target_scale": String(targetScale), "encoder": encoderSource,
+                "input_shape": JSONValue.array(sampleShape.map { .int(Int64($0)) }).serialized(),
+                "encoder_keys": JSONValue.array(encoderKeys.sorted().map(JSONValue.string)).serialized(),
             ])
         } catch { throw PluginError.io("save \(url.path): \(error)") }
     }
@@ -153,6 +163,10 @@ extension EmpiricalExplainer: TrainablePlugin {
         guard file.metadata["plugin"] == EmpiricalExplainer.description.id, let text = file.metadata[ModelFile.architectureKey],
               let fileArchitecture = try? JSONParser.parse(text) else {
             throw PluginError.invalid("weights \(url.path): not a model file of \(EmpiricalExplainer.description.id)")
+        }
+        if let text = file.metadata["input_shape"], let shape = (try? JSONParser.parse(text))?.arrayValue?.compactMap(\.intValue).map(Int.init),
+           shape != sampleShape {
+            throw PluginError.invalid("weights \(url.path): made for input_shape \(shape), this explainer's is \(sampleShape)")
         }
         let source = file.metadata["encoder"] ?? "fresh"
         if source.hasPrefix("classifier trunk") {
@@ -166,6 +180,8 @@ extension EmpiricalExplainer: TrainablePlugin {
             throw PluginError.invalid("weights \(url.path): not a model of this explainer's architecture (check input_shape and channels)")
         }
         encoderSource = source
+        encoderKeys = Set((try? JSONParser.parse(file.metadata["encoder_keys"] ?? "[]"))?.arrayValue?.compactMap(\.stringValue) ?? [])
+        weightsLoaded = true
         guard let scale = file.metadata["target_scale"].flatMap(Float.init), scale > 0, scale.isFinite else {
             throw PluginError.io("weights \(url.path): no target_scale in the metadata")
         }
@@ -176,7 +192,7 @@ extension EmpiricalExplainer: TrainablePlugin {
 
     private func saveCheckpoint(_ url: URL, epoch: Int, optimizers: [String: Optimizer], best: Module, settings: Settings, history: [Epoch],
                                 bestVal: Double, sinceBest: Int) throws {
-        try TrainingCheckpoint.save(url, architecture: architecture, resumeKey: settings.resumeKey, networks: ["model": model, "best": best],
+        try TrainingCheckpoint.save(url, architecture: architecture, resumeKey: resumeKey(settings), networks: ["model": model, "best": best],
                                     optimizers: optimizers, metadata: [
             "epoch": String(epoch), "best_val": String(bestVal), "since_best": String(sinceBest),
             "history": JSONValue.array(history.map { [.double($0.train), $0.val.map(JSONValue.double) ?? .null] }).serialized(),
@@ -184,7 +200,7 @@ extension EmpiricalExplainer: TrainablePlugin {
     }
 
     private func restore(_ url: URL, optimizers: [String: Optimizer], best: Module, settings: Settings) throws -> (Int, [Epoch], Double, Int) {
-        let meta = try TrainingCheckpoint.restore(url, architecture: architecture, resumeKey: settings.resumeKey,
+        let meta = try TrainingCheckpoint.restore(url, architecture: architecture, resumeKey: resumeKey(settings),
                                                   networks: ["model": model, "best": best], optimizers: optimizers)
         guard let epoch = meta["epoch"].flatMap(Int.init), let bestVal = meta["best_val"].flatMap(Double.init),
               let since = meta["since_best"].flatMap(Int.init) else { throw PluginError.io("checkpoint \(url.path): incomplete metadata") }

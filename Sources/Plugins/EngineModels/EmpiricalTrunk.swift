@@ -129,14 +129,16 @@ extension EmpiricalExplainer {
         let (network, copies) = trunk.network(inputChannels: sampleShape[0])
         let built: Module
         do { built = try ModelBuilder.build(network, seed: UInt64(try parameters.int("seed"))) } catch { throw PluginError.invalid("the classifier trunk's network: \(error)") }
-        var state = Dictionary(uniqueKeysWithValues: built.stateDict())
+        let fresh = built.stateDict()
+        var state = Dictionary(uniqueKeysWithValues: fresh)
         let shapes = Dictionary(description.tensors.map { ($0.name, $0.shape) }, uniquingKeysWith: { a, _ in a })
         var copied: [String] = []
+        // In the state dict's own order, so that the first mismatch named is always the same one.
         for (mine, theirs) in copies {
-            for (key, value) in state where key.hasPrefix(mine + ".") && !key.dropFirst(mine.count + 1).contains(".") {
+            for (key, value) in fresh where key.hasPrefix(mine + ".") && !key.dropFirst(mine.count + 1).contains(".") {
                 let name = theirs + key.dropFirst(mine.count)
                 guard shapes[name] == value.shape else {
-                    throw PluginError.invalid("the classifier's weight \"\(name)\" is \(shapes[name].map { "\($0)" } ?? "missing"), the trunk needs \(value.shape)")
+                    throw PluginError.invalid("the classifier's weight \"\(name)\" is \(shapes[name].map { "\($0)" } ?? "missing"), its trunk needs \(value.shape): the classifier's description and its weights disagree")
                 }
                 state[key] = NDArray(try service.get(name)).copy()
                 copied.append(key)
