@@ -4,6 +4,7 @@ examples/logic: model accuracy, rule accuracy, rule complexity, stability over s
 extract the rules.
 
     python3 bench/logic_bench.py QUAC_HOST REFERENCE_JSON [--seeds 0,1,2,3,4] [--out runs/logic-bench]
+    python3 bench/logic_bench.py QUAC_HOST --no-reference --seeds 0-19 --datasets breast_cancer
 
 QUAC_HOST is a release build of quac-host; REFERENCE_JSON is what bench/logic_reference.py wrote for
 torch_explain (same data, same epochs, same seeds). For each dataset and seed this runs
@@ -66,17 +67,34 @@ def summary(values):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("host")
-    ap.add_argument("reference")
-    ap.add_argument("--seeds", default="0,1,2,3,4")
+    ap.add_argument("reference", nargs="?", help="torch_explain's numbers (bench/logic_reference.py); not with --no-reference")
+    ap.add_argument("--no-reference", action="store_true", help="quac-host alone, for seeds torch_explain was not run on")
+    ap.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated, or a range a-b")
     ap.add_argument("--out", default="runs/logic-bench")
     ap.add_argument("--datasets", default=",".join(DATASETS))
     a = ap.parse_args()
-    seeds = [int(s) for s in a.seeds.split(",")]
-    ref = json.load(open(a.reference))
+    if a.seeds.count("-") == 1 and "," not in a.seeds:
+        lo, hi = a.seeds.split("-")
+        seeds = list(range(int(lo), int(hi) + 1))
+    else:
+        seeds = [int(s) for s in a.seeds.split(",")]
+    if (a.reference is None) != a.no_reference:
+        sys.exit("give REFERENCE_JSON, or --no-reference (not both)")
+    ref = {"datasets": {}} if a.no_reference else json.load(open(a.reference))
     results = {}
     for ds in a.datasets.split(","):
         ours = [run(a.host, ds, s, a.out) for s in seeds]
         theirs = [r for r in ref["datasets"].get(ds, {}).get("runs", []) if r["seed"] in seeds]
+        if a.no_reference:
+            results[ds] = {"quac_host": ours}
+            print(f"\n== {ds} ({len(seeds)} seeds, quac-host alone)")
+            print(f"  model accuracy       {summary([o['model_accuracy'] for o in ours])}")
+            for c in range(len(ours[0]["rules"])):
+                mine = [o["rules"][c]["accuracy"] for o in ours]
+                print(f"  class {c} rule accuracy {summary(mine)} spread {max(mine) - min(mine):.4f}, "
+                      f"literals {statistics.median([o['rules'][c]['complexity'] for o in ours])}, "
+                      f"{len(set(o['rules'][c]['rule'] for o in ours))} distinct rules")
+            continue
         if len(theirs) != len(seeds):
             sys.exit(f"{a.reference} has {len(theirs)} of the {len(seeds)} seeds of {ds}")
         results[ds] = {"quac_host": ours, "torch_explain": theirs}

@@ -89,7 +89,9 @@ public enum RuleExtraction {
     public static func extract(class i: Int, classes r: Int, mask: [Bool], attention: [Float],
                                train: TruthTable, trainLabels: [Int], logits: [Float],
                                val: TruthTable, valLabels: [Int]) -> Result {
-        func accuracy(_ rule: Rule) -> Double { rule.accuracy(val, classes: valLabels, of: i) }
+        // Every candidate rule is scored on bit sets of the splits (the same numbers as Rule.accuracy).
+        let valBits = SplitBits(val, labels: valLabels, of: i), trainBits = SplitBits(train, labels: trainLabels, of: i)
+        func accuracy(_ rule: Rule) -> Double { Double(valBits.correct(rule)) / Double(val.count) }
         var positives: [Int] = [], negatives = 0
         for s in 0..<train.count {
             let fires = logits[s * r + i] > 0, isClass = trainLabels[s] == i
@@ -112,7 +114,6 @@ public enum RuleExtraction {
         // seeds tend to reach the same rule. A small validation split ties often, so the choices between
         // drops and between paths count the training samples too.
         let literalOrder = masked.sorted { (attention[$0], $0) < (attention[$1], $1) }
-        let valBits = SplitBits(val, labels: valLabels, of: i), trainBits = SplitBits(train, labels: trainLabels, of: i)
         let paths = [prune(raw, literalOrder: literalOrder, mintermsFirst: true, accuracy: accuracy).rule,
                      prune(raw, literalOrder: literalOrder, mintermsFirst: false, accuracy: accuracy).rule,
                      steepestPrune(raw, val: valBits, train: trainBits)]

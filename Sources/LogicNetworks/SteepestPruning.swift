@@ -52,8 +52,8 @@ extension RuleExtraction {
 /// operations: a bit set per literal, and the samples of the class the rule is for.
 struct SplitBits {
     let count: Int, words: Int
-    /// Literal (j, positive) at 2 j + 1, (j, negative) at 2 j.
-    let literals: [[UInt64]]
+    /// The literals' bit sets, `words` each: literal (j, positive) is number 2 j + 1, (j, negative) 2 j.
+    let literals: [UInt64]
     let target: [UInt64]
     /// The valid bits of the last word.
     let tail: UInt64
@@ -67,82 +67,93 @@ struct SplitBits {
             for s in 0..<t.count where holds(s) { w[s >> 6] |= 1 << UInt64(s & 63) }
             return w
         }
-        literals = (0..<t.concepts).flatMap { j in [bits { !t[$0, j] }, bits { t[$0, j] }] }
+        literals = (0..<t.concepts).flatMap { j in bits { !t[$0, j] } + bits { t[$0, j] } }
         target = bits { labels[$0] == i }
         tail = t.count & 63 == 0 ? ~0 : (1 << UInt64(t.count & 63)) - 1
     }
 
-    func bits(_ l: Literal) -> [UInt64] { literals[2 * l.concept + (l.positive ? 1 : 0)] }
+    /// Where literal l's bit set starts in `literals`.
+    func offset(_ l: Literal) -> Int { (2 * l.concept + (l.positive ? 1 : 0)) * words }
 
-    func cover(_ m: Minterm) -> [UInt64] {
-        var c = [UInt64](repeating: ~0, count: words)
-        for l in m.literals { let b = bits(l); for w in 0..<words { c[w] &= b[w] } }
-        return c
+    /// Samples of word w on which `truth` (the rule holds) agrees with the target (the sample is of the
+    /// class); the bits past the last sample do not count.
+    func agreeing(_ truth: UInt64, word w: Int) -> Int {
+        (~(truth ^ target[w]) & (w == words - 1 ? tail : ~0)).nonzeroBitCount
     }
 
-    /// Samples on which `truth` (the rule holds) agrees with the target (the sample is of the class).
-    func correct(_ truth: [UInt64]) -> Int {
-        var n = 0
-        for w in 0..<words { n += (~(truth[w] ^ target[w]) & (w == words - 1 ? tail : ~0)).nonzeroBitCount }
-        return n
-    }
+    func correct(_ truth: [UInt64]) -> Int { (0..<words).reduce(0) { $0 + agreeing(truth[$1], word: $1) } }
 
+    /// Samples on which the rule agrees with the target: the OR of its minterms' covers, each the AND
+    /// of its literals' bit sets, word by word (the greedy paths score thousands of rules this way).
     func correct(_ rule: Rule) -> Int {
-        var truth = [UInt64](repeating: 0, count: words)
-        for m in rule.minterms { for (w, c) in cover(m).enumerated() { truth[w] |= c } }
-        return correct(truth)
+        literals.withUnsafeBufferPointer { bits in
+            var right = 0
+            for w in 0..<words {
+                var truth: UInt64 = 0
+                for m in rule.minterms {
+                    var c: UInt64 = ~0
+                    for l in m.literals { c &= bits[offset(l) + w]; if c == 0 { break } }
+                    truth |= c
+                    if truth == ~0 { break }
+                }
+                right += agreeing(truth, word: w)
+            }
+            return right
+        }
     }
 }
 
-/// A rule under pruning on one split: per minterm its cover and the covers of its first p and last p
-/// literals (so that dropping any one literal costs a few word operations), and per sample how many
-/// minterms cover it.
+/// A rule under pruning on one split: per minterm the covers of its first p and last p literals (so
+/// that dropping any one literal costs a few word operations; all of them is its cover), and per
+/// sample how many minterms cover it.
 struct PruningState {
     let split: SplitBits
-    var covers: [[UInt64]]
     /// Per minterm, (literals + 1) * words: row p is the AND of the first p literals (row 0: all ones).
     var prefixes: [[UInt64]], suffixes: [[UInt64]]
     var counts: [Int]
 
     init(split: SplitBits, rule: [Minterm]) {
         self.split = split
-        covers = []; prefixes = []; suffixes = []
+        prefixes = []; suffixes = []
         counts = [Int](repeating: 0, count: split.count)
         for m in rule {
             let (p, s) = rows(m)
             prefixes.append(p); suffixes.append(s)
-            covers.append(Array(p[(m.literals.count * split.words)...]))
-            add(covers[covers.count - 1], 1)
+            add(prefixes.count - 1, 1)
         }
     }
+
+    /// Minterm a's cover: the last row of its prefixes.
+    func cover(_ a: Int) -> ArraySlice<UInt64> { prefixes[a].suffix(split.words) }
 
     func rows(_ m: Minterm) -> (prefix: [UInt64], suffix: [UInt64]) {
         let w = split.words, n = m.literals.count
         var p = [UInt64](repeating: ~0, count: (n + 1) * w), s = p
         for i in 0..<n {
-            let front = split.bits(m.literals[i]), back = split.bits(m.literals[n - 1 - i])
+            let front = split.offset(m.literals[i]), back = split.offset(m.literals[n - 1 - i])
             for k in 0..<w {
-                p[(i + 1) * w + k] = p[i * w + k] & front[k]
-                s[(i + 1) * w + k] = s[i * w + k] & back[k]
+                p[(i + 1) * w + k] = p[i * w + k] & split.literals[front + k]
+                s[(i + 1) * w + k] = s[i * w + k] & split.literals[back + k]
             }
         }
         return (p, s)
     }
 
-    mutating func add(_ cover: [UInt64], _ sign: Int) {
-        for s in 0..<split.count where cover[s >> 6] >> UInt64(s & 63) & 1 == 1 { counts[s] += sign }
+    /// Counts minterm a's cover in (sign 1) or out (-1).
+    mutating func add(_ a: Int, _ sign: Int) {
+        let c = cover(a), base = c.startIndex
+        for s in 0..<split.count where c[base + (s >> 6)] >> UInt64(s & 63) & 1 == 1 { counts[s] += sign }
     }
 
     mutating func replace(_ a: Int, with m: Minterm) {
-        add(covers[a], -1)
+        add(a, -1)
         (prefixes[a], suffixes[a]) = rows(m)
-        covers[a] = Array(prefixes[a][(m.literals.count * split.words)...])
-        add(covers[a], 1)
+        add(a, 1)
     }
 
     mutating func remove(_ a: Int) {
-        add(covers[a], -1)
-        covers.remove(at: a); prefixes.remove(at: a); suffixes.remove(at: a)
+        add(a, -1)
+        prefixes.remove(at: a); suffixes.remove(at: a)
     }
 
     /// The samples covered by at least one minterm, and by at least two.
@@ -157,7 +168,8 @@ struct PruningState {
 
     /// The samples that minterms other than `a` cover.
     func others(_ a: Int, _ covered: (once: [UInt64], twice: [UInt64])) -> [UInt64] {
-        (0..<split.words).map { w in covered.twice[w] | (covered.once[w] & ~covers[a][w]) }
+        let c = cover(a), base = c.startIndex
+        return (0..<split.words).map { w in covered.twice[w] | (covered.once[w] & ~c[base + w]) }
     }
 
     /// Correct samples once literal d of minterm a is dropped: its cover is the AND of the literals
@@ -168,8 +180,7 @@ struct PruningState {
         prefixes[a].withUnsafeBufferPointer { p in
             suffixes[a].withUnsafeBufferPointer { s in
                 for k in 0..<w {
-                    let truth = others[k] | (p[d * w + k] & s[(n - 1 - d) * w + k])
-                    right += (~(truth ^ split.target[k]) & (k == w - 1 ? split.tail : ~0)).nonzeroBitCount
+                    right += split.agreeing(others[k] | (p[d * w + k] & s[(n - 1 - d) * w + k]), word: k)
                 }
             }
         }

@@ -40,7 +40,7 @@ final class PluginWeightCalls: ClassifierWeightCalls {
             throw QuacError("classifier \(instance.label): describe_json returned NULL")
         }
         let text = String(cString: raw)
-        _ = try shapes(text)
+        listed = try shapes(text)
         return text
     }
 
@@ -61,7 +61,7 @@ final class PluginWeightCalls: ClassifierWeightCalls {
     }
 
     func get(_ name: String) throws -> Tensor {
-        if listed == nil { listed = try shapes(try describe()) }
+        if listed == nil { _ = try describe() }
         guard let shape = listed?[name] else {
             throw QuacError("classifier \(instance.label) has no weight \"\(name)\"", category: .user)
         }

@@ -11,13 +11,11 @@ import QuacPluginKit
 extension EmpiricalExplainer: TrainablePlugin {
     struct Settings {
         var epochs: Int, batchSize: Int, learningRate: Float, encoderLearningRate: Float, weightDecay: Float, patience: Int
-        var encoder: String
         init(_ p: Parameters) throws {
             epochs = try p.int("epochs")
             batchSize = try p.int("batch_size")
             learningRate = try p.float("learning_rate")
             encoderLearningRate = try p.float("encoder_learning_rate")
-            encoder = try p.string("encoder")
             guard encoderLearningRate > 0, encoderLearningRate.isFinite else {
                 throw PluginError.invalid("encoder_learning_rate must be positive, got \(encoderLearningRate)")
             }
@@ -27,14 +25,14 @@ extension EmpiricalExplainer: TrainablePlugin {
                 throw PluginError.invalid("training needs epochs >= 1, batch_size >= 1, learning_rate > 0, weight_decay >= 0 and patience >= 0")
             }
         }
-        /// What a checkpoint must have been written with to be resumed (epochs may grow).
-        var resumeKey: String { "adam lr=\(learningRate) wd=\(weightDecay) batch=\(batchSize) patience=\(patience) encoder=\(encoder)" }
     }
 
-    /// What a checkpoint must have been written with: the settings, and the encoder's rate when layers
-    /// were copied from the classifier (a fallback to the fresh encoder has no such optimizer).
+    /// What a checkpoint must have been written with to be resumed (epochs may grow): the settings, the
+    /// encoder mode, and the encoder's rate when layers were copied from the classifier (a fallback to
+    /// the fresh encoder has no such optimizer).
     func resumeKey(_ s: Settings) -> String {
-        s.resumeKey + (encoderKeys.isEmpty ? "" : " encoder_lr=\(s.encoderLearningRate)")
+        "adam lr=\(s.learningRate) wd=\(s.weightDecay) batch=\(s.batchSize) patience=\(s.patience) encoder=\(encoderMode)"
+            + (encoderKeys.isEmpty ? "" : " encoder_lr=\(s.encoderLearningRate)")
     }
 
     /// One epoch's record: training and validation error (on scaled targets).

@@ -48,16 +48,10 @@ final class BinaryClosing {
         let affected: UnsafeMutablePointer<Bool>
 
         init(spans: Int, height: Int, wordsPerRow: Int) {
-            func words(_ n: Int) -> UnsafeMutablePointer<UInt64> {
-                let p = UnsafeMutablePointer<UInt64>.allocate(capacity: n)
-                p.initialize(repeating: 0, count: n)
-                return p
-            }
             let plane = height * wordsPerRow
-            source = words(plane); dilateRuns = words(spans * plane); dilated = words(plane)
-            erodeRuns = words(spans * plane); closed = words(plane); row = words(wordsPerRow)
-            changed = .allocate(capacity: height); changed.initialize(repeating: false, count: height)
-            affected = .allocate(capacity: height); affected.initialize(repeating: false, count: height)
+            source = .filled(plane, with: 0); dilateRuns = .filled(spans * plane, with: 0); dilated = .filled(plane, with: 0)
+            erodeRuns = .filled(spans * plane, with: 0); closed = .filled(plane, with: 0); row = .filled(wordsPerRow, with: 0)
+            changed = .filled(height, with: false); affected = .filled(height, with: false)
         }
 
         deinit {

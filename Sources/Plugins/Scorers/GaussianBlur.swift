@@ -83,12 +83,8 @@ final class MaskBlur {
         let hi: UnsafeMutablePointer<Int>
 
         init(words: Int, pixels: Int, height: Int) {
-            bits = .allocate(capacity: words); bits.initialize(repeating: 0, count: words)
-            rows = .allocate(capacity: pixels); rows.initialize(repeating: 0, count: pixels)
-            out = .allocate(capacity: pixels); out.initialize(repeating: 0, count: pixels)
-            kind = .allocate(capacity: height); kind.initialize(repeating: 0, count: height)
-            lo = .allocate(capacity: height); lo.initialize(repeating: 0, count: height)
-            hi = .allocate(capacity: height); hi.initialize(repeating: -1, count: height)
+            bits = .filled(words, with: 0); rows = .filled(pixels, with: 0); out = .filled(pixels, with: 0)
+            kind = .filled(height, with: 0); lo = .filled(height, with: 0); hi = .filled(height, with: -1)
         }
 
         deinit {
