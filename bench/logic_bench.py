@@ -5,6 +5,7 @@ extract the rules.
 
     python3 bench/logic_bench.py QUAC_HOST REFERENCE_JSON [--seeds 0,1,2,3,4] [--out runs/logic-bench]
     python3 bench/logic_bench.py QUAC_HOST --no-reference --seeds 0-19 --datasets breast_cancer
+    python3 bench/logic_bench.py QUAC_HOST --no-reference --seeds 0-19 --datasets breast_cancer --param networks=1
 
 QUAC_HOST is a release build of quac-host; REFERENCE_JSON is what bench/logic_reference.py wrote for
 torch_explain (same data, same epochs, same seeds). For each dataset and seed this runs
@@ -12,7 +13,9 @@ examples/logic/<dataset>.json with the explainer's train block seed set to the s
 the network's test accuracy and each class's rule accuracy on the test split (the rule as "the sample
 is of this class", against the label), both from the explainer's per-sample JSON (predicted,
 rule_truth), the rule's literal count, and the explainer's own timing of training and rule extraction
-(models/len.json). Needs numpy and safetensors (the test environment has both).
+(models/len.json). --param KEY=JSON (repeatable) overrides one of the explainer's params in every
+manifest, e.g. networks=1 for a single network where the breast cancer manifest trains five.
+Needs numpy and safetensors (the test environment has both).
 """
 import argparse
 import json
@@ -27,7 +30,7 @@ from safetensors.numpy import load_file
 DATASETS = ["xor", "trigonometry", "dot", "breast_cancer"]
 
 
-def run(host, dataset, seed, out):
+def run(host, dataset, seed, out, params=None):
     with open(f"examples/logic/{dataset}.json") as f:
         m = json.load(f)
     base = os.path.abspath("examples/logic")
@@ -37,6 +40,8 @@ def run(host, dataset, seed, out):
     for block in (m["classifier"]["train"], m["attributors"][0]["train"]):
         fix(block["data"]); fix(block["val"])
     m["attributors"][0]["train"]["seed"] = seed
+    if params:
+        m["attributors"][0].setdefault("params", {}).update(params)
     m["output"] = os.path.abspath(os.path.join(out, f"{dataset}-seed{seed}"))
     path = os.path.join(out, f"{dataset}-seed{seed}.json")
     os.makedirs(out, exist_ok=True)
@@ -72,6 +77,8 @@ def main():
     ap.add_argument("--seeds", default="0,1,2,3,4", help="comma-separated, or a range a-b")
     ap.add_argument("--out", default="runs/logic-bench")
     ap.add_argument("--datasets", default=",".join(DATASETS))
+    ap.add_argument("--param", action="append", default=[], metavar="KEY=JSON",
+                    help="set one of the explainer's params in every manifest (repeatable), e.g. networks=1")
     a = ap.parse_args()
     if a.seeds.count("-") == 1 and "," not in a.seeds:
         lo, hi = a.seeds.split("-")
@@ -81,9 +88,18 @@ def main():
     if (a.reference is None) != a.no_reference:
         sys.exit("give REFERENCE_JSON, or --no-reference (not both)")
     ref = {"datasets": {}} if a.no_reference else json.load(open(a.reference))
+    params = {}
+    for p in a.param:
+        key, sep, value = p.partition("=")
+        if not sep:
+            sys.exit(f"--param {p}: expected KEY=JSON")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError as e:
+            sys.exit(f"--param {p}: the value is not JSON ({e})")
     results = {}
     for ds in a.datasets.split(","):
-        ours = [run(a.host, ds, s, a.out) for s in seeds]
+        ours = [run(a.host, ds, s, a.out, params) for s in seeds]
         theirs = [r for r in ref["datasets"].get(ds, {}).get("runs", []) if r["seed"] in seeds]
         if a.no_reference:
             results[ds] = {"quac_host": ours}

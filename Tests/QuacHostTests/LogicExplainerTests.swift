@@ -122,6 +122,40 @@ final class LogicExplainerTests: XCTestCase {
         XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["lr_schedule": "linear"]))
     }
 
+    /// Several networks ("networks": 3): training resumes exactly, the model file keeps network 0
+    /// under torch_explain's names and the others under "network<e>.", reloads to the same
+    /// explanations, and is refused by an explainer set for another number of networks.
+    func testSeveralNetworksResumeSaveAndReload() throws {
+        let dir = try TestSupport.tempDir()
+        let manifest = try PluginRegistry(searchPath: [TestSupport.builtinPlugins]).manifest(id: "org.quac.logic-explainer")
+        let f = try Safetensors.read(Self.data.appendingPathComponent("trigonometry_train.safetensors"))
+        let fields: [(String, Tensor)] = [("x", f.tensors["concepts"]!), ("concepts", f.tensors["concepts"]!), ("label", f.tensors["labels"]!)]
+        func trained(_ epochs: Int, _ folder: String) throws -> (PluginInstance, URL) {
+            let p = try PluginInstance(manifest: manifest, params: ["epochs": .int(Int64(epochs)), "networks": 3])
+            _ = try p.train(fields: fields, val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent(folder), seed: 5)
+            let file = dir.appendingPathComponent(folder + ".safetensors")
+            try p.save(to: file)
+            return (p, file)
+        }
+        let (plugin, once) = try trained(300, "a")
+        _ = try trained(150, "b")
+        let (_, resumed) = try trained(300, "b")
+        XCTAssertEqual(try Data(contentsOf: once), try Data(contentsOf: resumed))
+        let file = try Safetensors.read(once)
+        XCTAssertTrue(file.names.contains("0.weight") && file.names.contains("network1.0.weight") && file.names.contains("network2.0.weight"))
+        XCTAssertFalse(file.names.contains("network3.0.weight"))
+        XCTAssertNotEqual(file.tensors["0.weight"]!.floatArray(), file.tensors["network1.0.weight"]!.floatArray(), "each network from its own seed")
+        let test = try Safetensors.read(Self.data.appendingPathComponent("trigonometry_test.safetensors")).tensors["concepts"]!
+        let loaded = try PluginInstance(manifest: manifest, params: ["networks": 3, "weights": .string(once.path)])
+        let a = try plugin.attribute(BatchInputs(x: test, concepts: test)), b = try loaded.attribute(BatchInputs(x: test, concepts: test))
+        XCTAssertEqual(a.tensors["attribution"]!.floatArray(), b.tensors["attribution"]!.floatArray())
+        XCTAssertEqual(a.json, b.json)
+        XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["weights": .string(once.path)])) { error in
+            XCTAssertTrue("\(error)".contains("holds 3 networks, and the explainer is set for 1"), "\(error)")
+        }
+        XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["networks": 0]))
+    }
+
     /// A CNN concept model trained on its splits' own concepts ("targets": "concepts"), then the
     /// logic explainer learning the classifier's predictions from the concepts it predicts.
     func testAConceptModelTrainsOnConceptsAndFeedsTheExplainer() throws {

@@ -19,7 +19,7 @@ final class LogicExplainer: AttributorPlugin {
         summary: "An entropy-based logic explained network over concepts: a rule per class and a minterm per sample", kind: .attributor)
 
     struct Trained {
-        var network: LogicNetwork
+        var network: LogicEnsemble
         var rules: [Rule]
         var names: [String]
         var architecture: JSONValue
@@ -29,6 +29,8 @@ final class LogicExplainer: AttributorPlugin {
     let parameters: Parameters
     let hidden: [Int]
     let temperature: Float
+    /// Networks trained from the run's seed and averaged (LogicEnsemble).
+    let networks: Int
     var trained: Trained?
 
     init(host: HostServices, parameters: Parameters) throws {
@@ -39,21 +41,30 @@ final class LogicExplainer: AttributorPlugin {
         guard !hidden.isEmpty, hidden.allSatisfy({ $0 >= 1 }) else { throw PluginError.invalid("hidden must list positive widths, the entropy layer's first") }
         temperature = try parameters.float("temperature")
         guard temperature > 0, temperature.isFinite else { throw PluginError.invalid("temperature must be positive") }
+        networks = try parameters.int("networks")
+        guard (1...64).contains(networks) else { throw PluginError.invalid("networks must be between 1 and 64, not \(networks)") }
         if let path = try parameters.optionalString("weights") { try load(from: URL(fileURLWithPath: path)) }
     }
 
-    /// The network's description, which a model file must match.
+    /// The network's description, which a model file must match. The number of networks is written
+    /// only when there are several, so a single network's description is what it has always been.
     func architecture(concepts k: Int, classes r: Int) -> JSONValue {
-        ["type": "logic_network", "concepts": .int(Int64(k)), "classes": .int(Int64(r)),
-         "hidden": .array(hidden.map { .int(Int64($0)) }), "temperature": .double(Double(temperature))]
+        var arch = JSONObject([("type", "logic_network"), ("concepts", .int(Int64(k))), ("classes", .int(Int64(r))),
+                               ("hidden", .array(hidden.map { .int(Int64($0)) })), ("temperature", .double(Double(temperature)))])
+        if networks > 1 { arch["networks"] = .int(Int64(networks)) }
+        return .object(arch)
     }
 
-    /// Before training (no train block, no weights): a network drawn from seed 0 for the batch's
+    func ensemble(concepts k: Int, classes r: Int, seed: UInt64) -> LogicEnsemble {
+        LogicEnsemble(concepts: k, classes: r, hidden: hidden, temperature: temperature, count: networks, seed: seed)
+    }
+
+    /// Before training (no train block, no weights): networks drawn from seed 0 for the batch's
     /// concepts and the classifier's classes (2 without one), with no rules yet (each one false).
     func untrained(concepts k: Int) -> Trained {
         let r = max((try? host.classifierInfo().spec.numClasses) ?? 2, 2)
         let names = host.conceptNames().flatMap { $0.count == k ? $0 : nil } ?? (0..<k).map { "c\($0)" }
-        return Trained(network: LogicNetwork(concepts: k, classes: r, hidden: hidden, temperature: temperature, seed: 0),
+        return Trained(network: ensemble(concepts: k, classes: r, seed: 0),
                        rules: Array(repeating: Rule(), count: r), names: names, architecture: architecture(concepts: k, classes: r))
     }
 
@@ -70,7 +81,7 @@ final class LogicExplainer: AttributorPlugin {
         guard let c = batch.concepts else { throw PluginError.invalid("the logic explainer explains concepts, and this batch has none (give the data concepts or the pipeline a concept_model)") }
         if trained == nil { trained = untrained(concepts: c.shape[1]) }
         let t = trained!
-        let k = t.network.entropy.concepts, r = t.network.entropy.classes, n = batch.count
+        let k = t.network.concepts, r = t.network.classes, n = batch.count
         if let names = host.conceptNames(), names != t.names {
             throw PluginError.invalid("the model's concepts are \(t.names), the run's \(names): the same concepts in the same order are needed")
         }
@@ -78,8 +89,8 @@ final class LogicExplainer: AttributorPlugin {
         let values = c.floatArray()
         let table = TruthTable(values: values, concepts: k)
         let logits = noGrad { t.network(Var(NDArray(c).copy())) }.array
-        let normalized = noGrad { t.network.entropy.attention().normalized }.array
-        let mask = t.network.entropy.mask()
+        let normalized = t.network.attention()
+        let mask = t.network.mask()
         let out = Tensor(zeros: [n, k])
         var predicted: [JSONValue] = [], minterms: [JSONValue] = [], truths: [JSONValue] = []
         for s in 0..<n {

@@ -8,7 +8,8 @@ import QuacPluginKit
 /// along a cosine over the epochs, full batch (or minibatches in an order drawn from (seed, epoch)); a
 /// checkpoint every tenth of the epochs and an exact resume; then the rules
 /// (RuleExtraction) from the training split, pruned and chosen on the validation split (the training
-/// split when there is none).
+/// split when there is none). With `networks` > 1 each network trains like this on its own, side by
+/// side, and the rules come from their mean logits and mean attention (LogicEnsemble).
 extension LogicExplainer: TrainablePlugin {
     struct Settings {
         var epochs: Int, batchSize: Int, learningRate: Float, weightDecay: Float, lambda: Float
@@ -65,14 +66,20 @@ extension LogicExplainer: TrainablePlugin {
             throw PluginError.invalid("the \(what) data's \"\(split.target)\" has class \(bad), outside [0, \(r))")
         }
         let names = host.conceptNames().flatMap { $0.count == k ? $0 : nil } ?? (0..<k).map { "c\($0)" }
-        let network = LogicNetwork(concepts: k, classes: r, hidden: hidden, temperature: temperature, seed: seed)
+        let network = ensemble(concepts: k, classes: r, seed: seed)
         let arch = architecture(concepts: k, classes: r)
-        let optimizer = Adam.adamW(network.parameters, lr: s.learningRate, weightDecay: s.weightDecay)
+        // Each network learns on its own (its own loss and optimizer); they meet only in the mean.
+        let optimizers = network.networks.map { Adam.adamW($0.parameters, lr: s.learningRate, weightDecay: s.weightDecay) }
+        // Checkpoint names: one network's are what they have always been ("network", "optimizer").
+        let slots = network.networks.indices.map(LogicEnsemble.name(of:))
+        let checkpointNetworks = Dictionary(uniqueKeysWithValues: zip(slots, network.networks.map { $0 as Module }))
+        let checkpointOptimizers = Dictionary(uniqueKeysWithValues: zip(slots.map { $0.replacingOccurrences(of: "network", with: "optimizer") },
+                                                                         optimizers.map { $0 as Optimizer }))
         let x = NDArray(train.concepts).copy()
         var first = 0, losses: [Double] = []
         let checkpoint = checkpoints.appendingPathComponent("last.safetensors")
         if FileManager.default.fileExists(atPath: checkpoint.path) {
-            let meta = try TrainingCheckpoint.restore(checkpoint, architecture: arch, resumeKey: s.resumeKey, networks: ["network": network], optimizers: ["optimizer": optimizer])
+            let meta = try TrainingCheckpoint.restore(checkpoint, architecture: arch, resumeKey: s.resumeKey, networks: checkpointNetworks, optimizers: checkpointOptimizers)
             first = meta["epoch"].flatMap(Int.init) ?? 0
             losses = ((try? JSONParser.parse(meta["losses"] ?? "[]"))?.arrayValue ?? []).compactMap(\.doubleValue)
             host.log("resuming from epoch \(first) (\(checkpoint.path))")
@@ -81,7 +88,7 @@ extension LogicExplainer: TrainablePlugin {
         let start = Date()
         for epoch in first..<s.epochs {
             try host.checkCancelled()
-            s.rates.apply(to: optimizer, step: epoch)
+            for optimizer in optimizers { s.rates.apply(to: optimizer, step: epoch) }
             var order = Array(0..<n)
             if s.batchSize > 0 {
                 var rng = SeededRandom(seed: seed &+ (UInt64(epoch) &+ 1) &* 0x9E37_79B9_7F4A_7C15)
@@ -92,18 +99,21 @@ extension LogicExplainer: TrainablePlugin {
             for b in stride(from: 0, to: n, by: size) {
                 let idx = Array(order[b..<min(b + size, n)])
                 let xb = s.batchSize == 0 ? x : gather(x, idx)
-                let loss = network.loss(Var(xb), labels: idx.map { train.classes[$0] }, lambda: s.lambda)
-                guard loss.item.isFinite else { throw PluginError.invalid("the training loss became \(loss.item) in epoch \(epoch + 1); lower the learning rate") }
-                optimizer.zeroGrad()
-                loss.backward()
-                optimizer.step()
-                total += Double(loss.item) * Double(idx.count)
+                let (input, labels) = (Var(xb), idx.map { train.classes[$0] })
+                for (net, optimizer) in zip(network.networks, optimizers) {
+                    let loss = net.loss(input, labels: labels, lambda: s.lambda)
+                    guard loss.item.isFinite else { throw PluginError.invalid("the training loss became \(loss.item) in epoch \(epoch + 1); lower the learning rate") }
+                    optimizer.zeroGrad()
+                    loss.backward()
+                    optimizer.step()
+                    total += Double(loss.item) * Double(idx.count) / Double(network.networks.count)
+                }
             }
             losses.append(total / Double(n))
             host.progress(epoch + 1, of: s.epochs, "epoch \(epoch + 1)/\(s.epochs)")
             if (epoch + 1) % every == 0 || epoch + 1 == s.epochs {
-                try TrainingCheckpoint.save(checkpoint, architecture: arch, resumeKey: s.resumeKey, networks: ["network": network],
-                                            optimizers: ["optimizer": optimizer],
+                try TrainingCheckpoint.save(checkpoint, architecture: arch, resumeKey: s.resumeKey, networks: checkpointNetworks,
+                                            optimizers: checkpointOptimizers,
                                             metadata: ["epoch": String(epoch + 1), "losses": JSONValue.array(losses.map { .double($0) }).serialized()])
             }
         }
@@ -114,8 +124,8 @@ extension LogicExplainer: TrainablePlugin {
         let trainTable = TruthTable(values: train.concepts.floatArray(), concepts: k)
         let (valTable, valClasses) = val.map { (TruthTable(values: $0.concepts.floatArray(), concepts: k), $0.classes) } ?? (trainTable, train.classes)
         let logits = noGrad { network(Var(x)) }.array
-        let attention = noGrad { network.entropy.attention().normalized }.array
-        let mask = network.entropy.mask()
+        let attention = network.attention()
+        let mask = network.mask()
         let results = (0..<r).map { i in
             RuleExtraction.extract(class: i, classes: r, mask: mask[i], attention: Array(attention[(i * k)..<((i + 1) * k)]),
                                    train: trainTable, trainLabels: train.classes, logits: logits, val: valTable, valLabels: valClasses)
@@ -170,14 +180,20 @@ extension LogicExplainer: TrainablePlugin {
         let file: SafetensorsFile
         do { file = try Safetensors.read(url) } catch { throw PluginError.io("weights \(url.path): \(error)") }
         guard let text = file.metadata[ModelFile.architectureKey], let arch = try? JSONParser.parse(text),
-              arch["type"]?.stringValue == "logic_network", let k = arch["concepts"]?.intValue, let r = arch["classes"]?.intValue,
-              arch == architecture(concepts: Int(k), classes: Int(r)) else {
+              arch["type"]?.stringValue == "logic_network", let k = arch["concepts"]?.intValue, let r = arch["classes"]?.intValue else {
+            throw PluginError.invalid("weights \(url.path): not a logic network's model file")
+        }
+        let count = Int(arch["networks"]?.intValue ?? 1)
+        guard count == networks else {
+            throw PluginError.invalid("weights \(url.path): holds \(count) network\(count == 1 ? "" : "s"), and the explainer is set for \(networks) (its networks parameter)")
+        }
+        guard arch == architecture(concepts: Int(k), classes: Int(r)) else {
             throw PluginError.invalid("weights \(url.path): not a logic network of these parameters (check hidden and temperature)")
         }
         guard (1...100_000).contains(k), (2...10_000).contains(r) else {
             throw PluginError.io("weights \(url.path): architecture: \(k) concepts and \(r) classes (needs at least 1 concept and 2 classes)")
         }
-        let network = LogicNetwork(concepts: Int(k), classes: Int(r), hidden: hidden, temperature: temperature, seed: 0)
+        let network = ensemble(concepts: Int(k), classes: Int(r), seed: 0)
         do { try network.loadStateDict(ModelFile.floatArrays(file)) } catch { throw PluginError.io("weights \(url.path): \(error)") }
         guard let rulesText = file.metadata["rules"], let rulesJSON = (try? JSONParser.parse(rulesText))?.arrayValue, rulesJSON.count == Int(r) else {
             throw PluginError.io("weights \(url.path): no rules for \(r) classes in the metadata")
