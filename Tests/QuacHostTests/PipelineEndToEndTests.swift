@@ -140,8 +140,22 @@ final class PipelineEndToEndTests: XCTestCase {
             XCTAssertEqual(e["status"]?.stringValue, "ok", e.serialized())
             XCTAssertTrue(e["library"]?.stringValue?.hasPrefix(prefix.appendingPathComponent("lib/quac-host").path) ?? false, e.serialized())
         }
-        for id in entries.compactMap({ $0["id"]?.stringValue }) where id != torchscript || torchscriptBuilt {
-            let r = try installed(["plugins", "check", id, "--json"])
+        // Two checks at a time, each taking the next plugin: a check is one process on about one core,
+        // and the two slow ones (the 128x128 CNN and the StarGAN, in a debug build) then overlap.
+        let ids = entries.compactMap { $0["id"]?.stringValue }.filter { $0 != torchscript || torchscriptBuilt }
+        var results = [Result<TestSupport.CommandResult, Error>?](repeating: nil, count: ids.count)
+        var next = 0
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { _ in
+            while true {
+                let i: Int = lock.withLock { defer { next += 1 }; return next }
+                guard i < ids.count else { return }
+                let r = Result { try installed(["plugins", "check", ids[i], "--json"]) }
+                lock.withLock { results[i] = r }
+            }
+        }
+        for (id, result) in zip(ids, results) {
+            let r = try XCTUnwrap(result, id).get()
             let report = try JSONParser.parse(r.stdout)
             let failed = report["plugins"]?[0]?["checks"]?.arrayValue?.filter { $0["passed"] == false } ?? []
             XCTAssertEqual(r.status, 0, "\(id): \(failed.map { $0.serialized() }) \(r.stderr)")
