@@ -195,6 +195,7 @@ final class LogicExplainerTests: XCTestCase {
                               "train": ["data": spec("train.safetensors", concepts: true), "val": spec("val.safetensors", concepts: true)]],
             "attributors": [["plugin": "org.quac.logic-explainer", "name": "len", "params": ["epochs": 300, "learning_rate": 0.01],
                              "train": ["data": spec("train.safetensors", concepts: false), "val": spec("val.safetensors", concepts: false), "teacher": true]]],
+            "scorers": [["plugin": "org.quac.rule-accuracy", "name": "accuracy"], ["plugin": "org.quac.rule-complexity", "name": "complexity"]],
         ])
         let r = try TestSupport.quacHost(["run", "-q", m.path])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -211,6 +212,16 @@ final class LogicExplainerTests: XCTestCase {
         XCTAssertEqual(len["history"]?["target"], "teacher")
         XCTAssertEqual(len["history"]?["concepts"], ["q0", "q1", "q2", "q3"])
         XCTAssertNotNil(try? Safetensors.read(out.appendingPathComponent("models/len.data/data.safetensors")).tensors["concepts"])
+        // Its maps are over the concepts ([16, 4]) while x is the images: the rule scorers still score
+        // them (each gets the raw map too, shaped like the concepts), one score per sample.
+        let scores = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("scores/len.json"), encoding: .utf8))
+        let accuracy = (scores["scorers"]?["accuracy"]?["score"]?.arrayValue ?? []).compactMap(\.doubleValue)
+        XCTAssertEqual(accuracy.count, 16)
+        XCTAssertTrue(accuracy.allSatisfy { [0, 0.5, 1].contains($0) }, "\(accuracy)")
+        let rules = try JSONParser.parse(String(contentsOf: out.appendingPathComponent("attributions/len.json"), encoding: .utf8))["rules"]?["classes"]?.arrayValue ?? []
+        let complexity = (scores["scorers"]?["complexity"]?["score"]?.arrayValue ?? []).compactMap(\.doubleValue)
+        let labels = try Safetensors.read(dir.appendingPathComponent("test.safetensors")).tensors["labels"]!.int64Array()
+        XCTAssertEqual(complexity, labels.map { Double(rules[Int($0)]["complexity"]?.intValue ?? -1) })
     }
 
     func testRunsWithoutConceptsAreRefused() throws {

@@ -95,8 +95,9 @@ private func checkContract(_ b: Batch) throws {
     if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
         throw PluginError.invalid("concepts: expected float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
     }
-    for (name, t) in b.maps where t.dtype != .float32 || t.shape != b.x.shape {
-        throw PluginError.invalid("maps[\"\(name)\"]: expected float32 \(b.x.shape) like x, got \(t.dtype.displayName) \(t.shape)")
+    // A scorer of a concept explainer gets that explainer's raw map here, shaped like the concepts.
+    for (name, t) in b.maps where t.dtype != .float32 || (t.shape != b.x.shape && t.shape != b.concepts?.shape) {
+        throw PluginError.invalid("maps[\"\(name)\"]: expected float32 \(b.x.shape) like x (or like the concepts), got \(t.dtype.displayName) \(t.shape)")
     }
     if let r = b.reference, r.dtype != .float32 || r.rank != b.x.rank {
         throw PluginError.invalid("reference: expected float32 images like x, got \(r.dtype.displayName) \(r.shape)")

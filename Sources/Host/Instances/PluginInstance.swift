@@ -206,8 +206,10 @@ public final class PluginInstance: @unchecked Sendable {
         if let c = b.concepts, c.dtype != .float32 || c.rank != 2 || c.shape[0] != n {
             throw fail("concepts must be float32 [\(n), k], got \(c.dtype.displayName) \(c.shape)")
         }
-        for (name, t) in b.maps where t.dtype != .float32 || t.shape != b.x.shape {
-            throw fail("the map of \(name) must be float32 \(b.x.shape), got \(t.dtype.displayName) \(t.shape)")
+        // A scorer gets the scored method's raw map here, so a concept explainer's is shaped like the
+        // concepts (the attribute stage never passes one: concept explainers are no map sources).
+        for (name, t) in b.maps where t.dtype != .float32 || (t.shape != b.x.shape && t.shape != b.concepts?.shape) {
+            throw fail("the map of \(name) must be float32 \(b.x.shape) (or like the concepts), got \(t.dtype.displayName) \(t.shape)")
         }
     }
 }

@@ -433,8 +433,8 @@ typedef struct quac_batch {
      * explainer mixes them). A plugin asks for them with a parameter whose schema says
      * "format": "attributors" (a list of the run's attributor names); the host computes those
      * attributors first and passes their raw maps (float32, shaped like x) here, named as in the run,
-     * in the parameter's order. Scorers get the scored method's raw map here, named by the method.
-     * NULL / 0 otherwise. */
+     * in the parameter's order. Scorers get the scored method's raw map here, named by the method
+     * (shaped like the concepts when the method explains concepts). NULL / 0 otherwise. */
     const quac_named_tensor *maps;
     uint64_t n_maps;
     /* Since 1.2, scorers only: the JSON object the scored method put (its arrays with one entry per
