@@ -13,9 +13,16 @@ public final class LogicEnsemble: Module, @unchecked Sendable {
     public let networks: [LogicNetwork]
 
     /// Network e's seed: the seed itself for network 0 (one network is the single network of that
-    /// seed), then steps of the golden-ratio constant, which keep the seeds far apart.
+    /// seed); for e >= 1 a SplitMix64 finalizer of the seed mixed with e. Not seed + e * step: the
+    /// engine's generators and the minibatch orders step by the golden-ratio constant themselves, so
+    /// such seeds would repeat other streams (epoch e - 1's order, or network e - 1 of the run seeded
+    /// one step further).
     public static func seed(of e: Int, from seed: UInt64) -> UInt64 {
-        seed &+ UInt64(e) &* 0x9E37_79B9_7F4A_7C15
+        guard e > 0 else { return seed }
+        var z = seed ^ (UInt64(e) &* 0xD1B5_4A32_D192_ED03)
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 
     public init(concepts k: Int, classes r: Int, hidden: [Int], temperature: Float = 0.6, count: Int, seed: UInt64) {
@@ -55,6 +62,9 @@ public final class LogicEnsemble: Module, @unchecked Sendable {
         return (0..<classes).map { i in (0..<k).map { a[i * k + $0] > 0.5 } }
     }
 
+    /// Network 0's own children, so its state-dict names are a single network's (no prefix); the
+    /// ensemble therefore never reaches network 0 itself, only its layers (LogicNetwork keeps no
+    /// state of its own: no parameters, buffers or use of the training flag).
     public override var children: [(String, Module)] {
         networks[0].children + networks.enumerated().dropFirst().map { (Self.name(of: $0.offset), $0.element) }
     }

@@ -46,6 +46,24 @@ final class LogicEnsembleTests: XCTestCase {
         XCTAssertEqual(names.count, 3 * ensemble.networks[0].stateDict().count)
     }
 
+    /// Network seeds: network 0 keeps the run's seed; the others repeat neither another network's seed
+    /// (of this run or of a run seeded nearby) nor a stream the golden-ratio steps of the engine's
+    /// generators and the minibatch orders (seed + k * 0x9E3779B97F4A7C15) would reach.
+    func testNetworkSeedsAreDistinctStreams() {
+        let golden: UInt64 = 0x9E37_79B9_7F4A_7C15
+        var seen = Set<UInt64>()
+        var steps = Set<UInt64>()
+        for s in UInt64(0)..<20 { for k in UInt64(0)..<1100 { steps.insert(s &+ k &* golden) } }
+        for s in UInt64(0)..<20 {
+            XCTAssertEqual(LogicEnsemble.seed(of: 0, from: s), s)
+            for e in 1..<16 {
+                let d = LogicEnsemble.seed(of: e, from: s)
+                XCTAssertTrue(seen.insert(d).inserted, "seed \(s), network \(e)")
+                XCTAssertFalse(steps.contains(d), "seed \(s), network \(e)")
+            }
+        }
+    }
+
     /// Hand-set attention, one class over three concepts: network A attends alpha~ = [1, 0.9, 0.6],
     /// B [1, 0.2, 0.3]. A's mask is all three, B's the first alone; the mean [1, 0.55, 0.45] masks the
     /// first two, which neither network does alone.

@@ -130,16 +130,18 @@ final class LogicExplainerTests: XCTestCase {
         let manifest = try PluginRegistry(searchPath: [TestSupport.builtinPlugins]).manifest(id: "org.quac.logic-explainer")
         let f = try Safetensors.read(Self.data.appendingPathComponent("trigonometry_train.safetensors"))
         let fields: [(String, Tensor)] = [("x", f.tensors["concepts"]!), ("concepts", f.tensors["concepts"]!), ("label", f.tensors["labels"]!)]
-        func trained(_ epochs: Int, _ folder: String) throws -> (PluginInstance, URL) {
-            let p = try PluginInstance(manifest: manifest, params: ["epochs": .int(Int64(epochs)), "networks": 3])
-            _ = try p.train(fields: fields, val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent(folder), seed: 5)
+        func trained(_ epochs: Int, _ folder: String, networks: Int = 3) throws -> (PluginInstance, URL, JSONObject) {
+            // Minibatches: the networks share each epoch's order.
+            let p = try PluginInstance(manifest: manifest, params: ["epochs": .int(Int64(epochs)), "networks": .int(Int64(networks)), "batch_size": 256])
+            let out = try p.train(fields: fields, val: nil, numClasses: 2, checkpoints: dir.appendingPathComponent(folder), seed: 5)
             let file = dir.appendingPathComponent(folder + ".safetensors")
             try p.save(to: file)
-            return (p, file)
+            return (p, file, out.json ?? JSONObject())
         }
-        let (plugin, once) = try trained(300, "a")
-        _ = try trained(150, "b")
-        let (_, resumed) = try trained(300, "b")
+        let (plugin, once, _) = try trained(200, "a")
+        _ = try trained(100, "b")
+        let (_, resumed, record) = try trained(200, "b")
+        XCTAssertEqual(record["resumed_from_epoch"], 100)
         XCTAssertEqual(try Data(contentsOf: once), try Data(contentsOf: resumed))
         let file = try Safetensors.read(once)
         XCTAssertTrue(file.names.contains("0.weight") && file.names.contains("network1.0.weight") && file.names.contains("network2.0.weight"))
@@ -154,6 +156,17 @@ final class LogicExplainerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("holds 3 networks, and the explainer is set for 1"), "\(error)")
         }
         XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["networks": 0]))
+        // One network: a single network's file (torch_explain's names, no count in the architecture),
+        // refused by an explainer set for three.
+        let (_, single, _) = try trained(20, "single", networks: 1)
+        let singleFile = try Safetensors.read(single)
+        XCTAssertEqual(Set(singleFile.names), ["0.weight", "0.bias", "2.weight", "2.bias", "4.weight", "4.bias"])
+        let arch = try JSONParser.parse(try XCTUnwrap(singleFile.metadata["architecture"]))
+        XCTAssertNil(arch["networks"])
+        XCTAssertEqual(arch["hidden"], [10, 4])
+        XCTAssertThrowsError(try PluginInstance(manifest: manifest, params: ["networks": 3, "weights": .string(single.path)])) { error in
+            XCTAssertTrue("\(error)".contains("holds 1 network, and the explainer is set for 3"), "\(error)")
+        }
     }
 
     /// A CNN concept model trained on its splits' own concepts ("targets": "concepts"), then the

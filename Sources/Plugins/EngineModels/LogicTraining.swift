@@ -179,7 +179,7 @@ extension LogicExplainer: TrainablePlugin {
     func load(from url: URL) throws {
         let file: SafetensorsFile
         do { file = try Safetensors.read(url) } catch { throw PluginError.io("weights \(url.path): \(error)") }
-        guard let text = file.metadata[ModelFile.architectureKey], let arch = try? JSONParser.parse(text),
+        guard let text = file.metadata[ModelFile.architectureKey], var arch = try? JSONParser.parse(text),
               arch["type"]?.stringValue == "logic_network", let k = arch["concepts"]?.intValue, let r = arch["classes"]?.intValue else {
             throw PluginError.invalid("weights \(url.path): not a logic network's model file")
         }
@@ -187,6 +187,8 @@ extension LogicExplainer: TrainablePlugin {
         guard count == networks else {
             throw PluginError.invalid("weights \(url.path): holds \(count) network\(count == 1 ? "" : "s"), and the explainer is set for \(networks) (its networks parameter)")
         }
+        // One network is written without the key; a file that says 1 anyway is the same.
+        if count == 1, var o = arch.objectValue, o["networks"] != nil { o["networks"] = nil; arch = .object(o) }
         guard arch == architecture(concepts: Int(k), classes: Int(r)) else {
             throw PluginError.invalid("weights \(url.path): not a logic network of these parameters (check hidden and temperature)")
         }
