@@ -16,18 +16,35 @@ extension Classifier {
 }
 
 extension PluginInstance {
+    /// One object per instance, so that its description is parsed once however many tensors are read.
     public func rawWeights() -> ClassifierWeightCalls? {
-        // A table with a missing function is no extension (the host never calls through NULL).
-        guard let t = table(QUAC_EXT_CLASSIFIER_WEIGHTS, quac_classifier_weights.self), t.pointee.describe_json != nil, t.pointee.get != nil else { return nil }
-        return PluginWeightCalls(instance: self, table: t)
+        weightCalls.get {
+            // A table with a missing function is no extension (the host never calls through NULL).
+            guard let t = table(QUAC_EXT_CLASSIFIER_WEIGHTS, quac_classifier_weights.self), t.pointee.describe_json != nil, t.pointee.get != nil else { return nil }
+            return PluginWeightCalls(instance: self, table: t)
+        }
+    }
+}
+
+/// A PluginInstance's weight calls, looked up on first use.
+final class WeightCallsSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var looked = false, calls: PluginWeightCalls?
+
+    func get(_ make: () -> PluginWeightCalls?) -> PluginWeightCalls? {
+        lock.lock(); defer { lock.unlock() }
+        if !looked { calls = make(); looked = true }
+        return calls
     }
 }
 
 /// A plugin's QUAC_EXT_CLASSIFIER_WEIGHTS table, called with the instance's own locking and error
-/// reporting. The description is read and checked once per object.
-final class PluginWeightCalls: ClassifierWeightCalls {
-    let instance: PluginInstance
+/// reporting. The description is read and checked once per object. `instance` is unowned: the
+/// instance holds this object.
+final class PluginWeightCalls: ClassifierWeightCalls, @unchecked Sendable {
+    unowned let instance: PluginInstance
     let table: UnsafePointer<quac_classifier_weights>
+    private let lock = NSLock()
     private var listed: [String: [Int]]?
 
     init(instance: PluginInstance, table: UnsafePointer<quac_classifier_weights>) {
@@ -40,7 +57,8 @@ final class PluginWeightCalls: ClassifierWeightCalls {
             throw QuacError("classifier \(instance.label): describe_json returned NULL")
         }
         let text = String(cString: raw)
-        listed = try shapes(text)
+        let shapes = try shapes(text)
+        lock.withLock { listed = shapes }
         return text
     }
 
@@ -61,8 +79,8 @@ final class PluginWeightCalls: ClassifierWeightCalls {
     }
 
     func get(_ name: String) throws -> Tensor {
-        if listed == nil { _ = try describe() }
-        guard let shape = listed?[name] else {
+        if lock.withLock({ listed == nil }) { _ = try describe() }
+        guard let shape = lock.withLock({ listed?[name] }) else {
             throw QuacError("classifier \(instance.label) has no weight \"\(name)\"", category: .user)
         }
         var m: UnsafeMutablePointer<quac_managed_tensor>?

@@ -16,6 +16,8 @@ public final class PluginInstance: @unchecked Sendable {
     let plugin: UnsafePointer<quac_plugin>
     /// Serialises calls unless the plugin declares itself reentrant.
     private let callLock = NSRecursiveLock()
+    /// The classifier-weights extension's checked calls, made once per instance (ClassifierWeights.swift).
+    let weightCalls = WeightCallsSlot()
 
     public var id: String { manifest.id }
     public var kind: PluginKind { manifest.kind }
